@@ -1,0 +1,60 @@
+"""asched: an asyncio task-scheduling engine."""
+
+from __future__ import annotations
+
+from asched.config import SchedulerConfig
+from asched.errors import (
+    AschedError,
+    CircuitOpenError,
+    ConfigError,
+    DependencyError,
+    InvalidTransitionError,
+    SchedulerStateError,
+    ScheduleNotFoundError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    TaskValidationError,
+    UnknownTaskTypeError,
+)
+from asched.events import TaskEvent
+from asched.facade import SchedulerFacade
+from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
+from asched.scheduler import Scheduler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AschedError",
+    "CircuitOpenError",
+    "ConfigError",
+    "DependencyError",
+    "InvalidTransitionError",
+    "ScheduleNotFoundError",
+    "Scheduler",
+    "SchedulerConfig",
+    "SchedulerFacade",
+    "SchedulerStateError",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "Task",
+    "TaskCancelledError",
+    "TaskEvent",
+    "TaskFailedError",
+    "TaskLifecycle",
+    "TaskMetadata",
+    "TaskNotFoundError",
+    "TaskPriority",
+    "TaskTimeoutError",
+    "TaskValidationError",
+    "Transition",
+    "UnknownTaskTypeError",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""Turning ``schedule_task`` arguments into a validated :class:`Task`.
+
+Everything here is checked before anything is stored, so a bad argument
+raises a :class:`TaskValidationError` naming it and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from asched._parse import parse_priority
+from asched.config import SchedulerConfig
+from asched.errors import TaskValidationError, UnknownTaskTypeError
+from asched.model import Task, TaskMetadata, TaskPriority, encode_json, new_task_id
+from asched.registry import EXECUTOR_NAMES, Registry, check_backoff, check_retries, check_timeout
+
+#: The keyword names a task spec (``schedule_task`` / ``schedule_many``) accepts.
+SPEC_FIELDS = frozenset(
+    {
+        "task_type",
+        "task_data",
+        "execution_time",
+        "priority",
+        "delay",
+        "dependencies",
+        "executor",
+        "timeout",
+        "max_retries",
+        "backoff_factor",
+        "concurrency_key",
+        "idempotency_key",
+        "tags",
+        "task_id",
+        "created_by",
+    }
+)
+
+
+class TaskIntake:
+    """Validates task specs against the config and the registry."""
+
+    def __init__(self, config: SchedulerConfig, registry: Registry) -> None:
+        self._config = config
+        self._registry = registry
+        self._zone: tzinfo | None = None if config.timezone is None else ZoneInfo(config.timezone)
+
+    def build(
+        self,
+        now_s: float,
+        task_type: str,
+        task_data: Mapping[str, Any] | None = None,
+        execution_time: datetime | None = None,
+        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
+        *,
+        delay: timedelta | float | None = None,
+        dependencies: Any = (),
+        executor: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_factor: float | None = None,
+        concurrency_key: str | None = None,
+        idempotency_key: str | None = None,
+        tags: Any = (),
+        task_id: str | None = None,
+        created_by: str | None = None,
+    ) -> Task:
+        definition = self._registry.get(task_type) if type(task_type) is str else None
+        if definition is None:
+            if not isinstance(task_type, str) or not task_type:
+                raise TaskValidationError("task_type", task_type, "expected a non-empty string")
+            if self._config.strict_task_types:
+                raise UnknownTaskTypeError(task_type, self._registry.names())
+        if type(priority) is not TaskPriority:
+            priority = parse_priority(priority)
+        if task_data is None:
+            data_json = b"{}"
+        elif isinstance(task_data, dict):
+            data_json = encode_json(task_data, "task_data")
+        else:
+            raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
+        due_s = self._due(now_s, execution_time, delay)
+
+        if executor is None:
+            executor = definition.executor if definition is not None else "async"
+        elif executor not in EXECUTOR_NAMES:
+            raise TaskValidationError(
+                "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
+            )
+        elif definition is not None and executor != definition.executor:
+            if (executor == "async") != (definition.executor == "async"):
+                raise TaskValidationError(
+                    "executor", executor, f"incompatible with the {task_type!r} handler"
+                )
+        config = self._config
+        if max_retries is None:
+            max_retries = _pick(definition and definition.max_retries, config.default_max_retries)
+        else:
+            check_retries(max_retries)
+        if backoff_factor is None:
+            backoff_factor = _pick(
+                definition and definition.backoff_factor, config.default_backoff_factor
+            )
+        else:
+            check_backoff(backoff_factor)
+        if timeout is None:
+            timeout = definition.timeout_s if definition is not None else None
+            if timeout is None:
+                timeout = config.default_timeout_s
+        else:
+            check_timeout(timeout)
+        if task_id is None:
+            task_id = new_task_id()
+        elif not isinstance(task_id, str) or not task_id:
+            raise TaskValidationError("task_id", task_id, "expected a non-empty string")
+        _check_optional_str("concurrency_key", concurrency_key)
+        _check_optional_str("idempotency_key", idempotency_key)
+        return Task(
+            task_id,
+            task_type,
+            data_json,
+            priority,
+            created_s=now_s,
+            due_s=due_s,
+            executor_type=executor,
+            max_retries=max_retries,
+            backoff_factor=float(backoff_factor),
+            timeout_s=None if timeout is None else float(timeout),
+            dependencies=_string_tuple("dependencies", dependencies) if dependencies else (),
+            concurrency_key=concurrency_key,
+            idempotency_key=idempotency_key,
+            metadata=_metadata(now_s, tags, created_by) if tags or created_by else None,
+        )
+
+    def _due(
+        self, now_s: float, execution_time: datetime | None, delay: timedelta | float | None
+    ) -> float:
+        if execution_time is not None:
+            if delay is not None:
+                raise TaskValidationError("delay", delay, "give execution_time or delay, not both")
+            if not isinstance(execution_time, datetime):
+                raise TaskValidationError(
+                    "execution_time", execution_time, "expected a datetime (aware, or naive local)"
+                )
+            if execution_time.tzinfo is None:
+                # A naive time is wall-clock time in the configured zone (default: local).
+                if self._zone is None:
+                    return execution_time.astimezone().timestamp()
+                return execution_time.replace(tzinfo=self._zone).timestamp()
+            return execution_time.timestamp()
+        if delay is None:
+            return now_s
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, int | float) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise TaskValidationError("delay", delay, "expected seconds or a timedelta")
+        if not seconds >= 0:
+            raise TaskValidationError("delay", delay, "must not be negative")
+        return now_s + seconds
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _check_optional_str(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise TaskValidationError(name, value, "expected a non-empty string")
+
+
+def _string_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TaskValidationError(name, value, "expected a list of task ids")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise TaskValidationError(name, value, "expected a list of task ids")
+    return items
+
+
+def _metadata(now_s: float, tags: Any, created_by: str | None) -> TaskMetadata:
+    from datetime import UTC
+
+    meta = TaskMetadata(created_at=datetime.fromtimestamp(now_s, UTC))
+    if tags:
+        meta.tags = list(_string_tuple("tags", tags))
+    if created_by is not None:
+        _check_optional_str("created_by", created_by)
+        meta.created_by = created_by
+    return meta

@@ -1,0 +1,122 @@
+"""SchedulerConfig: every knob, validated, with defaults and ``from_env()``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from asched.errors import ConfigError
+
+ENV_PREFIX = "ASCHED_"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How a Scheduler runs.  Invalid values raise :class:`ConfigError` naming the field.
+
+    ``timezone`` is how a naive ``execution_time`` is read: ``None`` means the
+    machine's local zone (so ``datetime.now() + timedelta(hours=2)`` means what
+    it says); an IANA name such as ``"Europe/Madrid"`` pins it.
+    """
+
+    store_url: str = "memory://"
+    max_concurrency: int = 1000
+    key_concurrency: int = 1
+    default_max_retries: int = 3
+    default_backoff_factor: float = 2.0
+    default_timeout_s: float | None = None
+    grace_period_s: float = 30.0
+    timezone: str | None = None
+    thread_pool_size: int = min(32, (os.cpu_count() or 1) + 4)
+    process_pool_size: int = os.cpu_count() or 1
+    strict_task_types: bool = True
+    use_uvloop: bool = True
+
+    def __post_init__(self) -> None:
+        _check_type("store_url", self.store_url, str)
+        if "://" not in self.store_url:
+            raise ConfigError("store_url", self.store_url, "expected a URL like sqlite:///bot.db")
+        _check_positive_int("max_concurrency", self.max_concurrency)
+        _check_positive_int("key_concurrency", self.key_concurrency)
+        _check_positive_int("thread_pool_size", self.thread_pool_size)
+        _check_positive_int("process_pool_size", self.process_pool_size)
+        _check_type("default_max_retries", self.default_max_retries, int)
+        if self.default_max_retries < 0:
+            raise ConfigError("default_max_retries", self.default_max_retries, "must be >= 0")
+        _check_number("default_backoff_factor", self.default_backoff_factor, minimum=1.0)
+        _check_number("grace_period_s", self.grace_period_s, minimum=0.0)
+        if self.default_timeout_s is not None:
+            _check_number("default_timeout_s", self.default_timeout_s, minimum=0.0, strict=True)
+        if self.timezone is not None:
+            _check_type("timezone", self.timezone, str)
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError("timezone", self.timezone, "unknown IANA time zone") from None
+        _check_type("strict_task_types", self.strict_task_types, bool)
+        _check_type("use_uvloop", self.use_uvloop, bool)
+
+    def replace(self, **changes: Any) -> SchedulerConfig:
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ConfigError(name, changes[name], "unknown setting")
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SchedulerConfig:
+        """Read ``ASCHED_<FIELD>`` variables (e.g. ``ASCHED_MAX_CONCURRENCY=200``)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse_env(f.name, raw, f.default)
+        values.update(overrides)
+        return cls().replace(**values)
+
+
+def _parse_env(name: str, raw: str, default: Any) -> Any:
+    text = raw.strip()
+    if isinstance(default, bool):
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, raw, "expected true/false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(name, raw, "expected an integer") from None
+    if isinstance(default, float) or name.endswith("_s"):
+        if text.lower() in ("", "none"):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(name, raw, "expected a number") from None
+    return text or None
+
+
+def _check_type(name: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(name, value, f"expected {kind.__name__}")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    _check_type(name, value, int)
+    if value < 1:
+        raise ConfigError(name, value, "must be >= 1")
+
+
+def _check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, value, "expected a number")
+    if value != value or value < minimum or (strict and value == minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ConfigError(name, value, f"must be {bound}")

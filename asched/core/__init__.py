@@ -1,0 +1,1 @@
+"""Pure, synchronous scheduling core: time and randomness are passed in, never read."""

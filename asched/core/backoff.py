@@ -1,0 +1,114 @@
+"""Retry decisions and backoff delays: pure maths, the random generator passed in.
+
+The engine and the ``@retry`` decorator use one policy the same way, with
+``retries`` counting the retries already made (``Task.retries``)::
+
+    if policy.should_retry(exc, task.retries):
+        task.retries += 1
+        delay_s = policy.delay_s(task.retries, rng)   # first retry: base * factor
+
+With the defaults (``base=1.0``, ``backoff_factor=2.0``) the delays are 2, 4, 8 s:
+``backoff_factor ** retries``, the rule of the original spec.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from asched.errors import TaskValidationError
+
+__all__ = ["Jitter", "RetryPolicy"]
+
+Jitter: TypeAlias = Literal["full", "equal"]
+_JITTERS = (None, "full", "equal")
+
+# Used only when the caller passes no generator; tests always inject one.
+_fallback_rng = random.Random()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to retry a failed attempt and how long to wait before the next one.
+
+    ``delay_s(retries)`` is ``base * backoff_factor ** retries`` capped at
+    ``max_delay``, then jittered: ``"full"`` draws uniformly from ``[0, d]``,
+    ``"equal"`` from ``[d/2, d]``. An exception is retried when it matches
+    ``retry_on`` and not ``give_up_on`` (``give_up_on`` wins) and fewer than
+    ``max_retries`` retries have been made.
+    """
+
+    max_retries: int = 3
+    backoff_factor: float = 2.0
+    base: float = 1.0
+    max_delay: float = 300.0
+    jitter: Jitter | None = None
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    give_up_on: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_count("max_retries", self.max_retries)
+        _require_number("backoff_factor", self.backoff_factor, minimum=1.0)
+        _require_number("base", self.base, minimum=0.0)
+        _require_number("max_delay", self.max_delay, minimum=0.0)
+        if self.jitter not in _JITTERS:
+            raise TaskValidationError("jitter", self.jitter, "must be None, 'full' or 'equal'")
+        _require_exception_types("retry_on", self.retry_on)
+        _require_exception_types("give_up_on", self.give_up_on)
+
+    def should_retry(self, exc: BaseException, retries: int) -> bool:
+        """Whether to retry after ``exc``, given ``retries`` retries already made."""
+        return (
+            retries < self.max_retries
+            and isinstance(exc, self.retry_on)
+            and not isinstance(exc, self.give_up_on)
+        )
+
+    def delay_s(self, retries: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retries`` (1 for the first retry).
+
+        ``retries=0`` gives ``base``. Always within ``[0, max_delay]``.
+        """
+        if retries < 0:
+            raise TaskValidationError("retries", retries, "must be >= 0")
+        delay = self._capped(retries)
+        if self.jitter is None or delay == 0.0:
+            return delay
+        draw = (rng or _fallback_rng).random()
+        if self.jitter == "full":
+            return delay * draw
+        half = delay / 2
+        return half + half * draw
+
+    def _capped(self, retries: int) -> float:
+        if self.base == 0.0:
+            return 0.0
+        try:
+            # float(): an int factor would build a huge exact int instead of overflowing
+            return min(self.base * float(self.backoff_factor) ** retries, self.max_delay)
+        except OverflowError:
+            return self.max_delay
+
+
+def _require_count(field: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TaskValidationError(field, value, "must be an integer >= 0")
+
+
+def _require_number(field: str, value: object, *, minimum: float) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise TaskValidationError(field, value, f"must be a finite number >= {minimum:g}")
+
+
+def _require_exception_types(field: str, value: object) -> None:
+    if not isinstance(value, tuple) or not all(
+        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+    ):
+        raise TaskValidationError(field, value, "must be a tuple of exception classes")

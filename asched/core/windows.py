@@ -1,0 +1,67 @@
+"""Sliding-window counters for the load metrics, in one-second buckets.
+
+``record`` is O(1); reading a window is O(window in seconds).  Time is passed
+in, so the windows are tested with plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOUR_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTotals:
+    succeeded: int
+    failed: int
+    busy_s: float
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.finished == 0 else self.succeeded / self.finished
+
+
+class OutcomeWindow:
+    """Counts task outcomes and busy time over the last ``span_s`` seconds."""
+
+    __slots__ = ("_busy", "_failed", "_second", "_span", "_succeeded")
+
+    def __init__(self, span_s: int = HOUR_S) -> None:
+        self._span = span_s
+        self._second = [-1] * span_s
+        self._succeeded = [0] * span_s
+        self._failed = [0] * span_s
+        self._busy = [0.0] * span_s
+
+    def record(self, now_s: float, succeeded: bool, duration_s: float) -> None:
+        second = int(now_s)
+        slot = second % self._span
+        if self._second[slot] != second:
+            self._second[slot] = second
+            self._succeeded[slot] = 0
+            self._failed[slot] = 0
+            self._busy[slot] = 0.0
+        if succeeded:
+            self._succeeded[slot] += 1
+        else:
+            self._failed[slot] += 1
+        self._busy[slot] += duration_s
+
+    def totals(self, now_s: float, last_s: int) -> WindowTotals:
+        """Sums over the ``last_s`` seconds up to and including ``now_s``'s second."""
+        last_s = min(last_s, self._span)
+        newest = int(now_s)
+        oldest = newest - last_s + 1
+        succeeded = failed = 0
+        busy = 0.0
+        for slot, second in enumerate(self._second):
+            if oldest <= second <= newest:
+                succeeded += self._succeeded[slot]
+                failed += self._failed[slot]
+                busy += self._busy[slot]
+        return WindowTotals(succeeded, failed, busy)

@@ -1,0 +1,333 @@
+"""The engine: one event loop owns every piece of mutable scheduler state.
+
+Future tasks wait in the timer wheel, which arms a single clock timer for its
+earliest deadline.  Due tasks move to the ready queue, keyed on (priority, due
+time, sequence).  The dispatcher starts them while the concurrency limits have
+room; a finished attempt frees its slot and settles the task: completed,
+retried after a backoff, failed, or cancelled.  No locks: every method here
+runs on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from asched.clock import Clock, TimerHandle
+from asched.config import SchedulerConfig
+from asched.core.dependencies import DependencyGraph
+from asched.core.limits import ConcurrencyLimits
+from asched.core.queue import TaskQueue
+from asched.core.wheel import Timer, TimerWheel
+from asched.core.windows import OutcomeWindow
+from asched.events import EVENT_FOR_STATE, TaskEvent
+from asched.executors import AsyncExecutor, Executor, LocalExecutor, ThreadExecutor
+from asched.model import Task, TaskLifecycle
+from asched.registry import Registry
+from asched.stores import Store
+
+logger = logging.getLogger(__name__)
+
+L = TaskLifecycle
+_EMPTY = b"{}"
+_CANCELLED_BY_USER = "cancelled"
+_TIMED_OUT = "timeout"
+_SHUTDOWN = "shutdown"
+
+
+class Engine:
+    """Arming, dispatching and settling tasks.  The public API lives in Scheduler."""
+
+    def __init__(self, config: SchedulerConfig, store: Store, clock: Clock | None) -> None:
+        self.config = config
+        self._store = store
+        self._clock_override = clock
+        self._registry = Registry()
+        self._listeners: list[Callable[[TaskEvent], None]] = []
+        self._active: dict[str, Task] = {}
+        self._ready: TaskQueue[str, Task] = TaskQueue()
+        self._wheel: TimerWheel[Task] = TimerWheel()
+        self._limits: ConcurrencyLimits[str, Task] = ConcurrencyLimits(
+            config.max_concurrency, config.key_concurrency
+        )
+        self._deps = DependencyGraph()
+        self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._state_counts = [0] * (len(L) + 1)
+        self.outcomes = OutcomeWindow()
+        self._executors: dict[str, Executor] = {
+            "async": AsyncExecutor(),
+            "local": LocalExecutor(),
+            "thread": ThreadExecutor(config.thread_pool_size),
+        }
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._dispatch_pending = False
+        self._closing = False
+        self._dirty: dict[str, Task] = {}
+        self._flush_wanted: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._persists = not store.shares_objects
+
+    # -- wiring ------------------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
+        self._loop = loop
+        self.clock = clock
+        self._wheel = TimerWheel(clock.now())
+        if self._persists:
+            self._flush_wanted = asyncio.Event()
+            self._flusher = loop.create_task(self._flush_forever())
+
+    def _move(self, task: Task, target: TaskLifecycle, now_s: float, reason: str | None) -> None:
+        """The one way a task changes state: table-checked, recorded, counted, announced."""
+        previous = task.lifecycle
+        task.transition(target, now_s, reason)
+        counts = self._state_counts
+        counts[previous.value] -= 1
+        counts[target.value] += 1
+        if self._listeners:
+            self._emit(EVENT_FOR_STATE[target](
+                task.id, task.type, task.priority, now_s, previous, target, reason
+            ))
+        if self._persists:
+            self._dirty[task.id] = task
+            assert self._flush_wanted is not None
+            self._flush_wanted.set()
+
+    def _emit(self, event: TaskEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("event listener %r failed on %r", listener, event)
+
+    async def _flush_forever(self) -> None:
+        assert self._flush_wanted is not None
+        while True:
+            await self._flush_wanted.wait()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        assert self._flush_wanted is not None
+        self._flush_wanted.clear()
+        if self._dirty:
+            batch = list(self._dirty.values())
+            self._dirty.clear()
+            await self._store.save(batch)
+
+    # -- arming ------------------------------------------------------------------
+
+    def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
+        """A task just accepted into the store (QUEUED): hold it, cancel it, or arm it."""
+        self._active[task.id] = task
+        self._state_counts[task.lifecycle.value] += 1
+        if failed is not None:
+            self._move(task, L.CANCELLED, now_s, f"dependency {failed} did not complete")
+            self._settle(task)
+        elif unmet:
+            self._deps.hold(task.id, unmet)
+            self._move(task, L.PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
+        else:
+            self._arm(task, now_s)
+
+    def _arm(self, task: Task, now_s: float) -> None:
+        """QUEUED → SCHEDULED: into the ready queue if due, else into the wheel."""
+        self._move(task, L.SCHEDULED, now_s, None)
+        self._place(task, now_s)
+
+    def _place(self, task: Task, now_s: float) -> None:
+        due = task.due_s
+        if due <= now_s:
+            self._ready.push(task.id, task.priority, due, task)
+            if not self._dispatch_pending:
+                self._dispatch_pending = True
+                self._loop.call_soon(self._dispatch)
+        else:
+            task._handle = self._wheel.insert(due, task)
+            if self._timer_at is None or due < self._timer_at:
+                self._set_timer(due)
+
+    def _disarm(self, task: Task) -> None:
+        """Take a not-running task out of the wheel, the ready queue and the parking."""
+        handle = task._handle
+        if isinstance(handle, Timer):
+            self._wheel.cancel(handle)
+            task._handle = None
+        self._ready.remove(task.id)
+        self._limits.unpark(task.id)
+
+    def _set_timer(self, when_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when_s
+        self._timer = self.clock.call_at(when_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.clock.now()
+        ready = self._ready
+        for task in self._wheel.advance(now):
+            task._handle = None
+            ready.push(task.id, task.priority, task.due_s, task)
+        following = self._wheel.next_deadline()
+        if following is not None:
+            self._set_timer(following)
+        if ready:
+            self._dispatch()
+
+    # -- dispatching ---------------------------------------------------------------
+
+    def _request_dispatch(self) -> None:
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            self._loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_pending = False
+        if self._closing:
+            return
+        limits = self._limits
+        ready = self._ready
+        check_limits = bool(limits.type_limits)
+        now = self.clock.now()
+        while limits.running < limits.total_limit:
+            task = ready.pop()
+            if task is None:
+                return
+            if check_limits or task.concurrency_key is not None:
+                blocker = limits.blocker(task.type, task.concurrency_key)
+                if blocker is not None:
+                    limits.park(blocker, task.id, task.priority, task.due_s, task)
+                    continue
+            self._start(task, now)
+
+    def _start(self, task: Task, now_s: float) -> None:
+        definition = self._registry.get(task.type)
+        self._limits.acquire(task.type, task.concurrency_key)
+        self._move(task, L.RUNNING, now_s, None)
+        task.started_s = now_s
+        if definition is None:
+            error = f"no handler is registered for task type {task.type!r}"
+            self._finish_failure(task, error, now_s, retry=False)
+            return
+        raw = task.data_json
+        kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
+        executor = self._executors[task.executor_type]
+        runner = self._run(task, executor.run(definition.handler, kwargs))
+        task._handle = self._loop.create_task(runner)
+        if task.timeout_s is not None:
+            self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
+
+    async def _run(self, task: Task, attempt: Any) -> None:
+        try:
+            result = await attempt
+        except asyncio.CancelledError:
+            self._after_cancellation(task)
+        except Exception as exc:
+            if task.lifecycle is L.RUNNING:
+                self._finish_failure(task, _describe(exc), self.clock.now(), retry=True)
+            else:
+                self._release(task)
+        else:
+            if task.lifecycle is L.RUNNING:
+                self._finish_success(task, result)
+            else:
+                self._release(task)
+
+    def _time_out(self, task: Task, started_s: float) -> None:
+        if task.lifecycle is L.RUNNING and task.started_s == started_s:
+            handle = task._handle
+            if isinstance(handle, asyncio.Task) and not handle.done():
+                self._cancel_reasons[task.id] = _TIMED_OUT
+                handle.cancel()
+
+    def _after_cancellation(self, task: Task) -> None:
+        reason = self._cancel_reasons.pop(task.id, _SHUTDOWN)
+        now = self.clock.now()
+        if task.lifecycle is not L.RUNNING:  # cancel_task already settled it
+            self._release(task)
+        elif reason == _TIMED_OUT:
+            error = f"timed out after {task.timeout_s:g}s"
+            self._finish_failure(task, error, now, retry=True)
+        else:
+            self._release(task)
+            task._handle = None
+            self._move(task, L.QUEUED, now, "interrupted by shutdown; handed back")
+
+    # -- settling ------------------------------------------------------------------
+
+    def _release(self, task: Task) -> None:
+        task._handle = None
+        woken = self._limits.release(task.type, task.concurrency_key)
+        for parked in woken:
+            self._ready.push(parked.id, parked.priority, parked.due_s, parked)
+        if self._ready and not self._dispatch_pending:
+            self._dispatch_pending = True
+            self._loop.call_soon(self._dispatch)
+
+    def _finish_success(self, task: Task, result: Any) -> None:
+        now = self.clock.now()
+        self._release(task)
+        task.result = result
+        task.finished_s = now
+        self._move(task, L.COMPLETED, now, None)
+        self.outcomes.record(now, True, now - (task.started_s or now))
+        self._settle(task)
+
+    def _finish_failure(self, task: Task, error: str, now_s: float, *, retry: bool) -> None:
+        self._release(task)
+        task.error = error
+        self.outcomes.record(now_s, False, now_s - (task.started_s or now_s))
+        if retry and task.retries < task.max_retries:
+            task.retries += 1
+            delay = task.backoff_factor**task.retries
+            task.due_s = now_s + delay
+            reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
+            self._move(task, L.RETRYING, now_s, reason)
+            self._place(task, now_s)
+            return
+        task.finished_s = now_s
+        self._move(task, L.FAILED, now_s, error)
+        self._settle(task)
+
+    def _settle(self, task: Task) -> None:
+        """A task reached a terminal state: wake waiters, release or cancel dependents."""
+        self._active.pop(task.id, None)
+        waiters = self._waiters.pop(task.id, None)
+        if waiters:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(task)
+        if task.lifecycle is L.COMPLETED:
+            freed = self._deps.completed(task.id)
+            if freed:
+                now = self.clock.now()
+                for dep_id in freed:
+                    dependent = self._active.get(dep_id)
+                    if dependent is not None and not dependent.user_paused:
+                        self._move(dependent, L.QUEUED, now, f"dependency {task.id} completed")
+                        self._arm(dependent, now)
+        else:
+            doomed = self._deps.failed(task.id)
+            if doomed:
+                now = self.clock.now()
+                for dep_id in doomed:
+                    dependent = self._active.get(dep_id)
+                    if dependent is not None and not dependent.is_terminal:
+                        reason = f"dependency {task.id} ended {task.lifecycle.name}"
+                        self._move(dependent, L.CANCELLED, now, reason)
+                        self._settle(dependent)
+
+    def state_count(self, state: TaskLifecycle) -> int:
+        return self._state_counts[state.value]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

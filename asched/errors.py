@@ -1,0 +1,134 @@
+"""Every error asched raises, rooted at :class:`AschedError`.
+
+::
+
+    AschedError
+    ├── ConfigError                (ValueError)   a SchedulerConfig field is invalid
+    ├── TaskValidationError        (ValueError)   a task field is invalid
+    │   ├── UnknownTaskTypeError   (+ LookupError) no handler registered for the type
+    │   └── DependencyError                       unknown dependency id or a cycle
+    ├── TaskNotFoundError          (LookupError)  no task with that id
+    ├── ScheduleNotFoundError      (LookupError)  no recurring schedule with that id
+    ├── InvalidTransitionError     (RuntimeError) the lifecycle table forbids a change
+    ├── SchedulerStateError        (RuntimeError) scheduler not started / shutting down
+    ├── TaskFailedError            (RuntimeError) awaited task ended FAILED
+    ├── TaskCancelledError                        awaited task ended CANCELLED
+    ├── TaskTimeoutError           (TimeoutError) an attempt or a wait ran out of time
+    ├── CircuitOpenError                          a circuit breaker refused the call
+    └── StoreError                                a store could not do its job
+        ├── StoreBusyError                        the store stayed locked past a deadline
+        ├── StoreFullError                        the disk is full
+        └── StoreCorruptError                     a stored record cannot be read
+
+Each constructor takes the offending field, value or id and builds the message,
+so every message names what was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AschedError(Exception):
+    """Root of every error raised by asched."""
+
+
+class ConfigError(AschedError, ValueError):
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"invalid config {field}={value!r}: {reason}")
+
+
+class TaskValidationError(AschedError, ValueError):
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"invalid {field}={_short(value)}: {reason}")
+
+
+class UnknownTaskTypeError(TaskValidationError, LookupError):
+    def __init__(self, task_type: Any, known: list[str] | None = None) -> None:
+        hint = f"; registered types: {', '.join(sorted(known))}" if known else ""
+        super().__init__("task_type", task_type, f"no handler is registered for it{hint}")
+
+
+class DependencyError(TaskValidationError):
+    pass
+
+
+class TaskNotFoundError(AschedError, LookupError):
+    def __init__(self, task_id: Any) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task with id {task_id!r}")
+
+
+class ScheduleNotFoundError(AschedError, LookupError):
+    def __init__(self, schedule_id: Any) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"no recurring schedule with id {schedule_id!r}")
+
+
+class InvalidTransitionError(AschedError, RuntimeError):
+    def __init__(self, task_id: str, current: Any, target: Any) -> None:
+        self.task_id = task_id
+        self.current = current
+        self.target = target
+        super().__init__(
+            f"task {task_id!r} cannot go from {getattr(current, 'name', current)} "
+            f"to {getattr(target, 'name', target)}"
+        )
+
+
+class SchedulerStateError(AschedError, RuntimeError):
+    pass
+
+
+class TaskFailedError(AschedError, RuntimeError):
+    def __init__(self, task_id: str, error: str | None) -> None:
+        self.task_id = task_id
+        self.error = error
+        super().__init__(f"task {task_id!r} failed: {error}")
+
+
+class TaskCancelledError(AschedError):
+    def __init__(self, task_id: str, reason: str | None = None) -> None:
+        self.task_id = task_id
+        self.reason = reason
+        super().__init__(f"task {task_id!r} was cancelled" + (f": {reason}" if reason else ""))
+
+
+class TaskTimeoutError(AschedError, TimeoutError):
+    def __init__(self, task_id: str, timeout_s: float, what: str = "attempt") -> None:
+        self.task_id = task_id
+        self.timeout_s = timeout_s
+        super().__init__(f"task {task_id!r}: {what} timed out after {timeout_s:g}s")
+
+
+class CircuitOpenError(AschedError):
+    def __init__(self, name: str, retry_after_s: float | None = None) -> None:
+        self.name = name
+        self.retry_after_s = retry_after_s
+        after = f"; retry after {retry_after_s:.3g}s" if retry_after_s is not None else ""
+        super().__init__(f"circuit {name!r} is open{after}")
+
+
+class StoreError(AschedError):
+    pass
+
+
+class StoreBusyError(StoreError):
+    pass
+
+
+class StoreFullError(StoreError):
+    pass
+
+
+class StoreCorruptError(StoreError):
+    pass
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

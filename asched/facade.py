@@ -1,0 +1,162 @@
+"""SchedulerFacade: the Scheduler's API, synchronous, for code without an event loop.
+
+It runs a :class:`Scheduler` on a background thread with its own loop (uvloop
+where available) and forwards each call to it.  Producers often schedule task
+types that a worker elsewhere handles, so unless told otherwise the facade
+accepts task types with no local handler; such a task fails with a clear
+error only if it comes due here with no handler registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Future
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.scheduler import Scheduler
+from asched.stores import Store
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+class SchedulerFacade:
+    """A synchronous front for a Scheduler running on its own thread."""
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        scheduler: Scheduler | None = None,
+        **settings: Any,
+    ) -> None:
+        if scheduler is None:
+            settings.setdefault("strict_task_types", False)
+            scheduler = Scheduler(store, **settings)
+        self.scheduler = scheduler
+        self._loop = new_event_loop(scheduler.config.use_uvloop)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="asched-facade", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+        try:
+            self._call(scheduler.start())
+        except BaseException:
+            self._stop_loop()
+            raise
+        atexit.register(self.close)
+
+    def _call(self, coro: Coroutine[Any, Any, R]) -> R:
+        future: Future[R] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+    # -- registration ----------------------------------------------------------------
+
+    def task(self, name: str, **options: Any) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            self.register(name, fn, **options)
+            return fn
+
+        return decorate
+
+    def register(self, name: str, handler: Callable[..., Any], **options: Any) -> None:
+        async def register() -> None:
+            self.scheduler.register(name, handler, **options)
+
+        self._call(register())
+
+    # -- the Scheduler API ---------------------------------------------------------
+
+    def schedule_task(
+        self,
+        task_type: str,
+        task_data: Mapping[str, Any] | None = None,
+        execution_time: datetime | None = None,
+        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
+        **options: Any,
+    ) -> str:
+        return self._call(
+            self.scheduler.schedule_task(task_type, task_data, execution_time, priority, **options)
+        )
+
+    def schedule_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        return self._call(self.scheduler.schedule_many(list(specs)))
+
+    def get_task_status(self, task_id: str) -> TaskLifecycle:
+        return self._call(self.scheduler.get_task_status(task_id))
+
+    def get_task(self, task_id: str) -> Task:
+        return self._call(self.scheduler.get_task(task_id))
+
+    def list_tasks(self, status: TaskLifecycle | str | None = None,
+                   task_type: str | None = None, limit: int | None = None) -> list[Task]:
+        return self._call(self.scheduler.list_tasks(status, task_type, limit))
+
+    def wait_for(self, task_id: str, timeout: float | None = None) -> Any:
+        return self._call(self.scheduler.wait_for(task_id, timeout))
+
+    def cancel_task(self, task_id: str) -> bool:
+        return self._call(self.scheduler.cancel_task(task_id))
+
+    def pause_task(self, task_id: str) -> bool:
+        return self._call(self.scheduler.pause_task(task_id))
+
+    def resume_task(self, task_id: str) -> bool:
+        return self._call(self.scheduler.resume_task(task_id))
+
+    def set_priority(self, task_id: str, priority: TaskPriority | int | str) -> bool:
+        return self._call(self.scheduler.set_priority(task_id, priority))
+
+    def get_system_load_metrics(self) -> dict[str, Any]:
+        return self._call(self.scheduler.get_system_load_metrics())
+
+    def get_task_execution_forecast(self, lookahead_hours: float = 24) -> dict[str, Any]:
+        return self._call(self.scheduler.get_task_execution_forecast(lookahead_hours))
+
+    # -- shutdown --------------------------------------------------------------------
+
+    def close(self, grace_s: float | None = None) -> None:
+        """Drain the scheduler (see :meth:`Scheduler.stop`) and stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        try:
+            self._call(self.scheduler.stop(grace_s))
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> SchedulerFacade:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

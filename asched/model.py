@@ -1,0 +1,344 @@
+"""The task model: lifecycle, priority, the transition table, and (de)serialisation.
+
+A task's payload is kept as JSON bytes (orjson) from the moment it is accepted:
+that validates it once, isolates the task from later mutation of the caller's
+dict, and is exactly what a durable store writes.  Times are float epoch
+seconds inside (``*_s``) and timezone-aware UTC datetimes at the API.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any, NamedTuple
+
+import orjson
+
+from asched.errors import InvalidTransitionError, TaskValidationError
+
+RECORD_VERSION = 1
+
+
+class TaskLifecycle(enum.Enum):
+    """Where a task is in its life.
+
+    Typical: CREATED → QUEUED → SCHEDULED → RUNNING → COMPLETED.
+    QUEUED: accepted into the store, not yet armed; SCHEDULED: armed in this
+    process's timer wheel or ready queue; PAUSED: held by dependencies or by
+    ``pause_task``; RETRYING: failed, waiting out its backoff.
+    """
+
+    CREATED = 1
+    QUEUED = 2
+    SCHEDULED = 3
+    PAUSED = 4
+    RUNNING = 5
+    RETRYING = 6
+    FAILED = 7
+    COMPLETED = 8
+    CANCELLED = 9
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+class TaskPriority(enum.IntEnum):
+    """Lower runs first."""
+
+    CRITICAL = 0
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+    BACKGROUND = 4
+
+
+L = TaskLifecycle
+TERMINAL_STATES = frozenset({L.COMPLETED, L.FAILED, L.CANCELLED})
+
+#: The one table of allowed lifecycle changes.  QUEUED from SCHEDULED, RUNNING
+#: or RETRYING is a hand-back: the task returns to the store unarmed (shutdown,
+#: lost lease) without spending an attempt.
+TRANSITIONS: dict[TaskLifecycle, frozenset[TaskLifecycle]] = {
+    L.CREATED: frozenset({L.QUEUED, L.CANCELLED}),
+    L.QUEUED: frozenset({L.SCHEDULED, L.PAUSED, L.CANCELLED}),
+    L.SCHEDULED: frozenset({L.RUNNING, L.PAUSED, L.QUEUED, L.CANCELLED}),
+    L.PAUSED: frozenset({L.QUEUED, L.CANCELLED}),
+    L.RUNNING: frozenset({L.COMPLETED, L.FAILED, L.RETRYING, L.QUEUED, L.CANCELLED}),
+    L.RETRYING: frozenset({L.RUNNING, L.PAUSED, L.QUEUED, L.CANCELLED}),
+    L.FAILED: frozenset(),
+    L.COMPLETED: frozenset(),
+    L.CANCELLED: frozenset(),
+}
+del L
+
+_STATE_BY_VALUE = {state.value: state for state in TaskLifecycle}
+
+
+def can_transition(current: TaskLifecycle, target: TaskLifecycle) -> bool:
+    return target in TRANSITIONS[current]
+
+
+class Transition(NamedTuple):
+    """One recorded lifecycle change."""
+
+    at: datetime
+    from_state: TaskLifecycle
+    to_state: TaskLifecycle
+    reason: str | None
+
+
+@dataclass(slots=True)
+class TaskMetadata:
+    """Who created a task and from where, plus free-form tags and an audit trail."""
+
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    created_by: str = "system"
+    source_ip: str | None = None
+    source_component: str | None = None
+    tags: list[str] = field(default_factory=list)
+    audit_trail: list[dict[str, Any]] = field(default_factory=list)
+
+
+_id_prefix = os.urandom(5).hex()
+_id_counter = count(1)
+
+
+def new_task_id() -> str:
+    """A process-unique random prefix plus a counter: unique across processes, cheap."""
+    return f"{_id_prefix}{next(_id_counter):08x}"
+
+
+def to_utc_datetime(epoch_s: float | None) -> datetime | None:
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
+
+
+def encode_json(value: Any, field_name: str) -> bytes:
+    """JSON-encode ``value`` or raise TaskValidationError naming ``field_name``."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise TaskValidationError(field_name, value, f"not JSON-serialisable ({exc})") from None
+
+
+_EMPTY_JSON_OBJECT = b"{}"
+
+
+class Task:
+    """One unit of work.  Mutated only by the scheduler's loop, through :meth:`transition`."""
+
+    __slots__ = (
+        "_handle",
+        "_history",
+        "_metadata",
+        "backoff_factor",
+        "concurrency_key",
+        "created_s",
+        "data_json",
+        "dependencies",
+        "due_s",
+        "error",
+        "executor_type",
+        "finished_s",
+        "id",
+        "idempotency_key",
+        "lifecycle",
+        "max_retries",
+        "priority",
+        "result",
+        "retries",
+        "started_s",
+        "timeout_s",
+        "type",
+        "user_paused",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        data_json: bytes = _EMPTY_JSON_OBJECT,
+        priority: TaskPriority = TaskPriority.MEDIUM,
+        *,
+        created_s: float,
+        due_s: float | None = None,
+        executor_type: str = "async",
+        max_retries: int = 3,
+        backoff_factor: float = 2.0,
+        timeout_s: float | None = None,
+        dependencies: tuple[str, ...] = (),
+        concurrency_key: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: TaskMetadata | None = None,
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.data_json = data_json
+        self.priority = priority
+        self.lifecycle = TaskLifecycle.CREATED
+        self.created_s = created_s
+        self.due_s = created_s if due_s is None else due_s
+        self.started_s: float | None = None
+        self.finished_s: float | None = None
+        self.executor_type = executor_type
+        self.retries = 0
+        self.max_retries = max_retries
+        self.backoff_factor = backoff_factor
+        self.timeout_s = timeout_s
+        self.dependencies = dependencies
+        self.concurrency_key = concurrency_key
+        self.idempotency_key = idempotency_key
+        self.result: Any = None
+        self.error: str | None = None
+        self.user_paused = False
+        self._metadata = metadata
+        # The engine's handle while armed (a wheel timer) or running (an asyncio task).
+        self._handle: Any = None
+        # Flat [at_s, to_state_value, reason, ...]; the from-state is the previous
+        # entry's to-state (CREATED for the first), so it is not stored twice.
+        self._history: list[Any] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def transition(self, target: TaskLifecycle, now_s: float, reason: str | None = None) -> None:
+        """Move to ``target`` if the table allows it, recording the change."""
+        if target not in TRANSITIONS[self.lifecycle]:
+            raise InvalidTransitionError(self.id, self.lifecycle, target)
+        self.lifecycle = target
+        self._history += (now_s, target.value, reason)
+
+    @property
+    def history(self) -> list[Transition]:
+        out: list[Transition] = []
+        previous = TaskLifecycle.CREATED
+        raw = self._history
+        for i in range(0, len(raw), 3):
+            state = _STATE_BY_VALUE[raw[i + 1]]
+            at = datetime.fromtimestamp(raw[i], UTC)
+            out.append(Transition(at, previous, state, raw[i + 2]))
+            previous = state
+        return out
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.lifecycle in TERMINAL_STATES
+
+    # -- views -------------------------------------------------------------------
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.data_json)
+        return value
+
+    @property
+    def metadata(self) -> TaskMetadata:
+        if self._metadata is None:
+            self._metadata = TaskMetadata(created_at=datetime.fromtimestamp(self.created_s, UTC))
+        return self._metadata
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.created_s, UTC)
+
+    @property
+    def scheduled_for(self) -> datetime:
+        return datetime.fromtimestamp(self.due_s, UTC)
+
+    @property
+    def started_at(self) -> datetime | None:
+        return to_utc_datetime(self.started_s)
+
+    @property
+    def completed_at(self) -> datetime | None:
+        return to_utc_datetime(self.finished_s)
+
+    def __repr__(self) -> str:
+        return (
+            f"Task(id={self.id!r}, type={self.type!r}, priority={self.priority.name}, "
+            f"lifecycle={self.lifecycle.name}, scheduled_for={self.scheduled_for.isoformat()})"
+        )
+
+    def copy(self) -> Task:
+        """A detached snapshot, safe to hand to code outside the loop."""
+        clone = Task.__new__(Task)
+        for name in Task.__slots__:
+            setattr(clone, name, getattr(self, name))
+        clone._history = list(self._history)
+        clone._handle = None
+        if self._metadata is not None:
+            meta = self._metadata
+            clone._metadata = TaskMetadata(
+                meta.created_at,
+                meta.created_by,
+                meta.source_ip,
+                meta.source_component,
+                list(meta.tags),
+                [dict(entry) for entry in meta.audit_trail],
+            )
+        return clone
+
+    # -- serialisation -----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec's keys, plus asched's own; JSON-safe."""
+        meta = self.metadata
+        return {
+            "version": RECORD_VERSION,
+            "id": self.id,
+            "type": self.type,
+            "data": self.data,
+            "priority": self.priority.name,
+            "lifecycle": self.lifecycle.name,
+            "created_at": self.created_at.isoformat(),
+            "scheduled_for": self.scheduled_for.isoformat(),
+            "started_at": _iso(self.started_s),
+            "completed_at": _iso(self.finished_s),
+            "executor_type": self.executor_type,
+            "retries": self.retries,
+            "max_retries": self.max_retries,
+            "backoff_factor": self.backoff_factor,
+            "timeout": self.timeout_s,
+            "dependencies": list(self.dependencies),
+            "concurrency_key": self.concurrency_key,
+            "idempotency_key": self.idempotency_key,
+            "user_paused": self.user_paused,
+            "result": self.result,
+            "error": self.error,
+            "history": [
+                [t.at.isoformat(), t.from_state.name, t.to_state.name, t.reason]
+                for t in self.history
+            ],
+            "metadata": {
+                "created_at": meta.created_at.isoformat(),
+                "created_by": meta.created_by,
+                "source_ip": meta.source_ip,
+                "source_component": meta.source_component,
+                "tags": list(meta.tags),
+                "audit_trail": meta.audit_trail,
+            },
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Task:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise TaskValidationError("json", raw, f"not valid JSON ({exc})") from None
+        return cls.from_dict(value)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Task:
+        """Build a task from :meth:`to_dict` output, naming the first bad field."""
+        from asched._parse import TaskDictReader
+
+        return TaskDictReader(data).read()
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC).isoformat()

@@ -1,0 +1,476 @@
+"""Scheduler: the asynchronous public API.
+
+::
+
+    scheduler = Scheduler()                          # memory store
+    scheduler = Scheduler(store="sqlite:///bot.db")  # durable, embedded
+
+    @scheduler.task("content_creation", max_retries=3)
+    async def create(channel_id: str, theme: str) -> dict: ...
+
+    async with scheduler:
+        tid = await scheduler.schedule_task("content_creation", {"channel_id": "c1"})
+        result = await scheduler.wait_for(tid, timeout=30)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from asched._intake import SPEC_FIELDS, TaskIntake
+from asched._parse import parse_lifecycle, parse_priority
+from asched.clock import Clock, LoopClock
+from asched.config import SchedulerConfig
+from asched.core.dependencies import find_cycle
+from asched.engine import Engine
+from asched.errors import (
+    DependencyError,
+    SchedulerStateError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    TaskValidationError,
+)
+from asched.events import TaskEvent
+from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.stores import Store, open_store
+from asched.stores.memory import MemoryStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+L = TaskLifecycle
+_ARMED = (L.QUEUED, L.SCHEDULED, L.RETRYING)
+
+
+class Scheduler(Engine):
+    """Schedules, runs and tracks tasks on the running asyncio loop."""
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        config: SchedulerConfig | None = None,
+        clock: Clock | None = None,
+        **settings: Any,
+    ) -> None:
+        config = config or SchedulerConfig()
+        if isinstance(store, str):
+            settings["store_url"] = store
+        if settings:
+            config = config.replace(**settings)
+        backend = store if isinstance(store, Store) else open_store(config.store_url)
+        super().__init__(config, backend, clock)
+        self._intake = TaskIntake(config, self._registry)
+        self._memory = backend if isinstance(backend, MemoryStore) else None
+        self._running = False
+
+    # -- registration --------------------------------------------------------------
+
+    def task(
+        self,
+        name: str,
+        *,
+        executor: str | None = None,
+        max_retries: int | None = None,
+        backoff_factor: float | None = None,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the handler for task type ``name``."""
+
+        def decorate(fn: F) -> F:
+            self.register(
+                name,
+                fn,
+                executor=executor,
+                max_retries=max_retries,
+                backoff_factor=backoff_factor,
+                timeout=timeout,
+                concurrency=concurrency,
+            )
+            return fn
+
+        return decorate
+
+    def register(self, name: str, handler: Callable[..., Any], **options: Any) -> None:
+        definition = self._registry.register(name, handler, **options)
+        if definition.concurrency is not None:
+            self._limits.type_limits[name] = definition.concurrency
+
+    def limit_key(self, concurrency_key: str, limit: int) -> None:
+        """Allow ``limit`` tasks with this ``concurrency_key`` to run at once."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise TaskValidationError("limit", limit, "must be an integer >= 1")
+        self._limits.key_limits[concurrency_key] = limit
+        if self._running:
+            self._request_dispatch()
+
+    def subscribe(self, listener: Callable[[TaskEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        if self._running:
+            raise SchedulerStateError("the scheduler is already running")
+        loop = asyncio.get_running_loop()
+        self._bind(loop, self._clock_override or LoopClock(loop))
+        self._closing = False
+        await self._store.open()
+        for executor in self._executors.values():
+            await executor.start()
+        self._running = True
+        await self._recover()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running tasks finish within the grace period, then
+        cancel them and hand them back (QUEUED).  Nothing is dropped."""
+        if not self._running:
+            return
+        self._running = False
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, None
+        grace = self.config.grace_period_s if grace_s is None else grace_s
+        running = [t._handle for t in self._active.values() if isinstance(t._handle, asyncio.Task)]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for handle in late:
+                handle.cancel()
+            if late:
+                await asyncio.wait(late)
+        now = self.clock.now()
+        for task in list(self._active.values()):
+            if task.lifecycle is L.SCHEDULED:
+                self._disarm(task)
+                self._move(task, L.QUEUED, now, "scheduler stopped before it was due")
+            elif task.lifecycle is L.RETRYING:
+                self._disarm(task)
+        for executor in self._executors.values():
+            await executor.shutdown()
+        if self._flusher is not None:
+            await self._flush()
+            self._flusher.cancel()
+            self._flusher = None
+        await self._store.close()
+
+    async def _recover(self) -> None:
+        """Re-arm what a previous run left unfinished in the store."""
+        now = self.clock.now()
+        self._active.clear()
+        self._state_counts = [0] * len(self._state_counts)
+        for task in await self._store.load_unfinished():
+            self._active[task.id] = task
+            self._state_counts[task.lifecycle.value] += 1
+        for task in list(self._active.values()):
+            state = task.lifecycle
+            if state is L.RUNNING:
+                self._move(task, L.QUEUED, now, "recovered: the previous run was interrupted")
+            elif state is L.SCHEDULED:
+                self._move(task, L.QUEUED, now, "recovered after restart")
+            elif state is L.RETRYING:
+                self._place(task, now)
+                continue
+            elif state is L.PAUSED:
+                unmet = [d for d in task.dependencies if d in self._active]
+                if unmet:
+                    self._deps.hold(task.id, unmet)
+                if unmet or task.user_paused:
+                    continue
+                self._move(task, L.QUEUED, now, "recovered after restart")
+            self._arm(task, now)
+
+    def _require_running(self) -> None:
+        if not self._running:
+            state = "shutting down" if self._closing else "not started"
+            raise SchedulerStateError(
+                f"the scheduler is {state}; use 'async with scheduler:' or await start()"
+            )
+
+    # -- scheduling ----------------------------------------------------------------
+
+    async def schedule_task(
+        self,
+        task_type: str,
+        task_data: Mapping[str, Any] | None = None,
+        execution_time: datetime | None = None,
+        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
+        **options: Any,
+    ) -> str:
+        """Accept one task; return its id.  See :data:`asched._intake.SPEC_FIELDS`."""
+        self._require_running()
+        now = self.clock.now()
+        task = self._intake.build(now, task_type, task_data, execution_time, priority, **options)
+        key = task.idempotency_key
+        if key is not None:
+            existing = await self._store.find_by_idempotency_key(key)
+            if existing is not None:
+                return existing
+        unmet: list[str] = []
+        failed: str | None = None
+        if task.dependencies:
+            unmet, failed = await self._check_dependencies(task, {task.id})
+            if task.id in task.dependencies:
+                raise DependencyError("dependencies", task.id, "a task cannot depend on itself")
+        task.transition(L.QUEUED, now, None)
+        if self._memory is not None:
+            self._memory.insert_now((task,))
+        else:
+            await self._store.insert((task,))
+        self._admit(task, now, unmet, failed)
+        return task.id
+
+    async def schedule_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Accept a batch of task specs all-or-nothing; return their ids in order."""
+        self._require_running()
+        now = self.clock.now()
+        tasks: list[Task] = []
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, Mapping):
+                raise TaskValidationError(f"specs[{index}]", spec, "expected a mapping")
+            unknown = set(spec) - SPEC_FIELDS
+            if unknown:
+                name = sorted(unknown)[0]
+                raise TaskValidationError(f"specs[{index}].{name}", spec[name], "unknown field")
+            if "task_type" not in spec:
+                raise TaskValidationError(f"specs[{index}].task_type", None, "missing")
+            tasks.append(self._intake.build(now, **spec))
+        ids = {t.id for t in tasks}
+        if len(ids) != len(tasks):
+            raise TaskValidationError("task_id", sorted(ids)[0], "used twice in one batch")
+        keyed = [t for t in tasks if t.idempotency_key is not None]
+        for t in keyed:
+            if await self._store.find_by_idempotency_key(t.idempotency_key or "") is not None:
+                raise TaskValidationError("idempotency_key", t.idempotency_key, "already used")
+        plans = [await self._check_dependencies(t, ids) for t in tasks]
+        cycle = find_cycle({t.id: [d for d in t.dependencies if d in ids] for t in tasks})
+        if cycle:
+            raise DependencyError("dependencies", " -> ".join(cycle), "dependency cycle")
+        for task in tasks:
+            task.transition(L.QUEUED, now, None)
+        await self._store.insert(tasks)
+        for task, (unmet, failed) in zip(tasks, plans, strict=True):
+            self._admit(task, now, unmet, failed)
+        return [t.id for t in tasks]
+
+    async def _check_dependencies(self, task: Task, batch: set[str]) -> tuple[list[str], str | None]:
+        unmet: list[str] = []
+        failed: str | None = None
+        for dep_id in task.dependencies:
+            if dep_id in batch or dep_id in self._active:
+                unmet.append(dep_id)
+                continue
+            dep = await self._store.get(dep_id)
+            if dep is None:
+                raise DependencyError("dependencies", dep_id, "no task with this id")
+            if dep.lifecycle is not L.COMPLETED:
+                failed = failed or dep_id
+        return unmet, failed
+
+    # -- queries -------------------------------------------------------------------
+
+    async def _lookup(self, task_id: str) -> Task:
+        task = self._active.get(task_id)
+        if task is None:
+            task = await self._store.get(task_id)
+            if task is None:
+                raise TaskNotFoundError(task_id)
+        return task
+
+    async def get_task(self, task_id: str) -> Task:
+        """A snapshot of the task (later changes do not show in it)."""
+        return (await self._lookup(task_id)).copy()
+
+    async def get_task_status(self, task_id: str) -> TaskLifecycle:
+        return (await self._lookup(task_id)).lifecycle
+
+    async def list_tasks(
+        self,
+        status: TaskLifecycle | str | None = None,
+        task_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        state = None if status is None else parse_lifecycle(status, "status")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise TaskValidationError("limit", limit, "must be an integer >= 0")
+        found = await self._store.list_tasks(state, task_type, limit)
+        return [t.copy() for t in found]
+
+    async def wait_for(self, task_id: str, timeout: float | None = None) -> Any:
+        """The task's result once it completes; raises TaskFailedError or
+        TaskCancelledError if it ends otherwise, TaskTimeoutError after ``timeout``."""
+        task = await self._lookup(task_id)
+        if not task.is_terminal:
+            future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(task_id, []).append(future)
+            try:
+                task = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise TaskTimeoutError(task_id, timeout or 0.0, "wait") from None
+            finally:
+                waiting = self._waiters.get(task_id)
+                if waiting and future in waiting:
+                    waiting.remove(future)
+        if task.lifecycle is L.COMPLETED:
+            return task.result
+        if task.lifecycle is L.FAILED:
+            raise TaskFailedError(task_id, task.error)
+        raise TaskCancelledError(task_id, _last_reason(task))
+
+    # -- control -------------------------------------------------------------------
+
+    async def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel a task in any non-terminal state, RUNNING included.  False if it had
+        already ended."""
+        task = await self._lookup(task_id)
+        if task.is_terminal:
+            return False
+        now = self.clock.now()
+        if task.lifecycle is L.RUNNING:
+            handle = task._handle
+            if isinstance(handle, asyncio.Task) and not handle.done():
+                self._cancel_reasons[task.id] = "cancelled"
+                handle.cancel()
+        else:
+            self._disarm(task)
+            self._deps.forget(task.id)
+        self._move(task, L.CANCELLED, now, reason)
+        task.finished_s = now
+        self._settle(task)
+        return True
+
+    async def pause_task(self, task_id: str) -> bool:
+        """Hold a task that has not started.  False if it is running or has ended."""
+        task = await self._lookup(task_id)
+        if task.lifecycle is L.PAUSED:
+            task.user_paused = True
+            return True
+        if task.lifecycle not in _ARMED:
+            return False
+        self._disarm(task)
+        task.user_paused = True
+        self._move(task, L.PAUSED, self.clock.now(), "paused by request")
+        return True
+
+    async def resume_task(self, task_id: str) -> bool:
+        """Release a task held by ``pause_task``; it still waits for unmet dependencies."""
+        task = await self._lookup(task_id)
+        if task.lifecycle is not L.PAUSED or not task.user_paused:
+            return False
+        task.user_paused = False
+        if task.id not in self._deps:
+            now = self.clock.now()
+            self._move(task, L.QUEUED, now, "resumed by request")
+            self._arm(task, now)
+        return True
+
+    async def set_priority(self, task_id: str, priority: TaskPriority | int | str) -> bool:
+        """Change the priority of a task that has not started yet."""
+        level = parse_priority(priority)
+        task = await self._lookup(task_id)
+        if task.is_terminal or task.lifecycle is L.RUNNING:
+            return False
+        task.priority = level
+        self._ready.reprioritize(task.id, level)
+        return True
+
+    # -- observability -------------------------------------------------------------
+
+    async def get_system_load_metrics(self) -> dict[str, Any]:
+        now = self.clock.now()
+        hour = self.outcomes.totals(now, 3600)
+        minute = self.outcomes.totals(now, 60)
+        limits = self._limits
+        return {
+            "tasks_per_minute": minute.finished,
+            "success_rate_1h": hour.success_rate,
+            "completed_1h": hour.succeeded,
+            "failed_1h": hour.failed,
+            "avg_duration_s_1h": hour.busy_s / hour.finished if hour.finished else None,
+            "running": limits.running,
+            "ready": len(self._ready),
+            "waiting_for_limits": limits.parked_count(),
+            "scheduled": len(self._wheel),
+            "paused": self.state_count(L.PAUSED),
+            "retrying": self.state_count(L.RETRYING),
+            "max_concurrency": limits.total_limit,
+            "utilization": limits.running / limits.total_limit,
+        }
+
+    async def get_task_execution_forecast(self, lookahead_hours: float = 24) -> dict[str, Any]:
+        """Tasks expected to run in the next ``lookahead_hours``, bucketed by hour."""
+        if isinstance(lookahead_hours, bool) or not isinstance(lookahead_hours, int | float):
+            raise TaskValidationError("lookahead_hours", lookahead_hours, "expected a number")
+        if not lookahead_hours > 0:
+            raise TaskValidationError("lookahead_hours", lookahead_hours, "must be > 0")
+        now = self.clock.now()
+        end = now + lookahead_hours * 3600
+        start_hour = int(now // 3600) * 3600
+        buckets: dict[int, dict[str, Any]] = {}
+        upcoming: list[Task] = []
+        for task in self._active.values():
+            if task.lifecycle in _ARMED and task.due_s < end:
+                due = max(task.due_s, now)
+                bucket = int((due - start_hour) // 3600)
+                entry = buckets.setdefault(
+                    bucket, {"total": 0, "by_type": defaultdict(int), "by_priority": defaultdict(int)}
+                )
+                entry["total"] += 1
+                entry["by_type"][task.type] += 1
+                entry["by_priority"][task.priority.name] += 1
+                upcoming.append(task)
+        upcoming.sort(key=lambda t: (t.due_s, t.priority))
+        return {
+            "generated_at": datetime.fromtimestamp(now, UTC),
+            "lookahead_hours": lookahead_hours,
+            "total": len(upcoming),
+            "buckets": [
+                {
+                    "start": datetime.fromtimestamp(start_hour + 3600 * index, UTC),
+                    "total": entry["total"],
+                    "by_type": dict(entry["by_type"]),
+                    "by_priority": dict(entry["by_priority"]),
+                }
+                for index, entry in sorted(buckets.items())
+            ],
+            "upcoming": [
+                {
+                    "time": t.scheduled_for,
+                    "id": t.id,
+                    "type": t.type,
+                    "priority": t.priority.name,
+                    "source": "one-off",
+                }
+                for t in upcoming[:1000]
+            ],
+        }
+
+
+def _last_reason(task: Task) -> str | None:
+    raw = task._history
+    return raw[-1] if raw else None
+

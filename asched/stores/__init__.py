@@ -1,0 +1,17 @@
+"""Task stores, chosen by URL: ``memory://``, ``sqlite:///path.db``, ``redis://host/0``."""
+
+from __future__ import annotations
+
+from asched.errors import ConfigError
+from asched.stores.base import Store
+from asched.stores.memory import MemoryStore
+
+__all__ = ["MemoryStore", "Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """Build (not yet open) the store a URL names; adapters are imported lazily."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "memory":
+        return MemoryStore()
+    raise ConfigError("store_url", url, "unknown store scheme; use memory://")
