@@ -9,8 +9,8 @@ from asched.errors import (
     ConfigError,
     DependencyError,
     InvalidTransitionError,
-    SchedulerStateError,
     ScheduleNotFoundError,
+    SchedulerStateError,
     StoreBusyError,
     StoreCorruptError,
     StoreError,
@@ -26,15 +26,19 @@ from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
 from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
 from asched.scheduler import Scheduler
+from asched.strategies import CircuitBreaker, Retry, RetryPolicy, circuit_breaker, retry
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AschedError",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "DependencyError",
     "InvalidTransitionError",
+    "Retry",
+    "RetryPolicy",
     "ScheduleNotFoundError",
     "Scheduler",
     "SchedulerConfig",
@@ -57,4 +61,6 @@ __all__ = [
     "Transition",
     "UnknownTaskTypeError",
     "__version__",
+    "circuit_breaker",
+    "retry",
 ]

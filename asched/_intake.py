@@ -89,11 +89,10 @@ class TaskIntake:
             raise TaskValidationError(
                 "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
             )
-        elif definition is not None and executor != definition.executor:
-            if (executor == "async") != (definition.executor == "async"):
-                raise TaskValidationError(
-                    "executor", executor, f"incompatible with the {task_type!r} handler"
-                )
+        elif definition is not None and (executor == "async") != (definition.executor == "async"):
+            raise TaskValidationError(
+                "executor", executor, f"incompatible with the {task_type!r} handler"
+            )
         config = self._config
         if max_retries is None:
             max_retries = _pick(definition and definition.max_retries, config.default_max_retries)

@@ -63,9 +63,8 @@ def parse_timestamp(value: Any, field: str) -> float:
         except ValueError:
             raise TaskValidationError(field, value, "not an ISO-8601 date-time") from None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
+        moment: datetime = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.timestamp()
     raise TaskValidationError(field, value, "expected an ISO-8601 date-time string")
 
 

@@ -67,7 +67,9 @@ class SchedulerConfig:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SchedulerConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> SchedulerConfig:
         """Read ``ASCHED_<FIELD>`` variables (e.g. ``ASCHED_MAX_CONCURRENCY=200``)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

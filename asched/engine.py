@@ -91,9 +91,11 @@ class Engine:
         counts[previous.value] -= 1
         counts[target.value] += 1
         if self._listeners:
-            self._emit(EVENT_FOR_STATE[target](
-                task.id, task.type, task.priority, now_s, previous, target, reason
-            ))
+            self._emit(
+                EVENT_FOR_STATE[target](
+                    task.id, task.type, task.priority, now_s, previous, target, reason
+                )
+            )
         if self._persists:
             self._dirty[task.id] = task
             assert self._flush_wanted is not None

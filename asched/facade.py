@@ -107,8 +107,12 @@ class SchedulerFacade:
     def get_task(self, task_id: str) -> Task:
         return self._call(self.scheduler.get_task(task_id))
 
-    def list_tasks(self, status: TaskLifecycle | str | None = None,
-                   task_type: str | None = None, limit: int | None = None) -> list[Task]:
+    def list_tasks(
+        self,
+        status: TaskLifecycle | str | None = None,
+        task_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
         return self._call(self.scheduler.list_tasks(status, task_type, limit))
 
     def wait_for(self, task_id: str, timeout: float | None = None) -> Any:

@@ -277,7 +277,9 @@ class Scheduler(Engine):
             self._admit(task, now, unmet, failed)
         return [t.id for t in tasks]
 
-    async def _check_dependencies(self, task: Task, batch: set[str]) -> tuple[list[str], str | None]:
+    async def _check_dependencies(
+        self, task: Task, batch: set[str]
+    ) -> tuple[list[str], str | None]:
         unmet: list[str] = []
         failed: str | None = None
         for dep_id in task.dependencies:
@@ -315,12 +317,14 @@ class Scheduler(Engine):
         limit: int | None = None,
     ) -> list[Task]:
         state = None if status is None else parse_lifecycle(status, "status")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
             raise TaskValidationError("limit", limit, "must be an integer >= 0")
         found = await self._store.list_tasks(state, task_type, limit)
         return [t.copy() for t in found]
 
-    async def wait_for(self, task_id: str, timeout: float | None = None) -> Any:
+    async def wait_for(self, task_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The task's result once it completes; raises TaskFailedError or
         TaskCancelledError if it ends otherwise, TaskTimeoutError after ``timeout``."""
         task = await self._lookup(task_id)
@@ -437,7 +441,8 @@ class Scheduler(Engine):
                 due = max(task.due_s, now)
                 bucket = int((due - start_hour) // 3600)
                 entry = buckets.setdefault(
-                    bucket, {"total": 0, "by_type": defaultdict(int), "by_priority": defaultdict(int)}
+                    bucket,
+                    {"total": 0, "by_type": defaultdict(int), "by_priority": defaultdict(int)},
                 )
                 entry["total"] += 1
                 entry["by_type"][task.type] += 1
@@ -473,4 +478,3 @@ class Scheduler(Engine):
 def _last_reason(task: Task) -> str | None:
     raw = task._history
     return raw[-1] if raw else None
-

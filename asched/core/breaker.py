@@ -217,6 +217,7 @@ class CircuitBreakerCore:
 
     @property
     def has_transitions(self) -> bool:
+        """Whether transitions are waiting for ``drain_transitions()``."""
         return bool(self._transitions)
 
     def _has_trial_slot(self) -> bool:

@@ -63,9 +63,7 @@ class TimerWheel(Generic[T]):
 
     def __init__(self, now_s: float = 0.0) -> None:
         self._cursor = _tick(now_s)
-        self._buckets: list[list[list[Timer[T]] | None]] = [
-            [None] * (1 << w) for w in _WIDTHS
-        ]
+        self._buckets: list[list[list[Timer[T]] | None]] = [[None] * (1 << w) for w in _WIDTHS]
         self._masks = [0] * _LEVELS
         self._top: dict[int, list[Timer[T]]] = {}
         self._top_keys: list[int] = []
@@ -194,12 +192,13 @@ class TimerWheel(Generic[T]):
         return True
 
     def _cascade(self, level: int, index: int) -> None:
+        bucket: list[Timer[T]] | None
         if level == _LEVELS:
             bucket = self._top.pop(heappop(self._top_keys))
         else:
             bucket = self._buckets[level][index]
-            assert bucket is not None
             self._clear(level, index)
+        assert bucket is not None
         for timer in bucket:
             if timer.item is not None:
                 self._place(timer)

@@ -1,0 +1,1 @@
+"""Benchmarks for asched; see benchmarks/README.md."""
