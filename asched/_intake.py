@@ -46,6 +46,44 @@ class TaskIntake:
         self._config = config
         self._registry = registry
         self._zone: tzinfo | None = None if config.timezone is None else ZoneInfo(config.timezone)
+        # Per task type: (executor, max_retries, backoff_factor, timeout_s) after
+        # applying the config's defaults; registrations only ever add types.
+        self._defaults: dict[str, tuple[str, int, float, float | None]] = {}
+
+    def _resolve_defaults(self, task_type: Any) -> tuple[str, int, float, float | None]:
+        if not isinstance(task_type, str) or not task_type:
+            raise TaskValidationError("task_type", task_type, "expected a non-empty string")
+        definition = self._registry.get(task_type)
+        config = self._config
+        if definition is None:
+            if config.strict_task_types:
+                raise UnknownTaskTypeError(task_type, self._registry.names())
+            # No local handler: not cached, a handler may be registered later.
+            return (
+                "async",
+                config.default_max_retries,
+                config.default_backoff_factor,
+                config.default_timeout_s,
+            )
+        resolved = (
+            definition.executor,
+            _pick(definition.max_retries, config.default_max_retries),
+            float(_pick(definition.backoff_factor, config.default_backoff_factor)),
+            _pick(definition.timeout_s, config.default_timeout_s),
+        )
+        self._defaults[task_type] = resolved
+        return resolved
+
+    def _check_executor(self, task_type: str, executor: Any) -> None:
+        if executor not in EXECUTOR_NAMES:
+            raise TaskValidationError(
+                "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
+            )
+        definition = self._registry.get(task_type)
+        if definition is not None and (executor == "async") != (definition.executor == "async"):
+            raise TaskValidationError(
+                "executor", executor, f"incompatible with the {task_type!r} handler"
+            )
 
     def build(
         self,
@@ -67,55 +105,48 @@ class TaskIntake:
         task_id: str | None = None,
         created_by: str | None = None,
     ) -> Task:
-        definition = self._registry.get(task_type) if type(task_type) is str else None
-        if definition is None:
-            if not isinstance(task_type, str) or not task_type:
-                raise TaskValidationError("task_type", task_type, "expected a non-empty string")
-            if self._config.strict_task_types:
-                raise UnknownTaskTypeError(task_type, self._registry.names())
+        defaults = self._defaults.get(task_type) if type(task_type) is str else None
+        if defaults is None:
+            defaults = self._resolve_defaults(task_type)
         if type(priority) is not TaskPriority:
             priority = parse_priority(priority)
         if task_data is None:
             data_json = b"{}"
-        elif isinstance(task_data, dict):
+        elif type(task_data) is dict or isinstance(task_data, dict):
             data_json = encode_json(task_data, "task_data")
         else:
             raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
-        due_s = self._due(now_s, execution_time, delay)
-
+        if execution_time is None and delay is None:
+            due_s = now_s
+        else:
+            due_s = self._due(now_s, execution_time, delay)
+        default_executor, default_retries, default_backoff, default_timeout = defaults
         if executor is None:
-            executor = definition.executor if definition is not None else "async"
-        elif executor not in EXECUTOR_NAMES:
-            raise TaskValidationError(
-                "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
-            )
-        elif definition is not None and (executor == "async") != (definition.executor == "async"):
-            raise TaskValidationError(
-                "executor", executor, f"incompatible with the {task_type!r} handler"
-            )
-        config = self._config
+            executor = default_executor
+        else:
+            self._check_executor(task_type, executor)
         if max_retries is None:
-            max_retries = _pick(definition and definition.max_retries, config.default_max_retries)
+            max_retries = default_retries
         else:
             check_retries(max_retries)
         if backoff_factor is None:
-            backoff_factor = _pick(
-                definition and definition.backoff_factor, config.default_backoff_factor
-            )
+            backoff_factor = default_backoff
         else:
             check_backoff(backoff_factor)
+            backoff_factor = float(backoff_factor)
         if timeout is None:
-            timeout = definition.timeout_s if definition is not None else None
-            if timeout is None:
-                timeout = config.default_timeout_s
+            timeout = default_timeout
         else:
             check_timeout(timeout)
+            timeout = float(timeout)
         if task_id is None:
             task_id = new_task_id()
         elif not isinstance(task_id, str) or not task_id:
             raise TaskValidationError("task_id", task_id, "expected a non-empty string")
-        _check_optional_str("concurrency_key", concurrency_key)
-        _check_optional_str("idempotency_key", idempotency_key)
+        if concurrency_key is not None:
+            _check_optional_str("concurrency_key", concurrency_key)
+        if idempotency_key is not None:
+            _check_optional_str("idempotency_key", idempotency_key)
         return Task(
             task_id,
             task_type,
@@ -125,8 +156,8 @@ class TaskIntake:
             due_s=due_s,
             executor_type=executor,
             max_retries=max_retries,
-            backoff_factor=float(backoff_factor),
-            timeout_s=None if timeout is None else float(timeout),
+            backoff_factor=backoff_factor,
+            timeout_s=timeout,
             dependencies=_string_tuple("dependencies", dependencies) if dependencies else (),
             concurrency_key=concurrency_key,
             idempotency_key=idempotency_key,

@@ -21,12 +21,15 @@ from asched.model import (
 )
 
 _MISSING = object()
+_PRIORITIES = tuple(TaskPriority)
 
 
 def parse_priority(value: Any, field: str = "priority") -> TaskPriority:
     """Accept a TaskPriority, its int value (0-4) or its name (any case)."""
     if isinstance(value, TaskPriority):
         return value
+    if type(value) is int and 0 <= value < len(_PRIORITIES):
+        return _PRIORITIES[value]
     if isinstance(value, bool):
         raise TaskValidationError(field, value, "expected a TaskPriority, an int 0-4 or a name")
     if isinstance(value, int):
@@ -180,7 +183,7 @@ class TaskDictReader:
                 raise TaskValidationError("history", entry, "expected [at, from, to, reason]")
             at = parse_timestamp(entry[0], "history.at")
             state = parse_lifecycle(entry[2], "history.to")
-            flat += (at, state.value, entry[3])
+            flat += (at, state, entry[3])
         return flat
 
 

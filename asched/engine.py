@@ -88,8 +88,8 @@ class Engine:
         previous = task.lifecycle
         task.transition(target, now_s, reason)
         counts = self._state_counts
-        counts[previous.value] -= 1
-        counts[target.value] += 1
+        counts[previous] -= 1
+        counts[target] += 1
         if self._listeners:
             self._emit(
                 EVENT_FOR_STATE[target](
@@ -127,7 +127,7 @@ class Engine:
     def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
         """A task just accepted into the store (QUEUED): hold it, cancel it, or arm it."""
         self._active[task.id] = task
-        self._state_counts[task.lifecycle.value] += 1
+        self._state_counts[task.lifecycle] += 1
         if failed is not None:
             self._move(task, L.CANCELLED, now_s, f"dependency {failed} did not complete")
             self._settle(task)
@@ -210,19 +210,25 @@ class Engine:
             self._start(task, now)
 
     def _start(self, task: Task, now_s: float) -> None:
-        definition = self._registry.get(task.type)
-        self._limits.acquire(task.type, task.concurrency_key)
+        limits = self._limits
+        if task.concurrency_key is None and not limits.type_limits:
+            limits.running += 1
+        else:
+            limits.acquire(task.type, task.concurrency_key)
         self._move(task, L.RUNNING, now_s, None)
         task.started_s = now_s
+        definition = self._registry.get(task.type)
         if definition is None:
             error = f"no handler is registered for task type {task.type!r}"
             self._finish_failure(task, error, now_s, retry=False)
             return
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
-        executor = self._executors[task.executor_type]
-        runner = self._run(task, executor.run(definition.handler, kwargs))
-        task._handle = self._loop.create_task(runner)
+        if task.executor_type == "async":
+            attempt = definition.handler(**kwargs)
+        else:
+            attempt = self._executors[task.executor_type].run(definition.handler, kwargs)
+        task._handle = self._loop.create_task(self._run(task, attempt))
         if task.timeout_s is not None:
             self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
 
@@ -266,9 +272,12 @@ class Engine:
 
     def _release(self, task: Task) -> None:
         task._handle = None
-        woken = self._limits.release(task.type, task.concurrency_key)
-        for parked in woken:
-            self._ready.push(parked.id, parked.priority, parked.due_s, parked)
+        limits = self._limits
+        if task.concurrency_key is None and not limits.type_limits:
+            limits.running -= 1
+        else:
+            for parked in limits.release(task.type, task.concurrency_key):
+                self._ready.push(parked.id, parked.priority, parked.due_s, parked)
         if self._ready and not self._dispatch_pending:
             self._dispatch_pending = True
             self._loop.call_soon(self._dispatch)
@@ -306,6 +315,8 @@ class Engine:
             for future in waiters:
                 if not future.done():
                     future.set_result(task)
+        if not self._deps.has_dependents:
+            return
         if task.lifecycle is L.COMPLETED:
             freed = self._deps.completed(task.id)
             if freed:
@@ -327,7 +338,7 @@ class Engine:
                         self._settle(dependent)
 
     def state_count(self, state: TaskLifecycle) -> int:
-        return self._state_counts[state.value]
+        return self._state_counts[state]
 
 
 def _describe(exc: BaseException) -> str:

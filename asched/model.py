@@ -22,8 +22,8 @@ from asched.errors import InvalidTransitionError, TaskValidationError
 RECORD_VERSION = 1
 
 
-class TaskLifecycle(enum.Enum):
-    """Where a task is in its life.
+class TaskLifecycle(enum.IntEnum):
+    """Where a task is in its life (an IntEnum, so states index tables cheaply).
 
     Typical: CREATED → QUEUED → SCHEDULED → RUNNING → COMPLETED.
     QUEUED: accepted into the store, not yet armed; SCHEDULED: armed in this
@@ -74,8 +74,6 @@ TRANSITIONS: dict[TaskLifecycle, frozenset[TaskLifecycle]] = {
     L.CANCELLED: frozenset(),
 }
 del L
-
-_STATE_BY_VALUE = {state.value: state for state in TaskLifecycle}
 
 
 def can_transition(current: TaskLifecycle, target: TaskLifecycle) -> bool:
@@ -208,7 +206,7 @@ class Task:
         if target not in TRANSITIONS[self.lifecycle]:
             raise InvalidTransitionError(self.id, self.lifecycle, target)
         self.lifecycle = target
-        self._history += (now_s, target.value, reason)
+        self._history += (now_s, target, reason)
 
     @property
     def history(self) -> list[Transition]:
@@ -216,7 +214,7 @@ class Task:
         previous = TaskLifecycle.CREATED
         raw = self._history
         for i in range(0, len(raw), 3):
-            state = _STATE_BY_VALUE[raw[i + 1]]
+            state = TaskLifecycle(raw[i + 1])
             at = datetime.fromtimestamp(raw[i], UTC)
             out.append(Transition(at, previous, state, raw[i + 2]))
             previous = state

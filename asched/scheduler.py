@@ -185,7 +185,7 @@ class Scheduler(Engine):
         self._state_counts = [0] * len(self._state_counts)
         for task in await self._store.load_unfinished():
             self._active[task.id] = task
-            self._state_counts[task.lifecycle.value] += 1
+            self._state_counts[task.lifecycle] += 1
         for task in list(self._active.values()):
             state = task.lifecycle
             if state is L.RUNNING:

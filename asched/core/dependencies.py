@@ -16,6 +16,10 @@ class DependencyGraph:
         self._waiting_on: dict[str, set[str]] = {}
         self._dependents: dict[str, list[str]] = {}
 
+    @property
+    def has_dependents(self) -> bool:
+        return bool(self._dependents)
+
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._waiting_on
 

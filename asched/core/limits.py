@@ -76,8 +76,10 @@ class ConcurrencyLimits(Generic[K, T]):
         """Free a slot; return parked items that may now be tried again."""
         self.running -= 1
         woken: list[T] = []
+        held = self._by_type.get(task_type)
+        if held:  # a limit registered while the task ran never counted it
+            self._by_type[task_type] = held - 1
         if task_type in self.type_limits:
-            self._by_type[task_type] -= 1
             self._unpark(("type", task_type), woken)
         if key is not None:
             left = self._by_key[key] - 1

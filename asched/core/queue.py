@@ -15,7 +15,22 @@ from typing import Any, Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
-_REMOVED: Any = object()
+
+class _Removed:
+    """The blank left in a removed entry.  It sorts before any item, so a blanked
+    entry that ties a live one on (priority, due, seq, key) -- left behind when
+    ``reprioritize`` moves a key away and back -- never makes the heap compare items."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return other is not self
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+
+_REMOVED: Any = _Removed()
 
 # Heap entries are lists so a removal can blank the item in place:
 # [priority, due_s, seq, key, item]
