@@ -134,7 +134,7 @@ class TaskDictReader:
         task.user_paused = self._typed("user_paused", bool, False)
         task.result = self.record.get("result")
         task.error = self._typed("error", str, None)
-        task._history = self._history()
+        task._history = tuple(self._history())
         return task
 
     def _optional_number(self, key: str) -> float | None:

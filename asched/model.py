@@ -117,9 +117,11 @@ def to_utc_datetime(epoch_s: float | None) -> datetime | None:
 def encode_json(value: Any, field_name: str) -> bytes:
     """JSON-encode ``value`` or raise TaskValidationError naming ``field_name``."""
     try:
-        return orjson.dumps(value)
+        encoded = orjson.dumps(value)
     except TypeError as exc:
         raise TaskValidationError(field_name, value, f"not JSON-serialisable ({exc})") from None
+    # orjson hands back its whole (4 KiB) output buffer; keep a compact copy instead.
+    return bytes(memoryview(encoded))
 
 
 _EMPTY_JSON_OBJECT = b"{}"
@@ -195,9 +197,10 @@ class Task:
         self._metadata = metadata
         # The engine's handle while armed (a wheel timer) or running (an asyncio task).
         self._handle: Any = None
-        # Flat [at_s, to_state_value, reason, ...]; the from-state is the previous
-        # entry's to-state (CREATED for the first), so it is not stored twice.
-        self._history: list[Any] = []
+        # Flat (at_s, to_state, reason, ...); the from-state is the previous entry's
+        # to-state (CREATED for the first), so it is not stored twice.  A tuple, not
+        # a list: it is small, and a pending task should cost as little as possible.
+        self._history: tuple[Any, ...] = ()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -264,7 +267,6 @@ class Task:
         clone = Task.__new__(Task)
         for name in Task.__slots__:
             setattr(clone, name, getattr(self, name))
-        clone._history = list(self._history)
         clone._handle = None
         if self._metadata is not None:
             meta = self._metadata

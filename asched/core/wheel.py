@@ -49,7 +49,10 @@ class Timer(Generic[T]):
 
 def _tick(seconds: float) -> int:
     scaled = seconds * 1000.0
-    return int(scaled) if scaled >= 0 else floor(scaled)
+    tick = int(scaled) if scaled >= 0 else floor(scaled)
+    # ``seconds * 1000`` can round up to the next integer; a bucket must never
+    # start after the items in it, or next_deadline() would be late.
+    return tick - 1 if tick / 1000.0 > seconds else tick
 
 
 def _lowest_bit(mask: int) -> int:
@@ -92,8 +95,11 @@ class TimerWheel(Generic[T]):
 
     def _place(self, timer: Timer[T]) -> None:
         cursor = self._cursor
-        scaled = timer.due_s * 1000.0
+        due_s = timer.due_s
+        scaled = due_s * 1000.0
         tick = int(scaled) if scaled >= 0 else floor(scaled)
+        if tick / 1000.0 > due_s:
+            tick -= 1  # see _tick
         if tick < cursor:
             tick = cursor
         diff = tick ^ cursor
@@ -156,8 +162,10 @@ class TimerWheel(Generic[T]):
                 break
             level, index = found
             start = self._bucket_start(level, index)
-            # Either test admits the bucket whose start next_deadline() reported.
-            if start > now_tick and start / 1000.0 > now_s:
+            # Either test admits the bucket whose start next_deadline() reported;
+            # the cursor's own bucket, which holds items inserted already overdue,
+            # is always checked, even for a now_s before the cursor.
+            if start > now_tick and start / 1000.0 > now_s and start != self._cursor:
                 break
             self._cursor = start
             if level == 0:
