@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from asched.errors import TaskValidationError
 from asched.model import (
     RECORD_VERSION,
@@ -18,6 +16,7 @@ from asched.model import (
     TaskLifecycle,
     TaskMetadata,
     TaskPriority,
+    encode_json,
 )
 
 _MISSING = object()
@@ -114,7 +113,7 @@ class TaskDictReader:
         task = Task(
             task_id,
             self._typed("type", str),
-            orjson.dumps(data),
+            encode_json(data, "data"),
             parse_priority(self._get("priority")),
             created_s=created_s,
             due_s=None if due is None else parse_timestamp(due, "scheduled_for"),

@@ -296,7 +296,8 @@ class Scheduler(Engine):
     # -- queries -------------------------------------------------------------------
 
     async def _lookup(self, task_id: str) -> Task:
-        task = self._active.get(task_id)
+        # A task that just settled is still in _dirty until the flusher hands it over.
+        task = self._active.get(task_id) or self._dirty.get(task_id)
         if task is None:
             task = await self._store.get(task_id)
             if task is None:
@@ -321,6 +322,8 @@ class Scheduler(Engine):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise TaskValidationError("limit", limit, "must be an integer >= 0")
+        if self._dirty:  # hand over what this loop changed, so the list is current
+            await self._flush()
         found = await self._store.list_tasks(state, task_type, limit)
         return [t.copy() for t in found]
 

@@ -3,11 +3,14 @@
 The engine asks this whenever a schedule is due — on time or after a sleep, a
 crash or an overload — with plain epoch seconds; nothing here reads a clock::
 
-    plan = plan_misfires(trigger, last_fire_epoch=schedule.last_fire, now_epoch=now)
+    plan = plan_misfires(trigger, last_fire_epoch=schedule.settled_until, now_epoch=now)
     for scheduled_epoch in plan.run_now:       # oldest first
         enqueue(schedule, scheduled_epoch)
-    schedule.last_fire = plan.run_now[-1] if plan.run_now else schedule.last_fire
-    arm(schedule, plan.next_fire)
+    schedule.settled_until = max(now, schedule.settled_until)  # every fire up to now is dealt with
+    arm(schedule, plan.next_fire)              # None: the trigger is exhausted
+
+Record ``now`` (not only the last run) as settled, or fires skipped as late
+would be counted again by the next plan.
 
 Rules, for the fires ``t`` of the trigger with ``last_fire_epoch < t <= now``:
 
@@ -78,8 +81,9 @@ def plan_misfires(
 ) -> MisfirePlan:
     """Plan the fires of ``trigger`` due in ``(last_fire_epoch, now_epoch]``.
 
-    ``last_fire_epoch`` is the *scheduled* time of the last fire recorded; for a
-    schedule that never fired, pass its creation time (any moment before its
+    ``last_fire_epoch`` is the moment up to which fires are already dealt with:
+    the ``now`` of the previous plan, or the scheduled time of the last fire
+    recorded, or for a new schedule its creation time (any moment before its
     first fire).
     """
     _check_epoch("last_fire_epoch", last_fire_epoch)

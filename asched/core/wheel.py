@@ -103,16 +103,9 @@ class TimerWheel(Generic[T]):
         if tick < cursor:
             tick = cursor
         diff = tick ^ cursor
-        # Unrolled level choice: this runs for every insert.
-        if diff < 0x100:
-            level, index = 0, tick & 0xFF
-        elif diff < 0x4000:
-            level, index = 1, (tick >> 8) & 0x3F
-        elif diff < 0x100000:
-            level, index = 2, (tick >> 14) & 0x3F
-        elif diff < 0x4000000:
-            level, index = 3, (tick >> 20) & 0x3F
-        else:
+        # Unrolled level choice: this runs for every insert.  A negative diff means
+        # the cursor and the tick straddle zero: only the top level can hold it.
+        if diff < 0 or diff >= 0x4000000:
             key = tick >> _TOP_SHIFT
             top_bucket = self._top.get(key)
             if top_bucket is None:
@@ -121,6 +114,14 @@ class TimerWheel(Generic[T]):
             else:
                 top_bucket.append(timer)
             return
+        if diff < 0x100:
+            level, index = 0, tick & 0xFF
+        elif diff < 0x4000:
+            level, index = 1, (tick >> 8) & 0x3F
+        elif diff < 0x100000:
+            level, index = 2, (tick >> 14) & 0x3F
+        else:
+            level, index = 3, (tick >> 20) & 0x3F
         buckets = self._buckets[level]
         bucket = buckets[index]
         if bucket is None:

@@ -14,4 +14,12 @@ def open_store(url: str) -> Store:
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         return MemoryStore()
-    raise ConfigError("store_url", url, "unknown store scheme; use memory://")
+    if scheme == "sqlite":
+        from asched.stores.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    raise ConfigError(
+        "store_url",
+        url,
+        "unknown store scheme; use memory:// or sqlite:///relative.db or sqlite:////abs/path.db",
+    )

@@ -27,70 +27,56 @@ import asyncio
 import logging
 import os
 import random
-import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import aiosqlite
-import orjson
 
 from asched.errors import (
     ConfigError,
     StoreBusyError,
     StoreCorruptError,
     StoreError,
-    StoreFullError,
     TaskValidationError,
 )
-from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
+from asched.model import Task, TaskLifecycle
+from asched.stores._sqlite import (
+    INSERT_SQL,
+    MIGRATIONS,
+    ORDER_SQL,
+    SCHEMA_VERSION,
+    SQLITE_BUSY,
+    SQLITE_LOCKED,
+    SYNCHRONOUS_MODES,
+    UNFINISHED_SQL,
+    UPDATE_SQL,
+    InsertCall,
+    Row,
+    WriteGroup,
+    check_batch,
+    check_pragmas,
+    check_synchronous,
+    encode_insert,
+    encode_save,
+    error_code,
+    make_parent_dir,
+    name_conflict,
+    require_open,
+    rollback,
+    store_error,
+    unexpected_error,
+)
 from asched.stores.base import Store
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: One entry per schema version, applied in order from version 1 on.  Never
-#: edit a released entry; append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE tasks (
-            id TEXT PRIMARY KEY,
-            type TEXT NOT NULL,
-            lifecycle TEXT NOT NULL,
-            due_s REAL NOT NULL,
-            priority INTEGER NOT NULL,
-            idempotency_key TEXT UNIQUE,
-            updated_s REAL NOT NULL,
-            version INTEGER NOT NULL,
-            record TEXT NOT NULL
-        )""",
-        "CREATE INDEX tasks_by_state ON tasks (lifecycle, due_s, priority)",
-        "CREATE INDEX tasks_by_type ON tasks (type, due_s, priority)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
-_INSERT = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPDATE = (
-    "UPDATE tasks SET type = ?, lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
-    "version = ?, record = ? WHERE id = ?"
-)
-_ORDER = " ORDER BY due_s, priority, rowid"
-_UNFINISHED = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
-
-_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_PRAGMA_NAME = re.compile(r"[a-z_]+")
-_PRAGMA_VALUE = re.compile(r"-?\d+|[A-Za-z_]+")
 _URL_OPTIONS = {"synchronous": str, "busy_timeout_ms": int, "busy_deadline_s": float}
-
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
-_STATE_NAMES = {state.value: state.name for state in TaskLifecycle}
-_fromtimestamp = datetime.fromtimestamp
 
 
 class SQLiteStore(Store):
@@ -116,7 +102,7 @@ class SQLiteStore(Store):
         self.path = os.fspath(path)
         if not self.path or self.path == ":memory:" or self.path.startswith("file:"):
             raise ConfigError("path", self.path, "expected a file path (use memory:// for RAM)")
-        self.synchronous = _check_synchronous(synchronous)
+        self.synchronous = check_synchronous(synchronous)
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
             raise ConfigError("busy_timeout_ms", busy_timeout_ms, "expected an integer")
         if busy_timeout_ms < 0:
@@ -125,7 +111,7 @@ class SQLiteStore(Store):
             raise ConfigError("busy_deadline_s", busy_deadline_s, "must be a number >= 0")
         self.busy_timeout_ms = busy_timeout_ms
         self.busy_deadline_s = float(busy_deadline_s)
-        self._pragmas = _check_pragmas(pragmas or {})
+        self._pragmas = check_pragmas(pragmas or {})
         self._rng = rng or random.Random()
         #: Successful write transactions, rows they wrote, and unreadable rows skipped.
         self.commits = 0
@@ -135,8 +121,8 @@ class SQLiteStore(Store):
         self._reader: aiosqlite.Connection | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._open_group = _Group()
-        self._inflight: _Group | None = None
+        self._open_group = WriteGroup()
+        self._inflight: WriteGroup | None = None
         self._closing = False
 
     @classmethod
@@ -145,7 +131,9 @@ class SQLiteStore(Store):
         ``?synchronous=FULL&busy_timeout_ms=250&busy_deadline_s=10``."""
         scheme, sep, rest = url.partition(":///")
         if not sep or scheme.lower() != "sqlite":
-            raise ConfigError("store_url", url, "expected sqlite:///relative.db or sqlite:////abs.db")
+            raise ConfigError(
+                "store_url", url, "expected sqlite:///relative.db or sqlite:////abs.db"
+            )
         path, _, query = rest.partition("?")
         options: dict[str, Any] = {}
         for name, raw in parse_qsl(query, keep_blank_values=True):
@@ -169,15 +157,14 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         if self._writer_task is not None:
             return
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        await asyncio.to_thread(make_parent_dir, self.path)
         self._closing = False
         self._wake = asyncio.Event()
-        self._open_group = _Group()
+        self._open_group = WriteGroup()
         self._writer = await self._connect()
         try:
             await self._enable_wal(self._writer)
-            await self._retry_busy(lambda: self._migrate(_require(self._writer)))
+            await self._retry_busy(lambda: self._migrate(require_open(self._writer)))
             self._reader = await self._connect()
         except BaseException:
             await self._disconnect()
@@ -199,14 +186,14 @@ class SQLiteStore(Store):
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
-            raise _store_error(exc, self.path) from exc
+            raise store_error(exc, self.path) from exc
         try:
             for name, value in (
                 ("synchronous", self.synchronous),
                 ("busy_timeout", self.busy_timeout_ms),
                 *self._pragmas.items(),
             ):
-                await db.execute(f"PRAGMA {name} = {value}")
+                await db.execute_fetchall(f"PRAGMA {name} = {value}")
         except BaseException:
             await db.close()
             raise
@@ -246,16 +233,29 @@ class SQLiteStore(Store):
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await db.execute("COMMIT")
         except BaseException:
-            await _rollback(db)
+            await rollback(db)
             raise
+
+    async def describe(self) -> dict[str, Any]:
+        """The settings in force on the writer connection, for operators and tests."""
+        db = require_open(self._writer)
+        found: dict[str, Any] = {"path": self.path}
+        for name in ("journal_mode", "synchronous", "busy_timeout", "user_version"):
+            rows = list(await db.execute_fetchall(f"PRAGMA {name}"))
+            found[name] = rows[0][0] if rows else None
+        found["synchronous"] = SYNCHRONOUS_MODES[found["synchronous"]]
+        found.update(commits=self.commits, rows_written=self.rows_written)
+        found["corrupt_rows"] = self.corrupt_rows
+        return found
 
     # -- writing ---------------------------------------------------------------------
 
     async def insert(self, tasks: Sequence[Task]) -> None:
         if not tasks:
             return
-        _check_batch(tasks)
-        future = self._queue().add_insert(tasks)
+        check_batch(tasks)
+        rows = encode_insert(tasks, time.time())
+        future = self._queue().add_insert(tasks, rows)
         await future
 
     async def save(self, tasks: Sequence[Task]) -> None:
@@ -264,7 +264,7 @@ class SQLiteStore(Store):
         future = self._queue().add_saves(tasks)
         await future
 
-    def _queue(self) -> _Group:
+    def _queue(self) -> WriteGroup:
         if self._writer_task is None or self._closing:
             raise StoreError(f"sqlite store {self.path} is not open")
         self._wake.set()
@@ -275,7 +275,7 @@ class SQLiteStore(Store):
             await self._wake.wait()
             self._wake.clear()
             while self._open_group:
-                group, self._open_group = self._open_group, _Group()
+                group, self._open_group = self._open_group, WriteGroup()
                 self._inflight = group
                 try:
                     await self._commit_group(group)
@@ -285,68 +285,67 @@ class SQLiteStore(Store):
             if self._closing:
                 return
 
-    async def _commit_group(self, group: _Group) -> None:
+    async def _commit_group(self, group: WriteGroup) -> None:
         """Write one group in one transaction and tell every caller how it went."""
+        calls = group.inserts
         now_s = time.time()
-        inserts = [[_insert_row(t, now_s) for t in call.tasks] for call in group.inserts]
-        saves = [_update_row(t, now_s) for t in group.saves.values()]
+        saves = [row for task in group.saves.values() if (row := encode_save(task, now_s))]
         try:
-            errors = await self._retry_busy(lambda: self._transaction(group, inserts, saves))
+            errors = await self._retry_busy(lambda: self._transaction(calls, saves))
         except Exception as exc:
-            failure = exc if isinstance(exc, StoreError) else _unexpected(exc, self.path)
+            failure = exc if isinstance(exc, StoreError) else unexpected_error(exc, self.path)
             group.fail(failure)
             return
         self.commits += 1
-        self.rows_written += len(saves) + sum(
-            len(rows) for rows, error in zip(inserts, errors, strict=True) if error is None
-        )
-        group.succeed(errors)
+        self.rows_written += len(saves)
+        for call, error in zip(calls, errors, strict=True):
+            call.settle(error)
+            if error is None:
+                self.rows_written += len(call.rows)
+        group.succeed()
 
     async def _transaction(
-        self, group: _Group, inserts: list[list[tuple[Any, ...]]], saves: list[tuple[Any, ...]]
+        self, calls: list[InsertCall], saves: list[Row]
     ) -> list[TaskValidationError | None]:
-        db = _require(self._writer)
+        db = require_open(self._writer)
         await db.execute("BEGIN IMMEDIATE")
         try:
-            errors = await self._insert_calls(db, group, inserts)
+            errors = await self._insert_calls(db, calls)
             if saves:
-                await db.executemany(_UPDATE, saves)
+                await db.executemany(UPDATE_SQL, saves)
             await db.execute("COMMIT")
         except BaseException:
-            await _rollback(db)
+            await rollback(db)
             raise
         return errors
 
     async def _insert_calls(
-        self, db: aiosqlite.Connection, group: _Group, inserts: list[list[tuple[Any, ...]]]
+        self, db: aiosqlite.Connection, calls: list[InsertCall]
     ) -> list[TaskValidationError | None]:
         """All calls' rows in one executemany; on a conflict, each call alone."""
-        if not inserts:
+        if not calls:
             return []
         await db.execute("SAVEPOINT group_insert")
         try:
-            await db.executemany(_INSERT, [row for rows in inserts for row in rows])
+            await db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
         except sqlite3.IntegrityError:
             await db.execute("ROLLBACK TO group_insert")
         else:
             await db.execute("RELEASE group_insert")
-            return [None] * len(inserts)
+            return [None] * len(calls)
         await db.execute("RELEASE group_insert")
-        return [
-            await self._insert_alone(db, call.tasks, rows)
-            for call, rows in zip(group.inserts, inserts, strict=True)
-        ]
+        return [await self._insert_alone(db, call.tasks, call.rows) for call in calls]
 
     async def _insert_alone(
-        self, db: aiosqlite.Connection, tasks: Sequence[Task], rows: list[tuple[Any, ...]]
+        self, db: aiosqlite.Connection, tasks: Sequence[Task], rows: list[Row]
     ) -> TaskValidationError | None:
         await db.execute("SAVEPOINT call_insert")
         try:
-            await db.executemany(_INSERT, rows)
+            await db.executemany(INSERT_SQL, rows)
         except sqlite3.IntegrityError as exc:
             await db.execute("ROLLBACK TO call_insert")
             await db.execute("RELEASE call_insert")
-            return await _name_conflict(db, tasks, exc)
+            return await name_conflict(db, tasks, exc)
         await db.execute("RELEASE call_insert")
         return None
 
@@ -382,12 +381,12 @@ class SQLiteStore(Store):
         sql = "SELECT id, record FROM tasks"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += _ORDER + " LIMIT ?"
+        sql += ORDER_SQL + " LIMIT ?"
         params.append(-1 if limit is None else limit)
         return self._decode_all(await self._read(sql, params))
 
     async def load_unfinished(self) -> list[Task]:
-        sql = f"SELECT id, record FROM tasks WHERE lifecycle IN ({_UNFINISHED})" + _ORDER
+        sql = f"SELECT id, record FROM tasks WHERE lifecycle IN ({UNFINISHED_SQL})" + ORDER_SQL
         return self._decode_all(await self._read(sql, ()))
 
     async def count_by_state(self) -> dict[TaskLifecycle, int]:
@@ -396,7 +395,9 @@ class SQLiteStore(Store):
         for name, count in rows:
             state = TaskLifecycle.__members__.get(name)
             if state is None:
-                logger.warning("sqlite store %s: unknown lifecycle %r in %d rows", self.path, name, count)
+                logger.warning(
+                    "sqlite store %s: unknown lifecycle %r in %d rows", self.path, name, count
+                )
             else:
                 counts[state] = int(count)
         return counts
@@ -444,8 +445,8 @@ class SQLiteStore(Store):
             try:
                 return await attempt()
             except sqlite3.Error as exc:
-                if _error_code(exc) not in (_SQLITE_BUSY, _SQLITE_LOCKED):
-                    raise _store_error(exc, self.path) from exc
+                if error_code(exc) not in (SQLITE_BUSY, SQLITE_LOCKED):
+                    raise store_error(exc, self.path) from exc
                 left_s = deadline - time.monotonic()
                 if left_s <= 0:
                     raise StoreBusyError(
@@ -454,256 +455,3 @@ class SQLiteStore(Store):
                     ) from exc
                 await asyncio.sleep(min(left_s, delay_s * (0.5 + self._rng.random())))
                 delay_s = min(delay_s * 2, 0.25)
-
-
-class _InsertCall:
-    __slots__ = ("future", "tasks")
-
-    def __init__(self, tasks: Sequence[Task], future: asyncio.Future[None]) -> None:
-        self.tasks = tasks
-        self.future = future
-
-
-class _Group:
-    """Writes queued for one transaction, and the callers waiting on it."""
-
-    __slots__ = ("done_event", "inserts", "save_futures", "saves")
-
-    def __init__(self) -> None:
-        self.inserts: list[_InsertCall] = []
-        self.saves: dict[str, Task] = {}
-        self.save_futures: list[asyncio.Future[None]] = []
-        self.done_event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return bool(self.inserts or self.saves)
-
-    def add_insert(self, tasks: Sequence[Task]) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.inserts.append(_InsertCall(tasks, future))
-        return future
-
-    def add_saves(self, tasks: Sequence[Task]) -> asyncio.Future[None]:
-        saves = self.saves
-        for task in tasks:
-            saves[task.id] = task
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.save_futures.append(future)
-        return future
-
-    def succeed(self, errors: list[TaskValidationError | None]) -> None:
-        for call, error in zip(self.inserts, errors, strict=True):
-            if not call.future.done():
-                if error is None:
-                    call.future.set_result(None)
-                else:
-                    call.future.set_exception(error)
-        for future in self.save_futures:
-            if not future.done():
-                future.set_result(None)
-
-    def fail(self, error: StoreError) -> None:
-        for future in [call.future for call in self.inserts] + self.save_futures:
-            if not future.done():
-                future.set_exception(error)
-
-    def finish(self) -> None:
-        self.done_event.set()
-
-
-# -- rows ------------------------------------------------------------------------------
-
-
-def encode_record(task: Task) -> bytes:
-    """``task.to_dict()`` as JSON, built without the intermediate objects (7x faster).
-
-    The payload is already JSON, so it is spliced in as is.  A result that JSON
-    cannot hold is stored as its ``repr`` rather than losing the whole record.
-    """
-    record = _record(task)
-    try:
-        return orjson.dumps(record)
-    except TypeError:
-        logger.warning("task %r: a value is not JSON-serialisable; storing its repr", task.id)
-        return orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS)
-
-
-def _record(task: Task) -> dict[str, Any]:
-    created = _fromtimestamp(task.created_s, UTC)
-    started_s, finished_s = task.started_s, task.finished_s
-    return {
-        "version": RECORD_VERSION,
-        "id": task.id,
-        "type": task.type,
-        "data": orjson.Fragment(task.data_json),
-        "priority": task.priority.name,
-        "lifecycle": task.lifecycle.name,
-        "created_at": created,
-        "scheduled_for": _fromtimestamp(task.due_s, UTC),
-        "started_at": None if started_s is None else _fromtimestamp(started_s, UTC),
-        "completed_at": None if finished_s is None else _fromtimestamp(finished_s, UTC),
-        "executor_type": task.executor_type,
-        "retries": task.retries,
-        "max_retries": task.max_retries,
-        "backoff_factor": task.backoff_factor,
-        "timeout": task.timeout_s,
-        "dependencies": task.dependencies,
-        "concurrency_key": task.concurrency_key,
-        "idempotency_key": task.idempotency_key,
-        "user_paused": task.user_paused,
-        "result": task.result,
-        "error": task.error,
-        "history": _history(task._history),
-        "metadata": _metadata(task, created),
-    }
-
-
-def _history(flat: list[Any]) -> list[tuple[datetime, str, str, str | None]]:
-    out = []
-    previous = "CREATED"
-    for i in range(0, len(flat), 3):
-        state = _STATE_NAMES[flat[i + 1]]
-        out.append((_fromtimestamp(flat[i], UTC), previous, state, flat[i + 2]))
-        previous = state
-    return out
-
-
-def _metadata(task: Task, created: datetime) -> dict[str, Any]:
-    meta = task._metadata
-    if meta is None:
-        return {
-            "created_at": created,
-            "created_by": "system",
-            "source_ip": None,
-            "source_component": None,
-            "tags": [],
-            "audit_trail": [],
-        }
-    return {
-        "created_at": meta.created_at,
-        "created_by": meta.created_by,
-        "source_ip": meta.source_ip,
-        "source_component": meta.source_component,
-        "tags": meta.tags,
-        "audit_trail": meta.audit_trail,
-    }
-
-
-def _insert_row(task: Task, now_s: float) -> tuple[Any, ...]:
-    return (
-        task.id,
-        task.type,
-        task.lifecycle.name,
-        task.due_s,
-        task.priority.value,
-        task.idempotency_key,
-        now_s,
-        RECORD_VERSION,
-        encode_record(task).decode(),
-    )
-
-
-def _update_row(task: Task, now_s: float) -> tuple[Any, ...]:
-    return (
-        task.type,
-        task.lifecycle.name,
-        task.due_s,
-        task.priority.value,
-        now_s,
-        RECORD_VERSION,
-        encode_record(task).decode(),
-        task.id,
-    )
-
-
-def _check_batch(tasks: Sequence[Task]) -> None:
-    """Duplicates inside one batch, found before anything is queued."""
-    if len(tasks) == 1:
-        return
-    ids: set[str] = set()
-    keys: set[str] = set()
-    for task in tasks:
-        if task.id in ids:
-            raise TaskValidationError("task_id", task.id, "used twice in one batch")
-        ids.add(task.id)
-        key = task.idempotency_key
-        if key is not None:
-            if key in keys:
-                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
-            keys.add(key)
-
-
-async def _name_conflict(
-    db: aiosqlite.Connection, tasks: Sequence[Task], exc: sqlite3.IntegrityError
-) -> TaskValidationError:
-    """Which task of a failed batch clashed with a stored one, as a validation error."""
-    by_key = "idempotency_key" in str(exc)
-    column = "idempotency_key" if by_key else "id"
-    values = [t.idempotency_key if by_key else t.id for t in tasks]
-    wanted = [v for v in values if v is not None]
-    rows = await db.execute_fetchall(
-        f"SELECT {column} FROM tasks WHERE {column} IN (SELECT value FROM json_each(?))",
-        (orjson.dumps(wanted).decode(),),
-    )
-    taken = {row[0] for row in rows}
-    clash = next((v for v in wanted if v in taken), None)
-    if by_key:
-        return TaskValidationError("idempotency_key", clash, "already used")
-    return TaskValidationError("task_id", clash, "already exists")
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _require(db: aiosqlite.Connection | None) -> aiosqlite.Connection:
-    if db is None:
-        raise StoreError("sqlite store is not open")
-    return db
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    """Roll back if a transaction is still open (SQLite may have ended it already)."""
-    if db.in_transaction:
-        try:
-            await db.execute("ROLLBACK")
-        except sqlite3.Error:
-            logger.exception("sqlite store: rollback failed")
-
-
-def _error_code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", -1)) & 0xFF
-
-
-def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
-    code = _error_code(exc)
-    if code == _SQLITE_FULL:
-        return StoreFullError(f"sqlite store {path}: the disk or database is full ({exc})")
-    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return StoreCorruptError(f"sqlite store {path}: the database file is damaged ({exc})")
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return StoreBusyError(f"sqlite store {path}: the database is locked ({exc})")
-    return StoreError(f"sqlite store {path}: {exc}")
-
-
-def _unexpected(exc: Exception, path: str) -> StoreError:
-    logger.error("sqlite store %s: write failed", path, exc_info=exc)
-    error = StoreError(f"sqlite store {path}: write failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-def _check_synchronous(value: Any) -> str:
-    mode = value.upper() if isinstance(value, str) else value
-    if mode not in _SYNCHRONOUS:
-        raise ConfigError("synchronous", value, f"one of {', '.join(_SYNCHRONOUS)}")
-    return str(mode)
-
-
-def _check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for name, value in pragmas.items():
-        text = str(value)
-        if not _PRAGMA_NAME.fullmatch(name) or not _PRAGMA_VALUE.fullmatch(text):
-            raise ConfigError("pragmas", {name: value}, "expected a name and an int or word")
-        checked[name] = text
-    return checked

@@ -224,5 +224,5 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.queue.items() == [self.model[k][3] for k in self.expected_order()]
 
 
-QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+QueueMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=40, deadline=None)
 TestQueueMachine = QueueMachine.TestCase

@@ -1,0 +1,267 @@
+"""SQLiteStore's parts: the schema, rows, group-commit bookkeeping and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from asched.errors import (
+    ConfigError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    TaskValidationError,
+)
+from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
+from asched.stores.records import encode_record
+
+logger = logging.getLogger("asched.stores.sqlite")
+
+Row = tuple[Any, ...]
+
+#: One entry per schema version, applied in order from version 1 on.  Never
+#: edit a released entry; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            lifecycle TEXT NOT NULL,
+            due_s REAL NOT NULL,
+            priority INTEGER NOT NULL,
+            idempotency_key TEXT UNIQUE,
+            updated_s REAL NOT NULL,
+            version INTEGER NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX tasks_by_state ON tasks (lifecycle, due_s, priority)",
+        # Type alone: an index holding due_s or priority would be rewritten by every save.
+        "CREATE INDEX tasks_by_type ON tasks (type)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
+INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_SQL = (
+    "UPDATE tasks SET lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
+    "version = ?, record = ? WHERE id = ?"
+)
+ORDER_SQL = " ORDER BY due_s, priority, rowid"
+UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_PRAGMA_NAME = re.compile(r"[a-z_]+")
+_PRAGMA_VALUE = re.compile(r"-?\d+|[A-Za-z_]+")
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 11, 13, 26
+
+
+def encode_insert(tasks: Sequence[Task], now_s: float) -> list[Row]:
+    """The rows of one insert call, encoded up front so a bad task fails only its caller."""
+    rows = []
+    for task in tasks:
+        try:
+            rows.append(_insert_row(task, now_s))
+        except (ValueError, OverflowError, OSError) as exc:
+            raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
+    return rows
+
+
+def encode_save(task: Task, now_s: float) -> Row | None:
+    try:
+        return _update_row(task, now_s)
+    except (ValueError, OverflowError, OSError):
+        logger.exception("task %r cannot be stored; its state change is not saved", task.id)
+        return None
+
+
+def _insert_row(task: Task, now_s: float) -> Row:
+    return (
+        task.id,
+        task.type,
+        task.lifecycle.name,
+        task.due_s,
+        task.priority.value,
+        task.idempotency_key,
+        now_s,
+        RECORD_VERSION,
+        encode_record(task).decode(),
+    )
+
+
+def _update_row(task: Task, now_s: float) -> Row:
+    return (
+        task.lifecycle.name,
+        task.due_s,
+        task.priority.value,
+        now_s,
+        RECORD_VERSION,
+        encode_record(task).decode(),
+        task.id,
+    )
+
+
+def check_batch(tasks: Sequence[Task]) -> None:
+    """Duplicates inside one batch, found before anything is queued."""
+    if len(tasks) == 1:
+        return
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for task in tasks:
+        if task.id in ids:
+            raise TaskValidationError("task_id", task.id, "used twice in one batch")
+        ids.add(task.id)
+        key = task.idempotency_key
+        if key is not None:
+            if key in keys:
+                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
+            keys.add(key)
+
+
+async def name_conflict(
+    db: aiosqlite.Connection, tasks: Sequence[Task], exc: sqlite3.IntegrityError
+) -> TaskValidationError:
+    """Which task of a failed batch clashed with a stored one, as a validation error."""
+    if "UNIQUE" not in str(exc):
+        return TaskValidationError("task", tasks[0].id, f"cannot be stored: {exc}")
+    by_key = "idempotency_key" in str(exc)
+    column = "idempotency_key" if by_key else "id"
+    values = [t.idempotency_key if by_key else t.id for t in tasks]
+    wanted = [v for v in values if v is not None]
+    rows = await db.execute_fetchall(
+        f"SELECT {column} FROM tasks WHERE {column} IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(wanted).decode(),),
+    )
+    taken = {row[0] for row in rows}
+    clash = next((v for v in wanted if v in taken), None)
+    if by_key:
+        return TaskValidationError("idempotency_key", clash, "already used")
+    return TaskValidationError("task_id", clash, "already exists")
+
+
+class InsertCall:
+    __slots__ = ("future", "rows", "tasks")
+
+    def __init__(
+        self, tasks: Sequence[Task], rows: list[Row], future: asyncio.Future[None]
+    ) -> None:
+        self.tasks = tasks
+        self.rows = rows
+        self.future = future
+
+    def settle(self, error: Exception | None) -> None:
+        if not self.future.done():
+            if error is None:
+                self.future.set_result(None)
+            else:
+                self.future.set_exception(error)
+
+
+class WriteGroup:
+    """Writes queued for one transaction, and the callers waiting on it."""
+
+    __slots__ = ("done_event", "inserts", "save_futures", "saves")
+
+    def __init__(self) -> None:
+        self.inserts: list[InsertCall] = []
+        self.saves: dict[str, Task] = {}
+        self.save_futures: list[asyncio.Future[None]] = []
+        self.done_event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.saves)
+
+    def add_insert(self, tasks: Sequence[Task], rows: list[Row]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inserts.append(InsertCall(tasks, rows, future))
+        return future
+
+    def add_saves(self, tasks: Sequence[Task]) -> asyncio.Future[None]:
+        saves = self.saves
+        for task in tasks:
+            saves[task.id] = task
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.save_futures.append(future)
+        return future
+
+    def succeed(self) -> None:
+        for future in self.save_futures:
+            if not future.done():
+                future.set_result(None)
+
+    def fail(self, error: StoreError) -> None:
+        for call in self.inserts:
+            call.settle(error)
+        for future in self.save_futures:
+            if not future.done():
+                future.set_exception(error)
+
+    def finish(self) -> None:
+        self.done_event.set()
+
+
+def make_parent_dir(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def require_open(db: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    if db is None:
+        raise StoreError("sqlite store is not open")
+    return db
+
+
+async def rollback(db: aiosqlite.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite may have ended it already)."""
+    if db.in_transaction:
+        try:
+            await db.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.exception("sqlite store: rollback failed")
+
+
+def error_code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", -1)) & 0xFF
+
+
+def store_error(exc: sqlite3.Error, path: str) -> StoreError:
+    code = error_code(exc)
+    if code == SQLITE_FULL:
+        return StoreFullError(f"sqlite store {path}: the disk or database is full ({exc})")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return StoreCorruptError(f"sqlite store {path}: the database file is damaged ({exc})")
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return StoreBusyError(f"sqlite store {path}: the database is locked ({exc})")
+    return StoreError(f"sqlite store {path}: {exc}")
+
+
+def unexpected_error(exc: Exception, path: str) -> StoreError:
+    logger.error("sqlite store %s: write failed", path, exc_info=exc)
+    error = StoreError(f"sqlite store {path}: write failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def check_synchronous(value: Any) -> str:
+    mode = value.upper() if isinstance(value, str) else value
+    if mode not in SYNCHRONOUS_MODES:
+        raise ConfigError("synchronous", value, f"one of {', '.join(SYNCHRONOUS_MODES)}")
+    return str(mode)
+
+
+def check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for name, value in pragmas.items():
+        text = str(value)
+        if not _PRAGMA_NAME.fullmatch(name) or not _PRAGMA_VALUE.fullmatch(text):
+            raise ConfigError("pragmas", {name: value}, "expected a name and an int or word")
+        checked[name] = text
+    return checked

@@ -1,0 +1,474 @@
+"""SQLiteStore beyond the shared contract: durability, group commit, damage, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from asched import (
+    ConfigError,
+    Scheduler,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    TaskLifecycle,
+    TaskPriority,
+    TaskValidationError,
+)
+from asched.model import Task
+from asched.stores import open_store
+from asched.stores.sqlite import SCHEMA_VERSION, SQLiteStore, encode_record
+from asched.testing import FakeClock
+
+L = TaskLifecycle
+T0 = 1_800_000_000.0
+
+
+def assert_intact(path: Path) -> None:
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
+
+
+def url_for(path: Path) -> str:
+    return f"sqlite:///{path}"  # tmp_path is absolute, so this is sqlite:////...
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "asched.db"
+
+
+@pytest.fixture
+async def make_store(db_path: Path) -> AsyncIterator[Callable[..., SQLiteStore]]:
+    """Open SQLite stores on the test's file; each is closed and the file checked."""
+    made: list[SQLiteStore] = []
+
+    def make(**options: Any) -> SQLiteStore:
+        store = SQLiteStore(db_path, **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+    if made:
+        assert_intact(db_path)
+
+
+def new_task(task_id: str, **fields: Any) -> Task:
+    task = Task(task_id, "job", b'{"n":1}', created_s=T0, **fields)
+    task.transition(L.QUEUED, T0, None)
+    return task
+
+
+def raw_db(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+# -- durability through the public API ----------------------------------------------------
+
+
+async def test_a_new_scheduler_on_the_same_file_runs_what_the_old_one_left(
+    db_path: Path, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    ran: list[str] = []
+
+    def build() -> Scheduler:
+        s = make_scheduler(store=url_for(db_path), max_concurrency=1)
+
+        @s.task("job")
+        async def job(name: str) -> str:
+            ran.append(name)
+            return f"ran {name}"
+
+        return s
+
+    first = build()
+    async with first:
+        done = await first.schedule_task("job", {"name": "done"})
+        assert await first.wait_for(done) == "ran done"
+        due_soon = {
+            name: await first.schedule_task("job", {"name": name}, delay=delay, priority=prio)
+            for name, delay, prio in [
+                ("low", 10, TaskPriority.LOW),
+                ("critical", 30, TaskPriority.CRITICAL),
+                ("high", 20, TaskPriority.HIGH),
+            ]
+        }
+        future = await first.schedule_task("job", {"name": "future"}, delay=3600)
+    assert ran == ["done"]
+
+    await clock.advance(100)  # the first scheduler is gone: nothing fires
+    assert ran == ["done"]
+    second = build()
+    async with second:
+        for tid in due_soon.values():
+            await second.wait_for(tid)
+        assert ran == ["done", "critical", "high", "low"]
+        assert await second.get_task_status(future) is L.SCHEDULED
+        await clock.advance_to(T0 + 3600)
+        assert await second.wait_for(future) == "ran future"
+        assert ran[-1] == "future"
+        kept = await second.get_task(done)
+        assert kept.lifecycle is L.COMPLETED
+        assert kept.result == "ran done"
+        assert [t.to_state for t in kept.history] == [
+            L.QUEUED,
+            L.SCHEDULED,
+            L.RUNNING,
+            L.COMPLETED,
+        ]
+        recovered = await second.get_task(due_soon["low"])
+        assert "scheduler stopped before it was due" in [t.reason for t in recovered.history]
+    assert_intact(db_path)
+
+
+async def test_status_is_exact_right_after_tasks_finish(
+    db_path: Path, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    s = make_scheduler(store=url_for(db_path))
+
+    @s.task("double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with s:
+        ids = await asyncio.gather(*(s.schedule_task("double", {"n": n}) for n in range(50)))
+        assert [await s.wait_for(tid, timeout=10) for tid in ids] == [2 * n for n in range(50)]
+        assert {await s.get_task_status(tid) for tid in ids} == {L.COMPLETED}
+        assert len(await s.list_tasks(status=L.COMPLETED)) == 50
+    assert_intact(db_path)
+
+
+async def test_unfinished_work_is_handed_back_to_the_file(
+    db_path: Path, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    s = make_scheduler(store=url_for(db_path))
+    started = asyncio.Event()
+
+    @s.task("stuck")
+    async def stuck() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await s.start()
+    tid = await s.schedule_task("stuck")
+    await started.wait()
+    await s.stop(grace_s=0)
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        task = await store.get(tid)
+        assert task is not None and task.lifecycle is L.QUEUED
+        assert task.history[-1].reason == "interrupted by shutdown; handed back"
+    finally:
+        await store.close()
+
+
+# -- group commit ------------------------------------------------------------------------
+
+
+async def test_concurrent_schedule_calls_share_a_few_commits(
+    db_path: Path, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    store = SQLiteStore(db_path)
+    s = make_scheduler(store=store, strict_task_types=False)
+    async with s:
+        before = store.commits
+        ids = await asyncio.gather(*(s.schedule_task("job", delay=60) for _ in range(1000)))
+        inserts_commits = store.commits - before
+        assert len(set(ids)) == 1000
+        assert inserts_commits <= 3
+        counts = await store.count_by_state()
+    assert sum(counts.values()) == 1000
+    assert store.commits - before <= 6
+    check = raw_db(db_path)
+    try:
+        assert check.execute("SELECT COUNT(*) FROM tasks").fetchone() == (1000,)
+    finally:
+        check.close()
+
+
+async def test_one_bad_call_in_a_group_fails_alone(make_store: Callable[..., SQLiteStore]) -> None:
+    store = make_store()
+    await store.open()
+    await store.insert([new_task("taken", idempotency_key="k")])
+    before = store.commits
+    results = await asyncio.gather(
+        store.insert([new_task("a1"), new_task("a2")]),
+        store.insert([new_task("b1"), new_task("b2", idempotency_key="k")]),
+        store.insert([new_task("c1")]),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], TaskValidationError)
+    assert (results[1].field, results[1].value) == ("idempotency_key", "k")
+    assert store.commits == before + 1
+    assert [t.id for t in await store.list_tasks()] == ["taken", "a1", "a2", "c1"]
+
+
+async def test_a_task_that_cannot_be_stored_fails_only_its_call(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    far = new_task("far", due_s=1e14)  # past year 9999
+    results = await asyncio.gather(
+        store.insert([far]), store.insert([new_task("ok")]), return_exceptions=True
+    )
+    assert isinstance(results[0], TaskValidationError)
+    assert results[1] is None
+    assert await store.get("far") is None and await store.get("ok") is not None
+
+
+async def test_a_result_json_cannot_hold_is_stored_as_its_repr(
+    make_store: Callable[..., SQLiteStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store()
+    await store.open()
+    task = new_task("odd")
+    await store.insert([task])
+    task.transition(L.SCHEDULED, T0 + 1, None)
+    task.transition(L.RUNNING, T0 + 2, None)
+    task.transition(L.COMPLETED, T0 + 3, None)
+    task.result = {"when": {1, 2}}
+    with caplog.at_level(logging.WARNING, logger="asched.stores.sqlite"):
+        await store.save([task])
+    got = await store.get("odd")
+    assert got is not None and got.lifecycle is L.COMPLETED
+    assert got.result == {"when": "{1, 2}"}
+    assert "'odd'" in caplog.text
+
+
+def test_the_lean_encoder_writes_exactly_to_dict() -> None:
+    from test_store_contract import full_task
+
+    for task in (full_task(), Task("bare", "t", created_s=T0), new_task("q")):
+        assert orjson.loads(encode_record(task)) == task.to_dict()
+
+
+# -- damage, locks, full disks ------------------------------------------------------------
+
+
+async def test_a_corrupt_row_is_skipped_and_reported(
+    db_path: Path,
+    make_store: Callable[..., SQLiteStore],
+    make_scheduler: Callable[..., Scheduler],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    await store.open()
+    await store.insert([new_task(name) for name in ("good", "bad-json", "bad-record")])
+    damage = raw_db(db_path)
+    try:
+        damage.execute("UPDATE tasks SET record = '{not json' WHERE id = 'bad-json'")
+        damage.execute("""UPDATE tasks SET record = '{"id": 7}' WHERE id = 'bad-record'""")
+    finally:
+        damage.close()
+    with caplog.at_level(logging.WARNING, logger="asched.stores.sqlite"):
+        assert [t.id for t in await store.load_unfinished()] == ["good"]
+        assert [t.id for t in await store.list_tasks()] == ["good"]
+    assert store.corrupt_rows == 4
+    assert "'bad-json'" in caplog.text and "'bad-record'" in caplog.text
+    with pytest.raises(StoreCorruptError, match="bad-json"):
+        await store.get("bad-json")
+    await store.close()
+
+    ran: list[str] = []
+    s = make_scheduler(store=url_for(db_path))
+
+    @s.task("job")
+    async def job(n: int) -> None:
+        ran.append("job")
+
+    async with s:
+        await s.wait_for("good")
+    assert ran == ["job"]
+
+
+async def test_a_locked_database_raises_busy_then_recovers(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store(busy_timeout_ms=10, busy_deadline_s=0.2)
+    await store.open()
+    await store.insert([new_task("before")])
+    other = raw_db(db_path)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusyError, match="locked"):
+            await store.insert([new_task("during")])
+        assert await store.get("before") is not None  # WAL: reads do not wait
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    await store.insert([new_task("during")])
+    assert [t.id for t in await store.list_tasks()] == ["before", "during"]
+
+
+async def test_a_full_database_raises_store_full_and_keeps_working(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store(pragmas={"max_page_count": 12})
+    await store.open()
+    big = orjson.dumps({"blob": "x" * 3000})
+    tasks = [Task(f"big-{i}", "job", big, created_s=T0) for i in range(40)]
+    with pytest.raises(StoreFullError, match="full"):
+        await store.insert(tasks)
+    assert await store.count_by_state() == {}
+    await store.insert([new_task("small")])
+    assert await store.get("small") is not None
+
+
+async def test_wal_busy_timeout_and_schema_version_are_set(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store(busy_timeout_ms=1234, synchronous="full")
+    await store.open()
+    settings = await store.describe()
+    assert settings["journal_mode"] == "wal"
+    assert settings["busy_timeout"] == 1234
+    assert settings["synchronous"] == "FULL"
+    assert settings["user_version"] == SCHEMA_VERSION == 1
+    await store.close()
+    assert (await _reopen_describe(make_store))["synchronous"] == "NORMAL"
+
+
+async def _reopen_describe(make_store: Callable[..., SQLiteStore]) -> dict[str, Any]:
+    store = make_store()
+    await store.open()
+    return await store.describe()
+
+
+async def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    db = raw_db(db_path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    store = SQLiteStore(db_path)
+    with pytest.raises(StoreError, match="newer"):
+        await store.open()
+    await store.close()
+
+
+async def test_data_survives_reopening_and_writes_after_close_are_refused(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    first = make_store()
+    await first.open()
+    await first.insert([new_task("kept")])
+    await first.close()
+    with pytest.raises(StoreError, match="not open"):
+        await first.insert([new_task("late")])
+    second = make_store()
+    await second.open()
+    assert await second.get("kept") is not None
+    assert await second.describe() == await second.describe()
+
+
+# -- URLs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "options"),
+    [
+        ("sqlite:///bot.db", "bot.db", {}),
+        ("sqlite:///data/bot.db", "data/bot.db", {}),
+        ("sqlite:////var/lib/asched/bot.db", "/var/lib/asched/bot.db", {}),
+        (
+            "SQLITE:///bot.db?synchronous=full&busy_timeout_ms=50&busy_deadline_s=2.5",
+            "bot.db",
+            {"synchronous": "FULL", "busy_timeout_ms": 50, "busy_deadline_s": 2.5},
+        ),
+    ],
+)
+def test_urls(url: str, path: str, options: dict[str, Any]) -> None:
+    store = open_store(url)
+    assert isinstance(store, SQLiteStore)
+    assert store.path == path
+    for name, value in options.items():
+        assert getattr(store, name) == value
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///",
+        "sqlite://bot.db",
+        "sqlite:///:memory:",
+        "sqlite:///bot.db?synchronous=sometimes",
+        "sqlite:///bot.db?busy_timeout_ms=soon",
+        "sqlite:///bot.db?journal=delete",
+    ],
+)
+def test_bad_urls_name_the_problem(url: str) -> None:
+    with pytest.raises(ConfigError):
+        open_store(url)
+
+
+def test_unknown_schemes_list_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"memory://.*sqlite:///"):
+        open_store("mongodb://x")
+
+
+# -- crash --------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from asched import Scheduler
+
+    async def main(url):
+        s = Scheduler(store=url)
+
+        @s.task("job")
+        async def job() -> None: ...
+
+        async with s:
+            while True:
+                batch = [s.schedule_task("job", delay=3600) for _ in range(50)]
+                ids = await asyncio.gather(*batch)
+                sys.stdout.write("".join(i + "\\n" for i in ids))
+                sys.stdout.flush()
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_every_acknowledged_task_survives_sigkill(db_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, url_for(db_path), stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    acknowledged: list[str] = []
+    try:
+        while len(acknowledged) < 2000:
+            line = await asyncio.wait_for(child.stdout.readline(), 30)
+            assert line.endswith(b"\n"), "the child died early"
+            acknowledged.append(line.decode().strip())
+    finally:
+        child.kill()  # SIGKILL, mid-stream
+        rest = await child.stdout.read()
+        await child.wait()
+    acknowledged += [line.decode() for line in rest.split(b"\n")[:-1]]
+
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        stored = {t.id for t in await store.list_tasks()}
+    finally:
+        await store.close()
+    assert set(acknowledged) <= stored
+    assert_intact(db_path)

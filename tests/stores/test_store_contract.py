@@ -1,0 +1,362 @@
+"""The Store contract: one suite, run against every store.
+
+A new backend joins by adding one entry to ``STORES``.  Every test goes
+through the public Store methods only, and is written so it holds both for a
+store that shares the scheduler's objects (memory: ``save`` is a no-op) and
+for one that copies them (SQLite): mutate, ``save``, then ``get``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from asched import TaskLifecycle, TaskMetadata, TaskPriority, TaskValidationError
+from asched.model import Task
+from asched.stores import MemoryStore, Store
+from asched.stores.sqlite import SQLiteStore
+
+L = TaskLifecycle
+T0 = 1_800_000_000.0
+
+
+async def _memory(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    async def check() -> None:
+        return None
+
+    return MemoryStore(), check
+
+
+async def _sqlite(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    path = tmp_path / "contract.db"
+
+    async def check() -> None:
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        db.close()
+
+    return SQLiteStore(path), check
+
+
+#: name -> factory returning (an unopened store, a check to run after it is closed).
+STORES: dict[str, Callable[[Path], Awaitable[tuple[Store, Callable[[], Awaitable[None]]]]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    backend, check = await STORES[request.param](tmp_path)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+    await check()
+
+
+_ids = count(1)
+
+
+def make_task(
+    task_type: str = "job",
+    *,
+    due_s: float = T0,
+    priority: TaskPriority = TaskPriority.MEDIUM,
+    state: TaskLifecycle = L.QUEUED,
+    task_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Task:
+    task = Task(
+        task_id or f"task-{next(_ids)}",
+        task_type,
+        orjson.dumps({"n": 1}),
+        priority,
+        created_s=T0,
+        due_s=due_s,
+        idempotency_key=idempotency_key,
+    )
+    for target in _PATH_TO[state]:
+        task.transition(target, T0 + 1, None)
+    return task
+
+
+_PATH_TO: dict[TaskLifecycle, tuple[TaskLifecycle, ...]] = {
+    L.CREATED: (),
+    L.QUEUED: (L.QUEUED,),
+    L.SCHEDULED: (L.QUEUED, L.SCHEDULED),
+    L.PAUSED: (L.QUEUED, L.PAUSED),
+    L.RUNNING: (L.QUEUED, L.SCHEDULED, L.RUNNING),
+    L.RETRYING: (L.QUEUED, L.SCHEDULED, L.RUNNING, L.RETRYING),
+    L.COMPLETED: (L.QUEUED, L.SCHEDULED, L.RUNNING, L.COMPLETED),
+    L.FAILED: (L.QUEUED, L.SCHEDULED, L.RUNNING, L.FAILED),
+    L.CANCELLED: (L.QUEUED, L.CANCELLED),
+}
+
+
+def full_task() -> Task:
+    """A task with every field set to something other than its default."""
+    task = Task(
+        "full-1",
+        "content_creation",
+        orjson.dumps({"channel_id": "c1", "nested": {"list": [1, 2.5, None, "ñ"]}}),
+        TaskPriority.HIGH,
+        created_s=T0 + 0.25,
+        due_s=T0 + 3600.5,
+        executor_type="thread",
+        max_retries=5,
+        backoff_factor=1.5,
+        timeout_s=12.5,
+        dependencies=("dep-a", "dep-b"),
+        concurrency_key="channel:c1",
+        idempotency_key="video-42",
+        metadata=TaskMetadata(
+            created_at=datetime.fromtimestamp(T0, UTC),
+            created_by="bot",
+            source_ip="10.0.0.7",
+            source_component="planner",
+            tags=["video", "tech"],
+            audit_trail=[{"event": "created", "by": "bot"}],
+        ),
+    )
+    for i, (target, reason) in enumerate(
+        [
+            (L.QUEUED, None),
+            (L.SCHEDULED, None),
+            (L.RUNNING, None),
+            (L.RETRYING, "attempt 1 failed: boom"),
+            (L.RUNNING, None),
+            (L.COMPLETED, "done"),
+        ]
+    ):
+        task.transition(target, T0 + 10 + i, reason)
+    task.retries = 1
+    task.started_s = T0 + 14.5
+    task.finished_s = T0 + 15.75
+    task.result = {"video_id": "v9", "views": [1, 2, 3], "ok": True}
+    task.error = "RuntimeError: boom"
+    task.user_paused = True
+    return task
+
+
+async def stored(store: Store, task_id: str) -> Task:
+    task = await store.get(task_id)
+    assert task is not None, task_id
+    return task
+
+
+# -- insert and get --------------------------------------------------------------------
+
+
+async def test_insert_then_get_round_trips_every_field(store: Store) -> None:
+    task = full_task()
+    expected = task.to_dict()
+    await store.insert([task])
+    got = await stored(store, "full-1")
+    assert got.to_dict() == expected
+    assert got.history == task.history
+    assert got.metadata == task.metadata
+    assert got.data_json == task.data_json or got.data == task.data
+
+
+async def test_get_unknown_id_is_none(store: Store) -> None:
+    assert await store.get("nope") is None
+
+
+async def test_empty_batches_are_no_ops(store: Store) -> None:
+    await store.insert([])
+    await store.save([])
+    assert await store.count_by_state() == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "batch"),
+    [
+        ("task_id", lambda: [make_task(task_id="a"), make_task(), make_task(task_id="a")]),
+        (
+            "idempotency_key",
+            lambda: [make_task(idempotency_key="k"), make_task(idempotency_key="k")],
+        ),
+    ],
+    ids=["duplicate-id", "duplicate-key"],
+)
+async def test_a_batch_with_an_internal_duplicate_stores_nothing(
+    store: Store, field: str, batch: Callable[[], list[Task]]
+) -> None:
+    tasks = batch()
+    with pytest.raises(TaskValidationError) as caught:
+        await store.insert(tasks)
+    assert caught.value.field == field
+    for task in tasks:
+        assert await store.get(task.id) is None
+    assert await store.count_by_state() == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "clash"),
+    [
+        ("task_id", lambda: make_task(task_id="taken")),
+        ("idempotency_key", lambda: make_task(idempotency_key="taken-key")),
+    ],
+    ids=["existing-id", "existing-key"],
+)
+async def test_a_batch_clashing_with_a_stored_task_stores_nothing(
+    store: Store, field: str, clash: Callable[[], Task]
+) -> None:
+    original = make_task(task_id="taken", idempotency_key="taken-key")
+    await store.insert([original])
+    fresh = make_task()
+    with pytest.raises(TaskValidationError) as caught:
+        await store.insert([fresh, clash()])
+    assert caught.value.field == field
+    assert await store.get(fresh.id) is None
+    assert (await stored(store, "taken")).to_dict() == original.to_dict()
+    assert await store.count_by_state() == {L.QUEUED: 1}
+
+
+async def test_concurrent_inserts_fail_only_the_clashing_call(store: Store) -> None:
+    await store.insert([make_task(task_id="x")])
+    good = [[make_task(), make_task()] for _ in range(5)]
+    bad = [make_task(), make_task(task_id="x")]
+    outcomes = await asyncio.gather(
+        *(store.insert(batch) for batch in [*good[:2], bad, *good[2:]]), return_exceptions=True
+    )
+    assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 2 + ["TaskValidationError"] + [
+        "NoneType"
+    ] * 3
+    assert isinstance(outcomes[2], TaskValidationError)
+    assert (outcomes[2].field, outcomes[2].value) == ("task_id", "x")
+    for batch in good:
+        for task in batch:
+            assert await store.get(task.id) is not None
+    assert await store.get(bad[0].id) is None
+
+
+async def test_find_by_idempotency_key(store: Store) -> None:
+    keyed = make_task(idempotency_key="upload:c1:2024-05-01")
+    await store.insert([make_task(), keyed])
+    assert await store.find_by_idempotency_key("upload:c1:2024-05-01") == keyed.id
+    assert await store.find_by_idempotency_key("other") is None
+
+
+# -- save ------------------------------------------------------------------------------
+
+
+async def test_save_persists_the_current_state(store: Store) -> None:
+    task = make_task(state=L.SCHEDULED)
+    await store.insert([task])
+    task.transition(L.RUNNING, T0 + 5, None)
+    task.started_s = T0 + 5
+    task.transition(L.COMPLETED, T0 + 6, "finished")
+    task.finished_s = T0 + 6
+    task.result = {"url": "https://example.test/v/1"}
+    task.priority = TaskPriority.CRITICAL
+    task.due_s = T0 + 2
+    await store.save([task])
+    got = await stored(store, task.id)
+    assert got.to_dict() == task.to_dict()
+    assert got.lifecycle is L.COMPLETED
+    assert [t.to_state for t in got.history][-2:] == [L.RUNNING, L.COMPLETED]
+    assert await store.list_tasks(status=L.COMPLETED) != []
+    assert await store.list_tasks(status=L.SCHEDULED) == []
+
+
+async def test_saving_many_tasks_at_once(store: Store) -> None:
+    tasks = [make_task(state=L.SCHEDULED) for _ in range(50)]
+    await store.insert(tasks)
+    for task in tasks[::2]:
+        task.transition(L.RUNNING, T0 + 3, None)
+    await asyncio.gather(store.save(tasks[::2]), store.save(tasks[1::2]))
+    assert await store.count_by_state() == {L.SCHEDULED: 25, L.RUNNING: 25}
+
+
+# -- queries ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mixed(store: Store) -> list[Task]:
+    tasks = [
+        make_task("video", due_s=T0 + 30, state=L.SCHEDULED),
+        make_task("video", due_s=T0 + 10, state=L.COMPLETED),
+        make_task("upload", due_s=T0 + 20, state=L.SCHEDULED, priority=TaskPriority.LOW),
+        make_task("upload", due_s=T0 + 20, state=L.SCHEDULED, priority=TaskPriority.HIGH),
+        make_task("video", due_s=T0 + 5, state=L.PAUSED),
+        make_task("video", due_s=T0 + 40, state=L.FAILED),
+        make_task("upload", due_s=T0 + 1, state=L.CANCELLED),
+        make_task("video", due_s=T0 + 50, state=L.RUNNING),
+        make_task("upload", due_s=T0 + 60, state=L.RETRYING),
+    ]
+    await store.insert(tasks[:4])
+    await store.insert(tasks[4:])
+    return tasks
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return [t.id for t in tasks]
+
+
+async def test_list_tasks_is_ordered_by_due_time_then_priority(
+    store: Store, mixed: list[Task]
+) -> None:
+    order = [6, 4, 1, 3, 2, 0, 5, 7, 8]
+    assert ids(await store.list_tasks()) == [mixed[i].id for i in order]
+
+
+async def test_list_tasks_filters_by_status_type_and_limit(store: Store, mixed: list[Task]) -> None:
+    assert ids(await store.list_tasks(status=L.SCHEDULED)) == ids([mixed[3], mixed[2], mixed[0]])
+    assert ids(await store.list_tasks(task_type="video")) == ids(
+        [mixed[4], mixed[1], mixed[0], mixed[5], mixed[7]]
+    )
+    both = await store.list_tasks(status=L.SCHEDULED, task_type="upload")
+    assert ids(both) == ids([mixed[3], mixed[2]])
+    assert ids(await store.list_tasks(limit=2)) == ids([mixed[6], mixed[4]])
+    assert ids(await store.list_tasks(status=L.SCHEDULED, limit=1)) == [mixed[3].id]
+    assert await store.list_tasks(limit=0) == []
+    assert await store.list_tasks(task_type="nothing") == []
+
+
+async def test_load_unfinished_returns_exactly_the_non_terminal_tasks(
+    store: Store, mixed: list[Task]
+) -> None:
+    unfinished = {t.id for t in mixed if not t.is_terminal}
+    loaded = await store.load_unfinished()
+    assert len(loaded) == len(unfinished)
+    assert {t.id for t in loaded} == unfinished
+    by_id = {t.id: t for t in mixed}
+    for task in loaded:
+        assert task.to_dict() == by_id[task.id].to_dict()
+
+
+async def test_count_by_state(store: Store, mixed: list[Task]) -> None:
+    expected: dict[TaskLifecycle, int] = {}
+    for task in mixed:
+        expected[task.lifecycle] = expected.get(task.lifecycle, 0) + 1
+    assert await store.count_by_state() == expected
+
+
+async def test_queries_reflect_saves(store: Store, mixed: list[Task]) -> None:
+    running = mixed[7]
+    running.transition(L.COMPLETED, T0 + 99, None)
+    await store.save([running])
+    assert running.id not in {t.id for t in await store.load_unfinished()}
+    assert running.id in ids(await store.list_tasks(status=L.COMPLETED))
+    counts = await store.count_by_state()
+    assert counts[L.COMPLETED] == 2
+    assert L.RUNNING not in counts
+
+
+async def test_store_flags(store: Store) -> None:
+    flags: dict[str, Any] = {"durable": store.durable, "shares_objects": store.shares_objects}
+    assert flags in (
+        {"durable": False, "shares_objects": True},
+        {"durable": True, "shares_objects": False},
+    )
