@@ -131,6 +131,7 @@ class TaskDictReader:
         task.finished_s = self._optional_time("completed_at")
         task.retries = self._typed("retries", int, 0)
         task.user_paused = self._typed("user_paused", bool, False)
+        task.wait_reason = self._typed("wait_reason", str, None)
         task.result = self.record.get("result")
         task.error = self._typed("error", str, None)
         task._history = tuple(self._history())

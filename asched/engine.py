@@ -24,11 +24,14 @@ from asched.core.limits import ConcurrencyLimits
 from asched.core.queue import TaskQueue
 from asched.core.wheel import Timer, TimerWheel
 from asched.core.windows import OutcomeWindow
-from asched.events import EVENT_FOR_STATE, TaskEvent
+from asched.errors import TaskTimeoutError
+from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event
 from asched.executors import AsyncExecutor, Executor, LocalExecutor, ThreadExecutor
 from asched.model import Task, TaskLifecycle
+from asched.policies import ABANDONED, FAILED, SUCCEEDED, Gate, Policies
 from asched.registry import Registry
 from asched.stores import Store
+from asched.strategies.priority import FairShare, PriorityStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +45,25 @@ _SHUTDOWN = "shutdown"
 class Engine:
     """Arming, dispatching and settling tasks.  The public API lives in Scheduler."""
 
-    def __init__(self, config: SchedulerConfig, store: Store, clock: Clock | None) -> None:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        store: Store,
+        clock: Clock | None,
+        policies: Policies,
+        ranker: PriorityStrategy | None,
+        fair: FairShare | None,
+    ) -> None:
         self.config = config
+        self._policies = policies
+        self._gated: set[str] = set()
+        self._ranker = ranker
+        self._fair = fair
+        self._rerank_timer: TimerHandle | None = None
         self._store = store
         self._clock_override = clock
         self._registry = Registry()
-        self._listeners: list[Callable[[TaskEvent], None]] = []
+        self._listeners: list[Callable[[Event], None]] = []
         self._active: dict[str, Task] = {}
         self._ready: TaskQueue[str, Task] = TaskQueue()
         self._wheel: TimerWheel[Task] = TimerWheel()
@@ -101,7 +117,7 @@ class Engine:
             assert self._flush_wanted is not None
             self._flush_wanted.set()
 
-    def _emit(self, event: TaskEvent) -> None:
+    def _emit(self, event: Event) -> None:
         for listener in self._listeners:
             try:
                 listener(event)
@@ -142,10 +158,34 @@ class Engine:
         self._move(task, L.SCHEDULED, now_s, None)
         self._place(task, now_s)
 
+    def _push_ready(self, task: Task, now_s: float) -> None:
+        if self._ranker is None and self._fair is None:
+            self._ready.push(task.id, task.priority, task.due_s, task)
+            return
+        level = task.priority if self._ranker is None else self._ranker.rank(task, now_s)
+        order = task.due_s if self._fair is None else self._fair.stamp(level, task.concurrency_key)
+        self._ready.push(task.id, level, order, task)
+        if self._ranker is not None and self._rerank_timer is None:
+            every = self._ranker.rerank_every_s
+            if every is not None:
+                self._rerank_timer = self.clock.call_at(now_s + every, self._rerank)
+
+    def _rerank(self) -> None:
+        """Let a dynamic priority strategy re-rank every waiting task (ageing)."""
+        self._rerank_timer = None
+        ranker = self._ranker
+        if ranker is None or not self._ready:
+            return
+        now = self.clock.now()
+        for task in self._ready.unordered():
+            self._ready.reprioritize(task.id, ranker.rank(task, now))
+        if ranker.rerank_every_s is not None:
+            self._rerank_timer = self.clock.call_at(now + ranker.rerank_every_s, self._rerank)
+
     def _place(self, task: Task, now_s: float) -> None:
         due = task.due_s
         if due <= now_s:
-            self._ready.push(task.id, task.priority, due, task)
+            self._push_ready(task, now_s)
             if not self._dispatch_pending:
                 self._dispatch_pending = True
                 self._loop.call_soon(self._dispatch)
@@ -174,9 +214,13 @@ class Engine:
         self._timer_at = None
         now = self.clock.now()
         ready = self._ready
+        simple = self._ranker is None and self._fair is None
         for task in self._wheel.advance(now):
             task._handle = None
-            ready.push(task.id, task.priority, task.due_s, task)
+            if simple:
+                ready.push(task.id, task.priority, task.due_s, task)
+            else:
+                self._push_ready(task, now)
         following = self._wheel.next_deadline()
         if following is not None:
             self._set_timer(following)
@@ -197,17 +241,42 @@ class Engine:
         limits = self._limits
         ready = self._ready
         check_limits = bool(limits.type_limits)
+        gated = self._gated
+        fair = self._fair
         now = self.clock.now()
         while limits.running < limits.total_limit:
-            task = ready.pop()
-            if task is None:
-                return
+            if fair is None:
+                task = ready.pop()
+                if task is None:
+                    return
+            else:
+                popped = ready.pop_ordered()
+                if popped is None:
+                    return
+                task, level, stamp = popped
+                fair.dispatched(level, stamp)
             if check_limits or task.concurrency_key is not None:
                 blocker = limits.blocker(task.type, task.concurrency_key)
                 if blocker is not None:
                     limits.park(blocker, task.id, task.priority, task.due_s, task)
                     continue
+            if gated and task.type in gated:
+                gate = self._policies.gate(task, now)
+                if gate is not None:
+                    self._defer(task, gate)
+                    continue
             self._start(task, now)
+
+    def _defer(self, task: Task, gate: Gate) -> None:
+        """A due task must wait for a rate limit or a circuit; it spends no attempt."""
+        task.wait_reason = gate.reason
+        if gate.wake_at_s is not None:
+            task._handle = self._wheel.insert(gate.wake_at_s, task)
+            if self._timer_at is None or gate.wake_at_s < self._timer_at:
+                self._set_timer(gate.wake_at_s)
+        else:
+            assert gate.breaker is not None
+            self._limits.park(("breaker", gate.breaker), task.id, task.priority, task.due_s, task)
 
     def _start(self, task: Task, now_s: float) -> None:
         limits = self._limits
@@ -217,10 +286,11 @@ class Engine:
             limits.acquire(task.type, task.concurrency_key)
         self._move(task, L.RUNNING, now_s, None)
         task.started_s = now_s
+        task.wait_reason = None
         definition = self._registry.get(task.type)
         if definition is None:
             error = f"no handler is registered for task type {task.type!r}"
-            self._finish_failure(task, error, now_s, retry=False)
+            self._finish_failure(task, error, now_s, None, retry=False)
             return
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
@@ -239,14 +309,37 @@ class Engine:
             self._after_cancellation(task)
         except Exception as exc:
             if task.lifecycle is L.RUNNING:
-                self._finish_failure(task, _describe(exc), self.clock.now(), retry=True)
+                now = self.clock.now()
+                self._report(task, FAILED, now)
+                self._finish_failure(task, _describe(exc), now, exc, retry=True)
             else:
+                self._report(task, ABANDONED, self.clock.now())
                 self._release(task)
         else:
             if task.lifecycle is L.RUNNING:
                 self._finish_success(task, result)
             else:
+                self._report(task, ABANDONED, self.clock.now())
                 self._release(task)
+
+    def _report(self, task: Task, outcome: str, now_s: float) -> None:
+        """Feed a gated task's breaker; announce its changes; wake tasks waiting on it."""
+        if task.type not in self._gated:
+            return
+        name, changes = self._policies.report(task, outcome, now_s)
+        if name is None:
+            return
+        if self._listeners:
+            for change in changes:
+                event = EVENT_FOR_BREAKER_STATE[change.to_state]
+                self._emit(
+                    event(change.name, change.from_state, change.to_state, change.at, change.reason)
+                )
+        woken = self._limits.unpark_all(("breaker", name))
+        for waiting in woken:
+            self._push_ready(waiting, now_s)
+        if woken:
+            self._request_dispatch()
 
     def _time_out(self, task: Task, started_s: float) -> None:
         if task.lifecycle is L.RUNNING and task.started_s == started_s:
@@ -259,11 +352,16 @@ class Engine:
         reason = self._cancel_reasons.pop(task.id, _SHUTDOWN)
         now = self.clock.now()
         if task.lifecycle is not L.RUNNING:  # cancel_task already settled it
+            self._report(task, ABANDONED, now)
             self._release(task)
         elif reason == _TIMED_OUT:
-            error = f"timed out after {task.timeout_s:g}s"
-            self._finish_failure(task, error, now, retry=True)
+            timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
+            self._report(task, FAILED, now)
+            self._finish_failure(
+                task, f"timed out after {task.timeout_s:g}s", now, timeout, retry=True
+            )
         else:
+            self._report(task, ABANDONED, now)
             self._release(task)
             task._handle = None
             self._move(task, L.QUEUED, now, "interrupted by shutdown; handed back")
@@ -276,14 +374,19 @@ class Engine:
         if task.concurrency_key is None and not limits.type_limits:
             limits.running -= 1
         else:
-            for parked in limits.release(task.type, task.concurrency_key):
-                self._ready.push(parked.id, parked.priority, parked.due_s, parked)
+            woken = limits.release(task.type, task.concurrency_key)
+            if woken:
+                now = self.clock.now()
+                for parked in woken:
+                    self._push_ready(parked, now)
         if self._ready and not self._dispatch_pending:
             self._dispatch_pending = True
             self._loop.call_soon(self._dispatch)
 
     def _finish_success(self, task: Task, result: Any) -> None:
         now = self.clock.now()
+        if self._gated:
+            self._report(task, SUCCEEDED, now)
         self._release(task)
         task.result = result
         task.finished_s = now
@@ -291,13 +394,15 @@ class Engine:
         self.outcomes.record(now, True, now - (task.started_s or now))
         self._settle(task)
 
-    def _finish_failure(self, task: Task, error: str, now_s: float, *, retry: bool) -> None:
+    def _finish_failure(
+        self, task: Task, error: str, now_s: float, exc: BaseException | None, *, retry: bool
+    ) -> None:
         self._release(task)
         task.error = error
         self.outcomes.record(now_s, False, now_s - (task.started_s or now_s))
-        if retry and task.retries < task.max_retries:
+        delay = self._policies.retry_delay(task, exc) if retry else None
+        if delay is not None:
             task.retries += 1
-            delay = task.backoff_factor**task.retries
             task.due_s = now_s + delay
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
             self._move(task, L.RETRYING, now_s, reason)

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asched.core.breaker import BreakerState
 from asched.model import TaskLifecycle, TaskPriority
 
 
+class Event:
+    """Base of every event a scheduler emits."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class TaskEvent:
+class TaskEvent(Event):
     task_id: str
     task_type: str
     priority: TaskPriority
@@ -64,4 +71,34 @@ EVENT_FOR_STATE: dict[TaskLifecycle, type[TaskEvent]] = {
     TaskLifecycle.COMPLETED: TaskCompleted,
     TaskLifecycle.FAILED: TaskFailed,
     TaskLifecycle.CANCELLED: TaskCancelled,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitStateChanged(Event):
+    """A circuit breaker guarding some tasks changed state."""
+
+    name: str
+    from_state: BreakerState
+    to_state: BreakerState
+    at_s: float
+    reason: str
+
+
+class CircuitOpened(CircuitStateChanged):
+    __slots__ = ()
+
+
+class CircuitHalfOpened(CircuitStateChanged):
+    __slots__ = ()
+
+
+class CircuitClosed(CircuitStateChanged):
+    __slots__ = ()
+
+
+EVENT_FOR_BREAKER_STATE: dict[BreakerState, type[CircuitStateChanged]] = {
+    BreakerState.OPEN: CircuitOpened,
+    BreakerState.HALF_OPEN: CircuitHalfOpened,
+    BreakerState.CLOSED: CircuitClosed,
 }

@@ -154,6 +154,7 @@ class Task:
         "timeout_s",
         "type",
         "user_paused",
+        "wait_reason",
     )
 
     def __init__(
@@ -194,6 +195,8 @@ class Task:
         self.result: Any = None
         self.error: str | None = None
         self.user_paused = False
+        # Why a due task is not running yet (a rate limit, an open circuit), if it waits.
+        self.wait_reason: str | None = None
         self._metadata = metadata
         # The engine's handle while armed (a wheel timer) or running (an asyncio task).
         self._handle: Any = None
@@ -305,6 +308,7 @@ class Task:
             "concurrency_key": self.concurrency_key,
             "idempotency_key": self.idempotency_key,
             "user_paused": self.user_paused,
+            "wait_reason": self.wait_reason,
             "result": self.result,
             "error": self.error,
             "history": [

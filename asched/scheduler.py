@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -26,7 +28,9 @@ from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
 from asched.clock import Clock, LoopClock
 from asched.config import SchedulerConfig
+from asched.core.backoff import RetryPolicy
 from asched.core.dependencies import find_cycle
+from asched.core.ratelimit import RateLimit
 from asched.engine import Engine
 from asched.errors import (
     DependencyError,
@@ -37,10 +41,12 @@ from asched.errors import (
     TaskTimeoutError,
     TaskValidationError,
 )
-from asched.events import TaskEvent
+from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.policies import BreakerKey, Policies, TypePolicy
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
+from asched.strategies.priority import FairShare, PriorityStrategy
 
 F = TypeVar("F", bound=Callable[..., Any])
 L = TaskLifecycle
@@ -56,6 +62,9 @@ class Scheduler(Engine):
         *,
         config: SchedulerConfig | None = None,
         clock: Clock | None = None,
+        priority_strategy: PriorityStrategy | None = None,
+        fair_share: FairShare | bool = False,
+        rng: random.Random | None = None,
         **settings: Any,
     ) -> None:
         config = config or SchedulerConfig()
@@ -64,7 +73,8 @@ class Scheduler(Engine):
         if settings:
             config = config.replace(**settings)
         backend = store if isinstance(store, Store) else open_store(config.store_url)
-        super().__init__(config, backend, clock)
+        fair = FairShare() if fair_share is True else (fair_share or None)
+        super().__init__(config, backend, clock, Policies(rng), priority_strategy, fair)
         self._intake = TaskIntake(config, self._registry)
         self._memory = backend if isinstance(backend, MemoryStore) else None
         self._running = False
@@ -80,8 +90,19 @@ class Scheduler(Engine):
         backoff_factor: float | None = None,
         timeout: float | None = None,
         concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerKey | None = None,
+        rate_limit: RateLimit | None = None,
+        rate_limit_per: str = "concurrency_key",
     ) -> Callable[[F], F]:
-        """Register the decorated function as the handler for task type ``name``."""
+        """Register the decorated function as the handler for task type ``name``.
+
+        ``retry`` sets the type's retry policy (its ``max_retries`` and
+        ``backoff_factor`` become the defaults, a task may still override them);
+        ``breaker`` names the circuit breaker guarding the type (or maps a task to
+        one, e.g. ``lambda t: f"upload:{t.concurrency_key}"``); ``rate_limit``
+        caps starts per ``concurrency_key`` (or per type, ``rate_limit_per="type"``).
+        """
 
         def decorate(fn: F) -> F:
             self.register(
@@ -92,15 +113,57 @@ class Scheduler(Engine):
                 backoff_factor=backoff_factor,
                 timeout=timeout,
                 concurrency=concurrency,
+                retry=retry,
+                breaker=breaker,
+                rate_limit=rate_limit,
+                rate_limit_per=rate_limit_per,
             )
             return fn
 
         return decorate
 
-    def register(self, name: str, handler: Callable[..., Any], **options: Any) -> None:
+    def register(
+        self,
+        name: str,
+        handler: Callable[..., Any],
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerKey | None = None,
+        rate_limit: RateLimit | None = None,
+        rate_limit_per: str = "concurrency_key",
+        **options: Any,
+    ) -> None:
+        if retry is not None:
+            if not isinstance(retry, RetryPolicy):
+                raise TaskValidationError("retry", retry, "expected a RetryPolicy")
+            if options.get("max_retries") is None:
+                options["max_retries"] = retry.max_retries
+            if options.get("backoff_factor") is None:
+                options["backoff_factor"] = retry.backoff_factor
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TaskValidationError("rate_limit", rate_limit, "expected a RateLimit")
+        if breaker is not None and not (isinstance(breaker, str) or callable(breaker)):
+            raise TaskValidationError("breaker", breaker, "expected a name or a function")
+        policy = TypePolicy(retry, breaker, rate_limit, rate_limit_per)
+        if retry is not None or breaker is not None or rate_limit is not None:
+            self._policies.set_type_policy(name, policy)
         definition = self._registry.register(name, handler, **options)
         if definition.concurrency is not None:
             self._limits.type_limits[name] = definition.concurrency
+        if self._policies.is_gated(name):
+            self._gated.add(name)
+
+    def configure_breaker(self, name: str, **settings: Any) -> None:
+        """Settings for the circuit breaker ``name``: ``failure_threshold``,
+        ``failure_rate``, ``window_s``, ``min_calls``, ``recovery_s``,
+        ``half_open_max_calls`` (see :class:`asched.core.breaker.CircuitBreakerCore`)."""
+        self._policies.configure_breaker(name, **settings)
+
+    def breaker_states(self) -> dict[str, str]:
+        """Each circuit breaker's state: ``closed``, ``open`` or ``half_open``."""
+        now = self._clock_override.now() if self._clock_override else time.time()
+        states = self._policies.breaker_states(now)
+        return {name: state.value for name, state in states.items()}
 
     def limit_key(self, concurrency_key: str, limit: int) -> None:
         """Allow ``limit`` tasks with this ``concurrency_key`` to run at once."""
@@ -110,7 +173,7 @@ class Scheduler(Engine):
         if self._running:
             self._request_dispatch()
 
-    def subscribe(self, listener: Callable[[TaskEvent], None]) -> Callable[[], None]:
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``listener`` with every event; returns a function that unsubscribes."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
@@ -240,7 +303,15 @@ class Scheduler(Engine):
         if self._memory is not None:
             self._memory.insert_now((task,))
         else:
-            await self._store.insert((task,))
+            try:
+                await self._store.insert((task,))
+            except TaskValidationError as exc:
+                # A concurrent call with the same key won the race: return its task.
+                if key is not None and exc.field == "idempotency_key":
+                    winner = await self._store.find_by_idempotency_key(key)
+                    if winner is not None:
+                        return winner
+                raise
         self._admit(task, now, unmet, failed)
         return task.id
 

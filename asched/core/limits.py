@@ -108,6 +108,17 @@ class ConcurrencyLimits(Generic[K, T]):
             del self._parked[blocker]
         return item
 
+    def unpark_all(self, blocker: Blocker) -> list[T]:
+        """Take every item parked under ``blocker`` out, best first."""
+        queue = self._parked.pop(blocker, None)
+        if queue is None:
+            return []
+        woken: list[T] = []
+        while (popped := queue.popitem()) is not None:
+            del self._parked_at[popped[0]]
+            woken.append(popped[1])
+        return woken
+
     def parked_count(self) -> int:
         return len(self._parked_at)
 

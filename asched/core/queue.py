@@ -86,6 +86,21 @@ class TaskQueue(Generic[K, T]):
                 return entry[3], item
         return None
 
+    def pop_ordered(self) -> tuple[T, int, float] | None:
+        """Like :meth:`pop`, also returning the (priority, due) it was queued under."""
+        heap = self._heap
+        while heap:
+            entry = heappop(heap)
+            item = entry[_ITEM]
+            if item is not _REMOVED:
+                del self._entries[entry[3]]
+                return item, entry[0], entry[1]
+        return None
+
+    def unordered(self) -> list[T]:
+        """Queued items in no particular order (O(n))."""
+        return [e[_ITEM] for e in self._entries.values()]
+
     def peek(self) -> T | None:
         heap = self._heap
         while heap:

@@ -1,0 +1,173 @@
+"""Per-task-type execution policies: retry, circuit breaking and rate limits.
+
+The engine asks three questions here and does the rest itself:
+
+* ``gate(task, now)`` — may this due task start now?  If a breaker guarding it
+  is open, or a rate limit is spent, the answer is when to look again and why
+  (the task waits; no retry attempt is spent).
+* ``report(task, outcome, now)`` — an attempt ended: feed its breaker.
+* ``retry_delay(task, exc)`` — a failed attempt: retry after how long, or not.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from asched.core.backoff import RetryPolicy
+from asched.core.breaker import BreakerState, BreakerTransition, CircuitBreakerCore
+from asched.core.ratelimit import RateLimit, RateLimiter
+from asched.errors import ConfigError
+from asched.model import Task
+from asched.strategies.retry import Retry
+
+#: Names a breaker for a task: a fixed name, or a function of the task (e.g. per channel).
+BreakerKey = str | Callable[[Task], str | None]
+
+SUCCEEDED, FAILED, ABANDONED = "succeeded", "failed", "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class TypePolicy:
+    retry: RetryPolicy | None = None
+    breaker: BreakerKey | None = None
+    rate_limit: RateLimit | None = None
+    #: "concurrency_key": one budget per key (e.g. per channel); "type": one for the type
+    rate_limit_per: str = "concurrency_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Why a task may not start yet, and when to look again (None: on the next outcome)."""
+
+    wake_at_s: float | None
+    reason: str
+    breaker: str | None = None
+
+
+class Policies:
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+        self._types: dict[str, TypePolicy] = {}
+        self._limiters: dict[str, RateLimiter[str | None]] = {}
+        self._breaker_settings: dict[str, dict[str, Any]] = {}
+        self.breakers: dict[str, CircuitBreakerCore] = {}
+        # task id -> (breaker, generation) for attempts admitted through a breaker
+        self._admitted: dict[str, tuple[CircuitBreakerCore, int]] = {}
+
+    def set_type_policy(self, task_type: str, policy: TypePolicy) -> None:
+        if policy.rate_limit_per not in ("concurrency_key", "type"):
+            raise ConfigError(
+                "rate_limit_per", policy.rate_limit_per, "expected 'concurrency_key' or 'type'"
+            )
+        self._types[task_type] = policy
+        if policy.rate_limit is not None:
+            self._limiters[task_type] = RateLimiter(policy.rate_limit)
+
+    def configure_breaker(self, name: str, **settings: Any) -> CircuitBreakerCore:
+        """Settings for breaker ``name`` (CircuitBreakerCore's keywords); replaces it."""
+        breaker = CircuitBreakerCore(name, **settings)
+        self._breaker_settings[name] = settings
+        self.breakers[name] = breaker
+        return breaker
+
+    def is_gated(self, task_type: str) -> bool:
+        policy = self._types.get(task_type)
+        return policy is not None and (policy.breaker is not None or policy.rate_limit is not None)
+
+    def retry_policy(self, task_type: str) -> RetryPolicy | None:
+        policy = self._types.get(task_type)
+        return None if policy is None else policy.retry
+
+    # -- gate ------------------------------------------------------------------------
+
+    def gate(self, task: Task, now_s: float) -> Gate | None:
+        policy = self._types[task.type]
+        limiter = self._limiters.get(task.type)
+        budget_key = task.concurrency_key if policy.rate_limit_per == "concurrency_key" else None
+        if limiter is not None:
+            wait = limiter.peek(budget_key, now_s)
+            if wait > 0:
+                return Gate(now_s + wait, self._rate_reason(policy, budget_key))
+        if policy.breaker is not None:
+            breaker = self._breaker_for(task, policy.breaker)
+            if breaker is not None:
+                if not breaker.allow(now_s):
+                    after = breaker.retry_after(now_s)
+                    wake = None if after is None else now_s + max(after, 1e-3)
+                    return Gate(wake, f"circuit {breaker.name!r} is open", breaker.name)
+                self._admitted[task.id] = (breaker, breaker.generation)
+        if limiter is not None:
+            limiter.try_acquire(budget_key, now_s)
+        return None
+
+    def _breaker_for(self, task: Task, key: BreakerKey) -> CircuitBreakerCore | None:
+        name = key if isinstance(key, str) else key(task)
+        if name is None:
+            return None
+        breaker = self.breakers.get(name)
+        if breaker is None:
+            breaker = self.configure_breaker(name, **self._breaker_settings.get(name, {}))
+        return breaker
+
+    @staticmethod
+    def _rate_reason(policy: TypePolicy, key: str | None) -> str:
+        rate = policy.rate_limit
+        assert rate is not None
+        scope = f" for {key!r}" if key is not None else ""
+        return f"rate limit {rate.limit} per {rate.period_s:g}s{scope}"
+
+    # -- outcomes --------------------------------------------------------------------
+
+    def report(
+        self, task: Task, outcome: str, now_s: float
+    ) -> tuple[str | None, list[BreakerTransition]]:
+        """Record an attempt's outcome with its breaker; returns the breaker's name
+        (None if the attempt did not pass one) and its state changes."""
+        admitted = self._admitted.pop(task.id, None)
+        if admitted is None:
+            return None, []
+        breaker, generation = admitted
+        if outcome == SUCCEEDED:
+            breaker.record_success(now_s, generation)
+        elif outcome == FAILED:
+            breaker.record_failure(now_s, generation)
+        else:
+            breaker.release(generation)
+        return breaker.name, breaker.drain_transitions() if breaker.has_transitions else []
+
+    def state_changes(self, now_s: float) -> list[BreakerTransition]:
+        """Lazy transitions (OPEN → HALF_OPEN once recovery passed) of every breaker."""
+        changes: list[BreakerTransition] = []
+        for breaker in self.breakers.values():
+            breaker.state(now_s)
+            if breaker.has_transitions:
+                changes += breaker.drain_transitions()
+        return changes
+
+    def breaker_states(self, now_s: float) -> Mapping[str, BreakerState]:
+        return {name: b.state(now_s) for name, b in self.breakers.items()}
+
+    # -- retries ---------------------------------------------------------------------
+
+    def retry_delay(self, task: Task, exc: BaseException | None) -> float | None:
+        """Seconds before the next attempt, or None to give up.  ``exc`` is None for
+        failures without an exception (a timeout is passed as its error)."""
+        if task.retries >= task.max_retries:
+            return None
+        if isinstance(exc, Retry) and exc.delay_s is not None:
+            return exc.delay_s
+        policy = self.retry_policy(task.type)
+        if policy is None:
+            return task.backoff_factor ** (task.retries + 1)
+        if (
+            exc is not None
+            and not isinstance(exc, Retry)
+            and (not isinstance(exc, policy.retry_on) or isinstance(exc, policy.give_up_on))
+        ):
+            return None
+        if policy.backoff_factor != task.backoff_factor:
+            policy = replace(policy, backoff_factor=task.backoff_factor)
+        return policy.delay_s(task.retries + 1, self._rng)
