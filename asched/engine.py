@@ -26,7 +26,13 @@ from asched.core.wheel import Timer, TimerWheel
 from asched.core.windows import OutcomeWindow
 from asched.errors import TaskTimeoutError
 from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event
-from asched.executors import AsyncExecutor, Executor, LocalExecutor, ThreadExecutor
+from asched.executors import (
+    AsyncExecutor,
+    Executor,
+    LocalExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 from asched.model import Task, TaskLifecycle
 from asched.policies import ABANDONED, FAILED, SUCCEEDED, Gate, Policies
 from asched.registry import Registry
@@ -79,6 +85,7 @@ class Engine:
             "async": AsyncExecutor(),
             "local": LocalExecutor(),
             "thread": ThreadExecutor(config.thread_pool_size),
+            "process": ProcessExecutor(config.process_pool_size),
         }
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
@@ -88,6 +95,7 @@ class Engine:
         self._flush_wanted: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._persists = not store.shares_objects
+        self._on_settle: Callable[[Task], None] | None = None
 
     # -- wiring ------------------------------------------------------------------
 
@@ -415,6 +423,8 @@ class Engine:
     def _settle(self, task: Task) -> None:
         """A task reached a terminal state: wake waiters, release or cancel dependents."""
         self._active.pop(task.id, None)
+        if self._on_settle is not None:
+            self._on_settle(task)
         waiters = self._waiters.pop(task.id, None)
         if waiters:
             for future in waiters:

@@ -20,16 +20,19 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
+from asched._schedule_runner import ScheduleRunner
+from asched._schedule_spec import build_schedule
 from asched.clock import Clock, LoopClock
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
 from asched.core.dependencies import find_cycle
+from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
 from asched.core.ratelimit import RateLimit
 from asched.engine import Engine
 from asched.errors import (
@@ -76,6 +79,8 @@ class Scheduler(Engine):
         fair = FairShare() if fair_share is True else (fair_share or None)
         super().__init__(config, backend, clock, Policies(rng), priority_strategy, fair)
         self._intake = TaskIntake(config, self._registry)
+        self._schedules = ScheduleRunner(self, rng or random.Random())
+        self._on_settle = self._schedules.settled
         self._memory = backend if isinstance(backend, MemoryStore) else None
         self._running = False
 
@@ -207,6 +212,7 @@ class Scheduler(Engine):
             await executor.start()
         self._running = True
         await self._recover()
+        await self._schedules.start()
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running tasks finish within the grace period, then
@@ -215,6 +221,7 @@ class Scheduler(Engine):
             return
         self._running = False
         self._closing = True
+        await self._schedules.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, None
@@ -341,12 +348,25 @@ class Scheduler(Engine):
         cycle = find_cycle({t.id: [d for d in t.dependencies if d in ids] for t in tasks})
         if cycle:
             raise DependencyError("dependencies", " -> ".join(cycle), "dependency cycle")
+        await self._submit(tasks, now, plans)
+        return [t.id for t in tasks]
+
+    async def _submit(
+        self,
+        tasks: list[Task],
+        now: float,
+        plans: list[tuple[list[str], str | None]] | None = None,
+    ) -> None:
+        """Store validated tasks (all or nothing), then hold or arm each."""
         for task in tasks:
             task.transition(L.QUEUED, now, None)
-        await self._store.insert(tasks)
-        for task, (unmet, failed) in zip(tasks, plans, strict=True):
+        if self._memory is not None:
+            self._memory.insert_now(tasks)
+        else:
+            await self._store.insert(tasks)
+        for index, task in enumerate(tasks):
+            unmet, failed = ([], None) if plans is None else plans[index]
             self._admit(task, now, unmet, failed)
-        return [t.id for t in tasks]
 
     async def _check_dependencies(
         self, task: Task, batch: set[str]
@@ -363,6 +383,76 @@ class Scheduler(Engine):
             if dep.lifecycle is not L.COMPLETED:
                 failed = failed or dep_id
         return unmet, failed
+
+    # -- recurring schedules --------------------------------------------------------
+
+    async def schedule_recurring(
+        self,
+        task_type: str,
+        task_data: Mapping[str, Any] | None = None,
+        *,
+        cron: str | None = None,
+        interval: float | timedelta | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timezone: str | None = None,
+        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
+        misfire_grace: float | timedelta | None = DEFAULT_MISFIRE_GRACE_S,
+        coalesce: bool = True,
+        max_instances: int = 1,
+        jitter: float | timedelta | None = None,
+        schedule_id: str | None = None,
+        **task_options: Any,
+    ) -> str:
+        """Create (or, with a known ``schedule_id``, update) a recurring schedule.
+
+        Give ``cron`` (5 fields, an optional 6th for seconds, or ``@daily``-style
+        aliases; read in ``timezone``, default the configured zone or the machine's)
+        or ``interval`` (seconds or a timedelta; first fire at ``start`` or one
+        interval from now).  Each fire becomes a task with the other options.
+        """
+        self._require_running()
+        now = self.clock.now()
+        schedule = build_schedule(
+            self._intake,
+            now,
+            self.config.timezone,
+            task_type,
+            task_data,
+            cron=cron,
+            interval=interval,
+            start=start,
+            end=end,
+            timezone=timezone,
+            priority=priority,
+            misfire_grace=misfire_grace,
+            coalesce=coalesce,
+            max_instances=max_instances,
+            jitter=jitter,
+            schedule_id=schedule_id,
+            task_options=task_options,
+        )
+        return await self._schedules.add(schedule)
+
+    async def pause_schedule(self, schedule_id: str) -> bool:
+        """Stop firing; fires due while paused are skipped.  False if already paused."""
+        return await self._schedules.set_paused(schedule_id, True)
+
+    async def resume_schedule(self, schedule_id: str) -> bool:
+        return await self._schedules.set_paused(schedule_id, False)
+
+    async def remove_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule (tasks it already created stay).  False if unknown."""
+        return await self._schedules.remove(schedule_id)
+
+    async def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """Next fire, last fire, state and counters of one schedule."""
+        return self._schedules.get(schedule_id).info()
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        found = [s.info() for s in self._schedules.schedules.values()]
+        found.sort(key=lambda i: (i["next_fire"] is None, i["next_fire"] or 0, i["id"]))
+        return found
 
     # -- queries -------------------------------------------------------------------
 

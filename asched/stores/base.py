@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from asched.model import Task, TaskLifecycle
 
@@ -63,3 +64,24 @@ class Store(ABC):
 
     @abstractmethod
     async def count_by_state(self) -> dict[TaskLifecycle, int]: ...
+
+    # -- recurring schedules: JSON records (see asched.recurring.Schedule) ---------
+    # Kept in this object by default, which suits an in-memory store; a durable
+    # store overrides the three methods to keep them with its tasks.
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        kept = self._kept_schedules()
+        for record in records:
+            kept[record["id"]] = record
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        return list(self._kept_schedules().values())
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        kept = self._kept_schedules()
+        for schedule_id in schedule_ids:
+            kept.pop(schedule_id, None)
+
+    def _kept_schedules(self) -> dict[str, dict[str, Any]]:
+        kept: dict[str, dict[str, Any]] = vars(self).setdefault("_schedule_records", {})
+        return kept

@@ -1,0 +1,253 @@
+"""Runs recurring schedules inside a Scheduler: arms their next fires, turns each
+fire into a task, and plans what to do about fires that were missed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from asched.clock import TimerHandle
+from asched.core.misfire import plan_misfires
+from asched.core.wheel import Timer, TimerWheel
+from asched.errors import ScheduleNotFoundError, TaskValidationError
+from asched.model import Task
+from asched.recurring import Schedule
+
+if TYPE_CHECKING:
+    from asched.scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
+
+
+class ScheduleRunner:
+    def __init__(self, scheduler: Scheduler, rng: random.Random) -> None:
+        self._scheduler = scheduler
+        self._rng = rng
+        self.schedules: dict[str, Schedule] = {}
+        self._timers: dict[str, Timer[Schedule]] = {}
+        self._wheel: TimerWheel[Schedule] = TimerWheel()
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._instances: dict[str, set[str]] = {}
+        self._lock = asyncio.Lock()
+        self._firing: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self._scheduler
+        self._wheel = TimerWheel(s.clock.now())
+        self.schedules = {}
+        for record in await s._store.load_schedules():
+            try:
+                schedule = Schedule.from_record(record)
+            except TaskValidationError as exc:
+                logger.error("skipping unreadable schedule record %r: %s", record.get("id"), exc)
+                continue
+            self.schedules[schedule.id] = schedule
+        self._instances = {sid: set() for sid in self.schedules}
+        for task in s._active.values():
+            self.track(task)
+        await self._settle(list(self.schedules.values()))
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, None
+        if self._firing is not None:
+            await asyncio.gather(self._firing, return_exceptions=True)
+            self._firing = None
+
+    # -- the public operations ---------------------------------------------------------
+
+    async def add(self, schedule: Schedule) -> str:
+        async with self._lock:
+            existing = self.schedules.get(schedule.id)
+            if existing is not None:
+                if existing.same_definition(schedule) and existing.paused == schedule.paused:
+                    return existing.id
+                schedule.settled_until_s = existing.settled_until_s
+                schedule.last_fire_s = existing.last_fire_s
+                schedule.fired = existing.fired
+                self._disarm(existing)
+            self.schedules[schedule.id] = schedule
+            self._instances.setdefault(schedule.id, set())
+            await self._settle_locked([schedule])
+        return schedule.id
+
+    def get(self, schedule_id: str) -> Schedule:
+        schedule = self.schedules.get(schedule_id)
+        if schedule is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return schedule
+
+    async def set_paused(self, schedule_id: str, paused: bool) -> bool:
+        async with self._lock:
+            schedule = self.get(schedule_id)
+            if schedule.paused == paused:
+                return False
+            schedule.paused = paused
+            if paused:
+                self._disarm(schedule)
+                await self._scheduler._store.save_schedules([schedule.to_record()])
+            else:
+                # Fires that fell due while paused are skipped, not caught up.
+                schedule.settled_until_s = max(schedule.settled_until_s, self._now())
+                await self._settle_locked([schedule])
+        return True
+
+    async def remove(self, schedule_id: str) -> bool:
+        async with self._lock:
+            schedule = self.schedules.pop(schedule_id, None)
+            if schedule is None:
+                return False
+            self._disarm(schedule)
+            self._instances.pop(schedule_id, None)
+            await self._scheduler._store.delete_schedules([schedule_id])
+        return True
+
+    # -- instances -----------------------------------------------------------------------
+
+    def track(self, task: Task) -> None:
+        """Count a live task that a schedule created."""
+        sid = _schedule_of(task.id)
+        if sid is not None and sid in self._instances and not task.is_terminal:
+            self._instances[sid].add(task.id)
+
+    def settled(self, task: Task) -> None:
+        sid = _schedule_of(task.id)
+        if sid is not None:
+            instances = self._instances.get(sid)
+            if instances is not None:
+                instances.discard(task.id)
+
+    # -- firing --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._scheduler.clock.now()
+
+    async def _settle(self, schedules: list[Schedule]) -> None:
+        async with self._lock:
+            await self._settle_locked(schedules)
+
+    async def _settle_locked(self, schedules: list[Schedule]) -> None:
+        """Run or skip every due fire of ``schedules``, persist them and arm the next."""
+        now = self._now()
+        tasks: list[Task] = []
+        for schedule in schedules:
+            if schedule.paused:
+                continue
+            tasks += self._plan(schedule, now)
+        await self._submit(tasks, now)
+        await self._scheduler._store.save_schedules([s.to_record() for s in schedules])
+        for schedule in schedules:
+            self._arm(schedule)
+
+    def _plan(self, schedule: Schedule, now: float) -> list[Task]:
+        plan = plan_misfires(
+            schedule.trigger,
+            last_fire_epoch=schedule.settled_until_s,
+            now_epoch=now,
+            grace_s=schedule.misfire_grace_s,
+            coalesce=schedule.coalesce,
+            max_catch_up=schedule.max_catch_up,
+        )
+        schedule.skipped_late += plan.skipped_late
+        schedule.skipped_coalesced += plan.skipped_coalesced + plan.skipped_over_cap
+        schedule.settled_until_s = max(now, schedule.settled_until_s)
+        schedule.next_fire_s = plan.next_fire
+        tasks: list[Task] = []
+        instances = self._instances.setdefault(schedule.id, set())
+        for fire in plan.run_now:
+            if len(instances) + len(tasks) >= schedule.max_instances:
+                schedule.skipped_max_instances += 1
+                logger.info(
+                    "schedule %s: fire at %s skipped, max_instances=%d reached",
+                    schedule.id,
+                    fire,
+                    schedule.max_instances,
+                )
+                continue
+            tasks.append(self._task_for(schedule, fire, now))
+            schedule.last_fire_s = fire
+            schedule.fired += 1
+        return tasks
+
+    def _task_for(self, schedule: Schedule, fire: float, now: float) -> Task:
+        s = self._scheduler
+        task = s._intake.build(
+            now,
+            schedule.task_type,
+            None,
+            None,
+            schedule.priority,
+            task_id=schedule.task_id_for(fire),
+            **schedule.task_options,
+        )
+        task.data_json = schedule.data_json
+        jitter = schedule.jitter_s
+        task.due_s = fire + (self._rng.uniform(0, jitter) if jitter else 0.0)
+        return task
+
+    async def _submit(self, tasks: list[Task], now: float) -> None:
+        if not tasks:
+            return
+        s = self._scheduler
+        for task in tasks:
+            try:
+                await s._submit([task], now)
+            except TaskValidationError as exc:
+                if exc.field != "task_id":
+                    raise
+                # Another scheduler on this store created this fire's task already.
+                continue
+            self.track(task)
+
+    # -- timer ---------------------------------------------------------------------------
+
+    def _arm(self, schedule: Schedule) -> None:
+        self._disarm(schedule)
+        if schedule.paused or schedule.next_fire_s is None:
+            return
+        self._timers[schedule.id] = self._wheel.insert(schedule.next_fire_s, schedule)
+        if self._timer_at is None or schedule.next_fire_s < self._timer_at:
+            self._set_timer(schedule.next_fire_s)
+
+    def _disarm(self, schedule: Schedule) -> None:
+        timer = self._timers.pop(schedule.id, None)
+        if timer is not None:
+            self._wheel.cancel(timer)
+
+    def _set_timer(self, when_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when_s
+        self._timer = self._scheduler.clock.call_at(when_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        due = self._wheel.advance(self._now())
+        for schedule in due:
+            self._timers.pop(schedule.id, None)
+        following = self._wheel.next_deadline()
+        if following is not None:
+            self._set_timer(following)
+        if due:
+            previous = self._firing
+            self._firing = asyncio.get_running_loop().create_task(self._fire(due, previous))
+
+    async def _fire(self, due: list[Schedule], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        live = [s for s in due if self.schedules.get(s.id) is s]
+        try:
+            await self._settle(live)
+        except Exception:
+            logger.exception("firing schedules %s failed", [s.id for s in live])
+
+
+def _schedule_of(task_id: str) -> str | None:
+    head, sep, _ = task_id.rpartition("@")
+    return head if sep else None
