@@ -81,6 +81,8 @@ class Engine:
         self._cancel_reasons: dict[str, str] = {}
         self._state_counts = [0] * (len(L) + 1)
         self.outcomes = OutcomeWindow()
+        # task type -> [completed attempts, their total seconds]
+        self._durations: dict[str, list[float]] = {}
         self._executors: dict[str, Executor] = {
             "async": AsyncExecutor(),
             "local": LocalExecutor(),
@@ -399,7 +401,14 @@ class Engine:
         task.result = result
         task.finished_s = now
         self._move(task, L.COMPLETED, now, None)
-        self.outcomes.record(now, True, now - (task.started_s or now))
+        took = now - (task.started_s or now)
+        self.outcomes.record(now, True, took)
+        stats = self._durations.get(task.type)
+        if stats is None:
+            self._durations[task.type] = [1, took]
+        else:
+            stats[0] += 1
+            stats[1] += took
         self._settle(task)
 
     def _finish_failure(
@@ -451,6 +460,10 @@ class Engine:
                         reason = f"dependency {task.id} ended {task.lifecycle.name}"
                         self._move(dependent, L.CANCELLED, now, reason)
                         self._settle(dependent)
+
+    def mean_durations(self) -> dict[str, float]:
+        """Mean seconds of a successful attempt, per task type, since start."""
+        return {kind: total / n for kind, (n, total) in self._durations.items()}
 
     def state_count(self, state: TaskLifecycle) -> int:
         return self._state_counts[state]

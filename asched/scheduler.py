@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -46,6 +45,7 @@ from asched.errors import (
 )
 from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.policies import BreakerKey, Policies, TypePolicy
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
@@ -589,55 +589,33 @@ class Scheduler(Engine):
             "utilization": limits.running / limits.total_limit,
         }
 
-    async def get_task_execution_forecast(self, lookahead_hours: float = 24) -> dict[str, Any]:
-        """Tasks expected to run in the next ``lookahead_hours``, bucketed by hour."""
+    async def get_task_execution_forecast(
+        self,
+        lookahead_hours: float = 24,
+        *,
+        task_type: str | None = None,
+        bucket: str = "hour",
+        upcoming_limit: int = 1000,
+    ) -> dict[str, Any]:
+        """Every one-off and recurring run expected in the next ``lookahead_hours``:
+        counts per bucket by type and priority, the expected busy seconds per bucket
+        (from each type's measured mean duration) and the upcoming runs."""
         if isinstance(lookahead_hours, bool) or not isinstance(lookahead_hours, int | float):
             raise TaskValidationError("lookahead_hours", lookahead_hours, "expected a number")
         if not lookahead_hours > 0:
             raise TaskValidationError("lookahead_hours", lookahead_hours, "must be > 0")
-        now = self.clock.now()
-        end = now + lookahead_hours * 3600
-        start_hour = int(now // 3600) * 3600
-        buckets: dict[int, dict[str, Any]] = {}
-        upcoming: list[Task] = []
-        for task in self._active.values():
-            if task.lifecycle in _ARMED and task.due_s < end:
-                due = max(task.due_s, now)
-                bucket = int((due - start_hour) // 3600)
-                entry = buckets.setdefault(
-                    bucket,
-                    {"total": 0, "by_type": defaultdict(int), "by_priority": defaultdict(int)},
-                )
-                entry["total"] += 1
-                entry["by_type"][task.type] += 1
-                entry["by_priority"][task.priority.name] += 1
-                upcoming.append(task)
-        upcoming.sort(key=lambda t: (t.due_s, t.priority))
-        return {
-            "generated_at": datetime.fromtimestamp(now, UTC),
-            "lookahead_hours": lookahead_hours,
-            "total": len(upcoming),
-            "buckets": [
-                {
-                    "start": datetime.fromtimestamp(start_hour + 3600 * index, UTC),
-                    "total": entry["total"],
-                    "by_type": dict(entry["by_type"]),
-                    "by_priority": dict(entry["by_priority"]),
-                }
-                for index, entry in sorted(buckets.items())
-            ],
-            "upcoming": [
-                {
-                    "time": t.scheduled_for,
-                    "id": t.id,
-                    "type": t.type,
-                    "priority": t.priority.name,
-                    "source": "one-off",
-                }
-                for t in upcoming[:1000]
-            ],
-        }
-
+        if bucket not in BUCKETS_S:
+            raise TaskValidationError("bucket", bucket, f"one of {', '.join(BUCKETS_S)}")
+        return build_forecast(
+            self.clock.now(),
+            lookahead_hours * 3600,
+            BUCKETS_S[bucket],
+            self._active.values(),
+            self._schedules.schedules.values(),
+            self.mean_durations(),
+            task_type=task_type,
+            upcoming_limit=upcoming_limit,
+        )
 
 def _last_reason(task: Task) -> str | None:
     raw = task._history

@@ -1,0 +1,1 @@
+"""Metrics and forecasts built from the scheduler's state and events."""
