@@ -164,6 +164,10 @@ class TaskIntake:
             metadata=_metadata(now_s, tags, created_by) if tags or created_by else None,
         )
 
+    def due_of(self, now_s: float, moment: datetime) -> float:
+        """Epoch seconds of an aware or naive (configured-zone) datetime."""
+        return self._due(now_s, moment, None)
+
     def _due(
         self, now_s: float, execution_time: datetime | None, delay: timedelta | float | None
     ) -> float:

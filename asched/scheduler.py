@@ -19,7 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ from asched.policies import BreakerKey, Policies, TypePolicy
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
+from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 
 F = TypeVar("F", bound=Callable[..., Any])
 L = TaskLifecycle
@@ -291,10 +292,33 @@ class Scheduler(Engine):
         priority: TaskPriority | int | str = TaskPriority.MEDIUM,
         **options: Any,
     ) -> str:
-        """Accept one task; return its id.  See :data:`asched._intake.SPEC_FIELDS`."""
+        """Accept one task; return its id.  See :data:`asched._intake.SPEC_FIELDS`.
+
+        ``window=(not_before, not_after)`` lets the scheduler pick the time: the
+        least busy slot by the forecast, or the best by ``slot_strategy`` (a
+        :data:`asched.strategies.slots.SlotScorer`); the choice and its reason are
+        recorded in the task's audit trail.
+        """
         self._require_running()
         now = self.clock.now()
+        slot = None
+        if "window" in options or "slot_strategy" in options:
+            slot = self._choose_slot(
+                now,
+                task_type,
+                task_data,
+                execution_time,
+                options.pop("window", None),
+                options.pop("slot_strategy", None),
+                options,
+            )
+            execution_time = datetime.fromtimestamp(slot.at_s, UTC)
         task = self._intake.build(now, task_type, task_data, execution_time, priority, **options)
+        if slot is not None:
+            chosen = datetime.fromtimestamp(slot.at_s, UTC).isoformat()
+            task.metadata.audit_trail.append(
+                {"action": "slot_chosen", "at": chosen, "reason": slot.reason}
+            )
         key = task.idempotency_key
         if key is not None:
             existing = await self._store.find_by_idempotency_key(key)
@@ -367,6 +391,47 @@ class Scheduler(Engine):
         for index, task in enumerate(tasks):
             unmet, failed = ([], None) if plans is None else plans[index]
             self._admit(task, now, unmet, failed)
+
+    def _choose_slot(
+        self,
+        now: float,
+        task_type: str,
+        task_data: Mapping[str, Any] | None,
+        execution_time: datetime | None,
+        window: Any,
+        scorer: SlotScorer | None,
+        options: dict[str, Any],
+    ) -> SlotChoice:
+        if execution_time is not None or "delay" in options:
+            raise TaskValidationError("window", window, "give a window or a time, not both")
+        if (
+            not isinstance(window, tuple | list)
+            or len(window) != 2
+            or not all(isinstance(w, datetime) for w in window)
+        ):
+            raise TaskValidationError(
+                "window", window, "expected (not_before, not_after) datetimes"
+            )
+        start, end = (self._intake.due_of(now, w) for w in window)
+        if end < start:
+            raise TaskValidationError("window", window, "not_after is before not_before")
+        if scorer is not None and not callable(scorer):
+            raise TaskValidationError("slot_strategy", scorer, "expected a function")
+        start = max(start, now)
+        end = max(end, start)
+        forecast = build_forecast(
+            now,
+            end - now + 3600,
+            3600,
+            self._active.values(),
+            self._schedules.schedules.values(),
+            {},
+            upcoming_limit=0,
+        )
+        load = {int(b["start"].timestamp() // 3600): b["total"] for b in forecast["buckets"]}
+        return choose_slot(
+            start, end, load, 3600, scorer=scorer, task_type=task_type, task_data=task_data
+        )
 
     async def _check_dependencies(
         self, task: Task, batch: set[str]
@@ -616,6 +681,7 @@ class Scheduler(Engine):
             task_type=task_type,
             upcoming_limit=upcoming_limit,
         )
+
 
 def _last_reason(task: Task) -> str | None:
     raw = task._history

@@ -107,3 +107,37 @@ async def test_bad_forecast_arguments(scheduler: Scheduler) -> None:
             await scheduler.get_task_execution_forecast(0)
         with pytest.raises(TaskValidationError, match="bucket"):
             await scheduler.get_task_execution_forecast(1, bucket="fortnight")
+
+
+async def test_window_picks_the_least_busy_hour_and_records_why(scheduler: Scheduler) -> None:
+    async with scheduler:
+        base = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+        for _ in range(3):  # 12:00-13:00 is busy
+            await scheduler.schedule_task("publish", execution_time=base)
+        tid = await scheduler.schedule_task(
+            "publish",
+            window=(base, base.replace(hour=14)),
+        )
+        task = await scheduler.get_task(tid)
+    assert task.scheduled_for.hour == 13
+    entry = task.metadata.audit_trail[-1]
+    assert entry["action"] == "slot_chosen"
+    assert "least busy slot" in entry["reason"]
+
+
+async def test_window_with_an_engagement_scorer(scheduler: Scheduler) -> None:
+    def engagement(at: datetime, task_type: str, data: object) -> float:
+        return 1.0 if at.hour == 18 else 0.1  # this channel's audience peaks at 18:00
+
+    async with scheduler:
+        day = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+        tid = await scheduler.schedule_task(
+            "publish", window=(day, day.replace(hour=22)), slot_strategy=engagement
+        )
+        task = await scheduler.get_task(tid)
+        with pytest.raises(TaskValidationError, match="window"):
+            await scheduler.schedule_task("publish", window=(day,))
+        with pytest.raises(TaskValidationError, match="not both"):
+            await scheduler.schedule_task("publish", delay=5, window=(day, day))
+    assert task.scheduled_for.hour == 18
+    assert "engagement" in task.metadata.audit_trail[-1]["reason"]
