@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiosqlite
 import orjson
@@ -47,6 +48,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Type alone: an index holding due_s or priority would be rewritten by every save.
         "CREATE INDEX tasks_by_type ON tasks (type)",
     ),
+    (
+        """CREATE TABLE schedules (
+            id TEXT PRIMARY KEY,
+            updated_s REAL NOT NULL,
+            version INTEGER NOT NULL,
+            record TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -57,9 +66,16 @@ UPDATE_SQL = (
     "version = ?, record = ? WHERE id = ?"
 )
 ORDER_SQL = " ORDER BY due_s, priority, rowid"
+UPSERT_SCHEDULE_SQL = (
+    "INSERT INTO schedules (id, updated_s, version, record) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET updated_s = excluded.updated_s, "
+    "version = excluded.version, record = excluded.record"
+)
+DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE id = ?"
 UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_URL_OPTIONS = {"synchronous": str, "busy_timeout_ms": int, "busy_deadline_s": float}
 _PRAGMA_NAME = re.compile(r"[a-z_]+")
 _PRAGMA_VALUE = re.compile(r"-?\d+|[A-Za-z_]+")
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 11, 13, 26
@@ -108,6 +124,22 @@ def _update_row(task: Task, now_s: float) -> Row:
         encode_record(task).decode(),
         task.id,
     )
+
+
+def encode_schedules(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, str] | None]:
+    """Schedule records by id, as (version, JSON); a bad record fails the whole call."""
+    encoded: dict[str, tuple[int, str] | None] = {}
+    for record in records:
+        schedule_id = record.get("id")
+        if not isinstance(schedule_id, str) or not schedule_id:
+            raise TaskValidationError("schedule.id", schedule_id, "expected a non-empty string")
+        version = record.get("version", 1)
+        try:
+            text = orjson.dumps(record).decode()
+        except TypeError as exc:
+            raise TaskValidationError("schedule", schedule_id, f"not JSON ({exc})") from None
+        encoded[schedule_id] = (version if isinstance(version, int) else 1, text)
+    return encoded
 
 
 def check_batch(tasks: Sequence[Task]) -> None:
@@ -169,16 +201,18 @@ class InsertCall:
 class WriteGroup:
     """Writes queued for one transaction, and the callers waiting on it."""
 
-    __slots__ = ("done_event", "inserts", "save_futures", "saves")
+    __slots__ = ("done_event", "inserts", "save_futures", "saves", "schedules")
 
     def __init__(self) -> None:
         self.inserts: list[InsertCall] = []
         self.saves: dict[str, Task] = {}
+        #: schedule id -> (record version, record as JSON), or None to delete it
+        self.schedules: dict[str, tuple[int, str] | None] = {}
         self.save_futures: list[asyncio.Future[None]] = []
         self.done_event = asyncio.Event()
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.saves)
+        return bool(self.inserts or self.saves or self.schedules)
 
     def add_insert(self, tasks: Sequence[Task], rows: list[Row]) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -192,6 +226,23 @@ class WriteGroup:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.save_futures.append(future)
         return future
+
+    def add_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> asyncio.Future[None]:
+        self.schedules.update(changes)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.save_futures.append(future)
+        return future
+
+    def schedule_rows(self, now_s: float) -> tuple[list[Row], list[Row]]:
+        """(upserts, deletes) for the schedules table."""
+        upserts: list[Row] = []
+        deletes: list[Row] = []
+        for schedule_id, change in self.schedules.items():
+            if change is None:
+                deletes.append((schedule_id,))
+            else:
+                upserts.append((schedule_id, now_s, *change))
+        return upserts, deletes
 
     def succeed(self) -> None:
         for future in self.save_futures:
@@ -248,6 +299,38 @@ def unexpected_error(exc: Exception, path: str) -> StoreError:
     error = StoreError(f"sqlite store {path}: write failed: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
+
+
+def parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """``sqlite:///relative.db`` or ``sqlite:////abs.db`` (+ ``?option=value``) to
+    (path, options)."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.lower() != "sqlite":
+        raise ConfigError("store_url", url, "expected sqlite:///relative.db or sqlite:////abs.db")
+    path, _, query = rest.partition("?")
+    options: dict[str, Any] = {}
+    for name, raw in parse_qsl(query, keep_blank_values=True):
+        kind = _URL_OPTIONS.get(name)
+        if kind is None:
+            known = ", ".join(_URL_OPTIONS)
+            raise ConfigError("store_url", url, f"unknown option {name!r}; one of {known}")
+        try:
+            options[name] = kind(raw)
+        except ValueError:
+            raise ConfigError("store_url", url, f"bad value for {name}: {raw!r}") from None
+    if not path:
+        raise ConfigError("store_url", url, "missing the database file path")
+    return path, options
+
+
+def check_busy(timeout_ms: Any, deadline_s: Any) -> tuple[int, float]:
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+        raise ConfigError("busy_timeout_ms", timeout_ms, "expected an integer >= 0")
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
+        raise ConfigError("busy_deadline_s", deadline_s, "expected a number >= 0")
+    if not deadline_s >= 0:
+        raise ConfigError("busy_deadline_s", deadline_s, "expected a number >= 0")
+    return timeout_ms, float(deadline_s)
 
 
 def check_synchronous(value: Any) -> str:

@@ -69,6 +69,7 @@ def _record(task: Task) -> dict[str, Any]:
         "concurrency_key": task.concurrency_key,
         "idempotency_key": task.idempotency_key,
         "user_paused": task.user_paused,
+        "wait_reason": task.wait_reason,
         "result": task.result,
         "error": task.error,
         "history": _history(task._history),

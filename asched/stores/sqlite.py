@@ -14,11 +14,21 @@ in a single ``BEGIN IMMEDIATE … COMMIT``, so thousands of concurrent
 all-or-nothing: a duplicate id or idempotency key fails that call only (it is
 retried alone inside a SAVEPOINT), never its neighbours in the group.
 
+Locks.  Every write transaction is ``BEGIN IMMEDIATE``: a deferred one that
+later needs the write lock fails at once with "database is locked", without
+waiting.  SQLite waits ``busy_timeout_ms`` for a lock on each try; past that
+the store retries with jittered backoff until ``busy_deadline_s``, then raises
+:class:`StoreBusyError`.  A full disk raises :class:`StoreFullError`.
+
 Reads use a second connection, which in WAL mode never waits for the writer,
 and first wait for every write queued before them (read-your-writes).
 
-Layout: the columns the engine filters and sorts on, plus the whole record as
-JSON text (the :meth:`Task.to_dict` shape, never pickle) with its ``version``.
+Layout: ``tasks`` holds the columns the engine filters and sorts on, plus the
+whole record as JSON text (the :meth:`Task.to_dict` shape, never pickle) with
+its ``version``; ``schedules`` holds recurring-schedule records the same way.
+``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` upgrades older
+files on open.  A row that cannot be read is logged, counted in
+``corrupt_rows`` and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -31,9 +41,9 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 import aiosqlite
+import orjson
 
 from asched.errors import (
     ConfigError,
@@ -44,6 +54,7 @@ from asched.errors import (
 )
 from asched.model import Task, TaskLifecycle
 from asched.stores._sqlite import (
+    DELETE_SCHEDULE_SQL,
     INSERT_SQL,
     MIGRATIONS,
     ORDER_SQL,
@@ -53,17 +64,21 @@ from asched.stores._sqlite import (
     SYNCHRONOUS_MODES,
     UNFINISHED_SQL,
     UPDATE_SQL,
+    UPSERT_SCHEDULE_SQL,
     InsertCall,
     Row,
     WriteGroup,
     check_batch,
+    check_busy,
     check_pragmas,
     check_synchronous,
     encode_insert,
     encode_save,
+    encode_schedules,
     error_code,
     make_parent_dir,
     name_conflict,
+    parse_url,
     require_open,
     rollback,
     store_error,
@@ -76,7 +91,6 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_URL_OPTIONS = {"synchronous": str, "busy_timeout_ms": int, "busy_deadline_s": float}
 
 
 class SQLiteStore(Store):
@@ -103,14 +117,7 @@ class SQLiteStore(Store):
         if not self.path or self.path == ":memory:" or self.path.startswith("file:"):
             raise ConfigError("path", self.path, "expected a file path (use memory:// for RAM)")
         self.synchronous = check_synchronous(synchronous)
-        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
-            raise ConfigError("busy_timeout_ms", busy_timeout_ms, "expected an integer")
-        if busy_timeout_ms < 0:
-            raise ConfigError("busy_timeout_ms", busy_timeout_ms, "must be >= 0")
-        if not isinstance(busy_deadline_s, int | float) or not busy_deadline_s >= 0:
-            raise ConfigError("busy_deadline_s", busy_deadline_s, "must be a number >= 0")
-        self.busy_timeout_ms = busy_timeout_ms
-        self.busy_deadline_s = float(busy_deadline_s)
+        self.busy_timeout_ms, self.busy_deadline_s = check_busy(busy_timeout_ms, busy_deadline_s)
         self._pragmas = check_pragmas(pragmas or {})
         self._rng = rng or random.Random()
         #: Successful write transactions, rows they wrote, and unreadable rows skipped.
@@ -129,24 +136,7 @@ class SQLiteStore(Store):
     def from_url(cls, url: str) -> SQLiteStore:
         """``sqlite:///relative.db`` or ``sqlite:////abs/path.db``, with optional
         ``?synchronous=FULL&busy_timeout_ms=250&busy_deadline_s=10``."""
-        scheme, sep, rest = url.partition(":///")
-        if not sep or scheme.lower() != "sqlite":
-            raise ConfigError(
-                "store_url", url, "expected sqlite:///relative.db or sqlite:////abs.db"
-            )
-        path, _, query = rest.partition("?")
-        options: dict[str, Any] = {}
-        for name, raw in parse_qsl(query, keep_blank_values=True):
-            kind = _URL_OPTIONS.get(name)
-            if kind is None:
-                known = ", ".join(_URL_OPTIONS)
-                raise ConfigError("store_url", url, f"unknown option {name!r}; one of {known}")
-            try:
-                options[name] = kind(raw)
-            except ValueError:
-                raise ConfigError("store_url", url, f"bad value for {name}: {raw!r}") from None
-        if not path:
-            raise ConfigError("store_url", url, "missing the database file path")
+        path, options = parse_url(url)
         return cls(path, **options)
 
     def __repr__(self) -> str:
@@ -290,8 +280,9 @@ class SQLiteStore(Store):
         calls = group.inserts
         now_s = time.time()
         saves = [row for task in group.saves.values() if (row := encode_save(task, now_s))]
+        schedules = group.schedule_rows(now_s)
         try:
-            errors = await self._retry_busy(lambda: self._transaction(calls, saves))
+            errors = await self._retry_busy(lambda: self._transaction(calls, saves, schedules))
         except Exception as exc:
             failure = exc if isinstance(exc, StoreError) else unexpected_error(exc, self.path)
             group.fail(failure)
@@ -305,14 +296,19 @@ class SQLiteStore(Store):
         group.succeed()
 
     async def _transaction(
-        self, calls: list[InsertCall], saves: list[Row]
+        self, calls: list[InsertCall], saves: list[Row], schedules: tuple[list[Row], list[Row]]
     ) -> list[TaskValidationError | None]:
         db = require_open(self._writer)
         await db.execute("BEGIN IMMEDIATE")
         try:
             errors = await self._insert_calls(db, calls)
-            if saves:
-                await db.executemany(UPDATE_SQL, saves)
+            for sql, rows in (
+                (UPDATE_SQL, saves),
+                (UPSERT_SCHEDULE_SQL, schedules[0]),
+                (DELETE_SCHEDULE_SQL, schedules[1]),
+            ):
+                if rows:
+                    await db.executemany(sql, rows)
             await db.execute("COMMIT")
         except BaseException:
             await rollback(db)
@@ -348,6 +344,29 @@ class SQLiteStore(Store):
             return await name_conflict(db, tasks, exc)
         await db.execute("RELEASE call_insert")
         return None
+
+    # -- recurring schedules -----------------------------------------------------------
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        if records:
+            await self._queue().add_schedules(encode_schedules(records))
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        if schedule_ids:
+            await self._queue().add_schedules(dict.fromkeys(schedule_ids))
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        records = []
+        for schedule_id, text in await self._read("SELECT id, record FROM schedules", ()):
+            try:
+                record = orjson.loads(text)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, not {type(record).__name__}")
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                self._report_corrupt("schedule", schedule_id, exc)
+                continue
+            records.append(record)
+        return records
 
     # -- reading ---------------------------------------------------------------------
 
@@ -430,10 +449,13 @@ class SQLiteStore(Store):
             if task.id != task_id:
                 raise TaskValidationError("id", task.id, f"does not match the row id {task_id!r}")
         except Exception as exc:
-            self.corrupt_rows += 1
-            logger.warning("sqlite store %s: skipping corrupt task %r: %s", self.path, task_id, exc)
+            self._report_corrupt("task", task_id, exc)
             return None
         return task
+
+    def _report_corrupt(self, kind: str, row_id: str, exc: Exception) -> None:
+        self.corrupt_rows += 1
+        logger.warning("sqlite store %s: skipping corrupt %s %r: %s", self.path, kind, row_id, exc)
 
     # -- errors ----------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sqlite3
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from asched import (
 )
 from asched.model import Task
 from asched.stores import open_store
-from asched.stores.sqlite import SCHEMA_VERSION, SQLiteStore, encode_record
+from asched.stores._sqlite import INSERT_SQL, encode_insert
+from asched.stores.records import encode_record
+from asched.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock
 
 L = TaskLifecycle
@@ -51,6 +54,13 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "asched.db"
 
 
+@pytest.fixture(autouse=True)
+def _every_file_is_intact_afterwards(tmp_path: Path) -> Iterator[None]:
+    yield  # torn down last: after the stores and schedulers are closed
+    for path in tmp_path.glob("*.db"):
+        assert_intact(path)
+
+
 @pytest.fixture
 async def make_store(db_path: Path) -> AsyncIterator[Callable[..., SQLiteStore]]:
     """Open SQLite stores on the test's file; each is closed and the file checked."""
@@ -64,8 +74,6 @@ async def make_store(db_path: Path) -> AsyncIterator[Callable[..., SQLiteStore]]
     yield make
     for store in made:
         await store.close()
-    if made:
-        assert_intact(db_path)
 
 
 def new_task(task_id: str, **fields: Any) -> Task:
@@ -200,6 +208,17 @@ async def test_concurrent_schedule_calls_share_a_few_commits(
         assert check.execute("SELECT COUNT(*) FROM tasks").fetchone() == (1000,)
     finally:
         check.close()
+
+
+async def test_concurrent_calls_with_one_idempotency_key_get_one_task(
+    db_path: Path, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    s = make_scheduler(store=url_for(db_path), strict_task_types=False)
+    async with s:
+        calls = (s.schedule_task("job", delay=60, idempotency_key="video:c1:42") for _ in range(5))
+        ids = await asyncio.gather(*calls)
+        assert len(set(ids)) == 1
+        assert len(await s.list_tasks()) == 1
 
 
 async def test_one_bad_call_in_a_group_fails_alone(make_store: Callable[..., SQLiteStore]) -> None:
@@ -341,7 +360,7 @@ async def test_wal_busy_timeout_and_schema_version_are_set(
     assert settings["journal_mode"] == "wal"
     assert settings["busy_timeout"] == 1234
     assert settings["synchronous"] == "FULL"
-    assert settings["user_version"] == SCHEMA_VERSION == 1
+    assert settings["user_version"] == SCHEMA_VERSION == len(MIGRATIONS)
     await store.close()
     assert (await _reopen_describe(make_store))["synchronous"] == "NORMAL"
 
@@ -350,6 +369,50 @@ async def _reopen_describe(make_store: Callable[..., SQLiteStore]) -> dict[str, 
     store = make_store()
     await store.open()
     return await store.describe()
+
+
+async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    old = raw_db(db_path)
+    try:
+        for statement in MIGRATIONS[0]:
+            old.execute(statement)
+        old.executemany(INSERT_SQL, encode_insert([new_task("old-task")], T0))
+        old.execute("PRAGMA user_version = 1")
+    finally:
+        old.close()
+    store = make_store()
+    await store.open()
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION
+    assert await store.get("old-task") is not None
+    await store.save_schedules([{"id": "s1", "version": 1}])
+    assert await store.load_schedules() == [{"id": "s1", "version": 1}]
+
+
+async def test_recurring_schedules_survive_a_restart(
+    db_path: Path, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    fired = asyncio.Event()
+
+    def build() -> Scheduler:
+        s = make_scheduler(store=url_for(db_path))
+
+        @s.task("analytics")
+        async def analytics() -> None:
+            fired.set()
+
+        return s
+
+    first = build()
+    async with first:
+        await first.schedule_recurring("analytics", interval=60, schedule_id="stats")
+    second = build()
+    async with second:
+        assert [info["id"] for info in await second.list_schedules()] == ["stats"]
+        await clock.advance(60)
+        await asyncio.wait_for(fired.wait(), 10)
+        assert (await second.get_schedule("stats"))["fired"] == 1
 
 
 async def test_a_newer_schema_is_refused(db_path: Path) -> None:
@@ -374,7 +437,7 @@ async def test_data_survives_reopening_and_writes_after_close_are_refused(
     second = make_store()
     await second.open()
     assert await second.get("kept") is not None
-    assert await second.describe() == await second.describe()
+    assert (await second.describe())["commits"] == 0
 
 
 # -- URLs ---------------------------------------------------------------------------------
@@ -461,7 +524,7 @@ async def test_every_acknowledged_task_survives_sigkill(db_path: Path) -> None:
     finally:
         child.kill()  # SIGKILL, mid-stream
         rest = await child.stdout.read()
-        await child.wait()
+        assert await child.wait() == -signal.SIGKILL
     acknowledged += [line.decode() for line in rest.split(b"\n")[:-1]]
 
     store = SQLiteStore(db_path)

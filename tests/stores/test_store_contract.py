@@ -145,6 +145,7 @@ def full_task() -> Task:
     task.result = {"video_id": "v9", "views": [1, 2, 3], "ok": True}
     task.error = "RuntimeError: boom"
     task.user_paused = True
+    task.wait_reason = "waiting for a rate-limit slot"
     return task
 
 
@@ -352,6 +353,17 @@ async def test_queries_reflect_saves(store: Store, mixed: list[Task]) -> None:
     counts = await store.count_by_state()
     assert counts[L.COMPLETED] == 2
     assert L.RUNNING not in counts
+
+
+async def test_schedule_records_are_saved_replaced_and_deleted(store: Store) -> None:
+    first = {"version": 1, "id": "daily", "trigger": {"cron": "0 9 * * *"}, "fired": 0}
+    other = {"version": 1, "id": "hourly", "trigger": {"interval_s": 3600.0}, "fired": 2}
+    await store.save_schedules([first, other])
+    updated = {**first, "fired": 1, "next_fire_s": T0 + 86400}
+    await store.save_schedules([updated])
+    assert sorted(await store.load_schedules(), key=lambda r: r["id"]) == [updated, other]
+    await store.delete_schedules(["hourly", "unknown"])
+    assert await store.load_schedules() == [updated]
 
 
 async def test_store_flags(store: Store) -> None:
