@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 L = TaskLifecycle
 _EMPTY = b"{}"
 _CANCELLED_BY_USER = "cancelled"
+_FLUSH_BACKOFF_MIN_S = 0.05
+_FLUSH_BACKOFF_MAX_S = 5.0
 _TIMED_OUT = "timeout"
 _SHUTDOWN = "shutdown"
 
@@ -98,6 +100,7 @@ class Engine:
         self._flusher: asyncio.Task[None] | None = None
         self._persists = not store.shares_objects
         self._on_settle: Callable[[Task], None] | None = None
+        self.store_errors = 0
 
     # -- wiring ------------------------------------------------------------------
 
@@ -122,6 +125,13 @@ class Engine:
                     task.id, task.type, task.priority, now_s, previous, target, reason
                 )
             )
+        # SCHEDULED only says "armed in this process": a store gains nothing from
+        # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
+        if self._persists and target is not L.SCHEDULED:
+            self._touch(task)
+
+    def _touch(self, task: Task) -> None:
+        """Mark a task's stored copy as stale; the flusher writes it soon."""
         if self._persists:
             self._dirty[task.id] = task
             assert self._flush_wanted is not None
@@ -135,18 +145,41 @@ class Engine:
                 logger.exception("event listener %r failed on %r", listener, event)
 
     async def _flush_forever(self) -> None:
+        """Write changed tasks, a batch per loop iteration; on a store error keep the
+        batch, back off and try again, so no acknowledged change is dropped."""
         assert self._flush_wanted is not None
+        backoff_s = _FLUSH_BACKOFF_MIN_S
         while True:
             await self._flush_wanted.wait()
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception as exc:
+                self.store_errors += 1
+                logger.error(
+                    "saving %d task(s) failed, retrying in %.2fs: %s",
+                    len(self._dirty),
+                    backoff_s,
+                    exc,
+                )
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, _FLUSH_BACKOFF_MAX_S)
+                self._flush_wanted.set()
+            else:
+                backoff_s = _FLUSH_BACKOFF_MIN_S
 
     async def _flush(self) -> None:
         assert self._flush_wanted is not None
         self._flush_wanted.clear()
-        if self._dirty:
-            batch = list(self._dirty.values())
-            self._dirty.clear()
+        if not self._dirty:
+            return
+        batch = list(self._dirty.values())
+        self._dirty.clear()
+        try:
             await self._store.save(batch)
+        except BaseException:
+            for task in batch:
+                self._dirty.setdefault(task.id, task)
+            raise
 
     # -- arming ------------------------------------------------------------------
 

@@ -243,11 +243,13 @@ class Scheduler(Engine):
                 self._disarm(task)
         for executor in self._executors.values():
             await executor.shutdown()
-        if self._flusher is not None:
-            await self._flush()
-            self._flusher.cancel()
-            self._flusher = None
-        await self._store.close()
+        try:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                self._flusher = None
+                await self._flush()
+        finally:
+            await self._store.close()
 
     async def _recover(self) -> None:
         """Re-arm what a previous run left unfinished in the store."""
@@ -601,6 +603,7 @@ class Scheduler(Engine):
         task = await self._lookup(task_id)
         if task.lifecycle is L.PAUSED:
             task.user_paused = True
+            self._touch(task)
             return True
         if task.lifecycle not in _ARMED:
             return False
@@ -615,7 +618,9 @@ class Scheduler(Engine):
         if task.lifecycle is not L.PAUSED or not task.user_paused:
             return False
         task.user_paused = False
-        if task.id not in self._deps:
+        if task.id in self._deps:
+            self._touch(task)  # still held by its dependencies
+        else:
             now = self.clock.now()
             self._move(task, L.QUEUED, now, "resumed by request")
             self._arm(task, now)
@@ -629,6 +634,7 @@ class Scheduler(Engine):
             return False
         task.priority = level
         self._ready.reprioritize(task.id, level)
+        self._touch(task)
         return True
 
     # -- observability -------------------------------------------------------------
