@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asched import Scheduler, ScheduleNotFoundError, TaskLifecycle, TaskValidationError
+from asched import ScheduleNotFoundError, Scheduler, TaskLifecycle, TaskValidationError
 from asched.stores import MemoryStore
 from asched.testing import FakeClock
 
