@@ -1,0 +1,70 @@
+"""Two scheduler processes on one SQLite file share an every-second schedule:
+each tick becomes exactly one task, run exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+DURATION_S = 20
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, os, sys, time
+    from asched import Scheduler
+
+    db, ledger, end = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    scheduler = Scheduler(f"sqlite:///{db}")
+
+    @scheduler.task("tick")
+    async def tick() -> None:
+        with open(ledger, "a") as out:
+            out.write(f"{os.getpid()} {time.time():.3f}\\n")
+
+    async def main() -> None:
+        async with scheduler:
+            # Both processes declare the same schedule; the id makes it one schedule.
+            await scheduler.schedule_recurring("tick", cron="* * * * * *", timezone="UTC",
+                                               schedule_id="every-second")
+            await asyncio.sleep(max(0.0, end - time.time()))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_every_second_schedule_fires_once_per_tick(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    ledger = tmp_path / "ledger.txt"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    end = time.time() + DURATION_S
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    children = [
+        subprocess.Popen([sys.executable, str(script), str(db), str(ledger), str(end)], env=env)
+        for _ in range(2)
+    ]
+    for child in children:
+        assert child.wait(timeout=DURATION_S + 25) == 0
+
+    runs = [line.split() for line in ledger.read_text().splitlines()]
+    seconds = Counter(int(float(at)) for _, at in runs)
+    assert seconds and max(seconds.values()) == 1, "a tick ran twice"
+    assert len({pid for pid, _ in runs}) >= 1
+    with sqlite3.connect(db) as conn:
+        ids = [
+            row[0] for row in conn.execute("SELECT id FROM tasks WHERE id LIKE 'every-second@%'")
+        ]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # One task per tick in the store, and every one of them ran once.
+    assert len(ids) == len(set(ids)) == len(runs)
+    ticks = sorted(int(i.split("@")[1]) // 1000 for i in ids)
+    assert len(ticks) >= DURATION_S - 4
+    assert all(b - a == 1 for a, b in itertools.pairwise(ticks)), "a tick was skipped"
