@@ -57,7 +57,6 @@ def test_every_second_schedule_fires_once_per_tick(tmp_path: Path) -> None:
     runs = [line.split() for line in ledger.read_text().splitlines()]
     seconds = Counter(int(float(at)) for _, at in runs)
     assert seconds and max(seconds.values()) == 1, "a tick ran twice"
-    assert len({pid for pid, _ in runs}) >= 1
     with sqlite3.connect(db) as conn:
         ids = [
             row[0] for row in conn.execute("SELECT id FROM tasks WHERE id LIKE 'every-second@%'")
