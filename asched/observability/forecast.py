@@ -10,6 +10,8 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter, floordiv, sub
 from typing import Any
 
 from asched.model import Task, TaskLifecycle, TaskPriority
@@ -18,6 +20,8 @@ from asched.recurring import Schedule
 BUCKETS_S = {"minute": 60, "hour": 3600, "day": 86400}
 _PENDING = frozenset({TaskLifecycle.QUEUED, TaskLifecycle.SCHEDULED, TaskLifecycle.RETRYING})
 _PRIORITY_NAMES = {p: p.name for p in TaskPriority}
+_DUE = attrgetter("due_s")
+_KIND = attrgetter("type", "priority")
 
 
 def build_forecast(
@@ -35,17 +39,24 @@ def build_forecast(
     and the earliest ``upcoming_limit`` runs (time, id, type, priority, source)."""
     end_s = now_s + lookahead_s
     origin = int(now_s // bucket_s) * bucket_s
-    runs: list[tuple[float, TaskPriority, str, str, str]] = [
-        (max(t.due_s, now_s), t.priority, t.id, t.type, "one-off")
+    pending = [
+        t
         for t in tasks
         if t.due_s < end_s
         and t.lifecycle in _PENDING
         and (task_type is None or t.type == task_type)
     ]
-    # (bucket index, type, priority) -> count; overdue work counts in the first bucket.
-    counts: Counter[tuple[int, str, TaskPriority]] = Counter(
-        (int((at - origin) // bucket_s), kind, priority) for at, priority, _, kind, _ in runs
-    )
+    # (bucket index, type, priority) -> count, built with C-level map/zip: this
+    # runs over every pending task.  Overdue work counts in the first bucket.
+    first = (now_s - origin) // bucket_s
+    indexes = map(floordiv, map(sub, map(_DUE, pending), repeat(origin)), repeat(bucket_s))
+    counts: Counter[tuple[int, str, TaskPriority]] = Counter()
+    for (index, (kind, priority)), n in Counter(zip(indexes, map(_KIND, pending))).items():
+        counts[(int(max(index, first)), kind, priority)] += n
+    runs: list[tuple[float, TaskPriority, str, str, str]] = [
+        (t.due_s if t.due_s > now_s else now_s, t.priority, t.id, t.type, "one-off")
+        for t in heapq.nsmallest(upcoming_limit, pending, key=_DUE)
+    ]
     for schedule in schedules:
         if schedule.paused or schedule.next_fire_s is None:
             continue
