@@ -51,7 +51,8 @@ def build_forecast(
     first = (now_s - origin) // bucket_s
     indexes = map(floordiv, map(sub, map(_DUE, pending), repeat(origin)), repeat(bucket_s))
     counts: Counter[tuple[int, str, TaskPriority]] = Counter()
-    for (index, (kind, priority)), n in Counter(zip(indexes, map(_KIND, pending))).items():
+    grouped = Counter(zip(indexes, map(_KIND, pending), strict=True))
+    for (index, (kind, priority)), n in grouped.items():
         counts[(int(max(index, first)), kind, priority)] += n
     runs: list[tuple[float, TaskPriority, str, str, str]] = [
         (t.due_s if t.due_s > now_s else now_s, t.priority, t.id, t.type, "one-off")
