@@ -147,21 +147,22 @@ class TaskIntake:
             _check_optional_str("concurrency_key", concurrency_key)
         if idempotency_key is not None:
             _check_optional_str("idempotency_key", idempotency_key)
+        # Positional on purpose: this runs for every task, and keywords cost.
         return Task(
             task_id,
             task_type,
             data_json,
             priority,
-            created_s=now_s,
-            due_s=due_s,
-            executor_type=executor,
-            max_retries=max_retries,
-            backoff_factor=backoff_factor,
-            timeout_s=timeout,
-            dependencies=_string_tuple("dependencies", dependencies) if dependencies else (),
-            concurrency_key=concurrency_key,
-            idempotency_key=idempotency_key,
-            metadata=_metadata(now_s, tags, created_by) if tags or created_by else None,
+            now_s,
+            due_s,
+            executor,
+            max_retries,
+            backoff_factor,
+            timeout,
+            _string_tuple("dependencies", dependencies) if dependencies else (),
+            concurrency_key,
+            idempotency_key,
+            _metadata(now_s, tags, created_by) if tags or created_by else None,
         )
 
     def due_of(self, now_s: float, moment: datetime) -> float:

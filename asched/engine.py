@@ -17,6 +17,16 @@ from typing import Any
 
 import orjson
 
+from asched._states import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SCHEDULED,
+)
 from asched.clock import Clock, TimerHandle
 from asched.config import SchedulerConfig
 from asched.core.dependencies import DependencyGraph
@@ -34,14 +44,13 @@ from asched.executors import (
     ThreadExecutor,
 )
 from asched.model import Task, TaskLifecycle
-from asched.policies import ABANDONED, FAILED, SUCCEEDED, Gate, Policies
+from asched.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Gate, Policies
 from asched.registry import Registry
 from asched.stores import Store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
 logger = logging.getLogger(__name__)
 
-L = TaskLifecycle
 _EMPTY = b"{}"
 _CANCELLED_BY_USER = "cancelled"
 _FLUSH_BACKOFF_MIN_S = 0.05
@@ -81,7 +90,7 @@ class Engine:
         self._deps = DependencyGraph()
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self._cancel_reasons: dict[str, str] = {}
-        self._state_counts = [0] * (len(L) + 1)
+        self._state_counts = [0] * (len(TaskLifecycle) + 1)
         self.outcomes = OutcomeWindow()
         # task type -> [completed attempts, their total seconds]
         self._durations: dict[str, list[float]] = {}
@@ -127,7 +136,7 @@ class Engine:
             )
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
-        if self._persists and target is not L.SCHEDULED:
+        if self._persists and target is not SCHEDULED:
             self._touch(task)
 
     def _touch(self, task: Task) -> None:
@@ -188,17 +197,17 @@ class Engine:
         self._active[task.id] = task
         self._state_counts[task.lifecycle] += 1
         if failed is not None:
-            self._move(task, L.CANCELLED, now_s, f"dependency {failed} did not complete")
+            self._move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self._settle(task)
         elif unmet:
             self._deps.hold(task.id, unmet)
-            self._move(task, L.PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
+            self._move(task, PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
         else:
             self._arm(task, now_s)
 
     def _arm(self, task: Task, now_s: float) -> None:
         """QUEUED → SCHEDULED: into the ready queue if due, else into the wheel."""
-        self._move(task, L.SCHEDULED, now_s, None)
+        self._move(task, SCHEDULED, now_s, None)
         self._place(task, now_s)
 
     def _push_ready(self, task: Task, now_s: float) -> None:
@@ -327,7 +336,7 @@ class Engine:
             limits.running += 1
         else:
             limits.acquire(task.type, task.concurrency_key)
-        self._move(task, L.RUNNING, now_s, None)
+        self._move(task, RUNNING, now_s, None)
         task.started_s = now_s
         task.wait_reason = None
         definition = self._registry.get(task.type)
@@ -351,18 +360,18 @@ class Engine:
         except asyncio.CancelledError:
             self._after_cancellation(task)
         except Exception as exc:
-            if task.lifecycle is L.RUNNING:
+            if task.lifecycle is RUNNING:
                 now = self.clock.now()
-                self._report(task, FAILED, now)
+                self._report(task, OUTCOME_FAILED, now)
                 self._finish_failure(task, _describe(exc), now, exc, retry=True)
             else:
-                self._report(task, ABANDONED, self.clock.now())
+                self._report(task, OUTCOME_ABANDONED, self.clock.now())
                 self._release(task)
         else:
-            if task.lifecycle is L.RUNNING:
+            if task.lifecycle is RUNNING:
                 self._finish_success(task, result)
             else:
-                self._report(task, ABANDONED, self.clock.now())
+                self._report(task, OUTCOME_ABANDONED, self.clock.now())
                 self._release(task)
 
     def _report(self, task: Task, outcome: str, now_s: float) -> None:
@@ -385,7 +394,7 @@ class Engine:
             self._request_dispatch()
 
     def _time_out(self, task: Task, started_s: float) -> None:
-        if task.lifecycle is L.RUNNING and task.started_s == started_s:
+        if task.lifecycle is RUNNING and task.started_s == started_s:
             handle = task._handle
             if isinstance(handle, asyncio.Task) and not handle.done():
                 self._cancel_reasons[task.id] = _TIMED_OUT
@@ -394,20 +403,20 @@ class Engine:
     def _after_cancellation(self, task: Task) -> None:
         reason = self._cancel_reasons.pop(task.id, _SHUTDOWN)
         now = self.clock.now()
-        if task.lifecycle is not L.RUNNING:  # cancel_task already settled it
-            self._report(task, ABANDONED, now)
+        if task.lifecycle is not RUNNING:  # cancel_task already settled it
+            self._report(task, OUTCOME_ABANDONED, now)
             self._release(task)
         elif reason == _TIMED_OUT:
             timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
-            self._report(task, FAILED, now)
+            self._report(task, OUTCOME_FAILED, now)
             self._finish_failure(
                 task, f"timed out after {task.timeout_s:g}s", now, timeout, retry=True
             )
         else:
-            self._report(task, ABANDONED, now)
+            self._report(task, OUTCOME_ABANDONED, now)
             self._release(task)
             task._handle = None
-            self._move(task, L.QUEUED, now, "interrupted by shutdown; handed back")
+            self._move(task, QUEUED, now, "interrupted by shutdown; handed back")
 
     # -- settling ------------------------------------------------------------------
 
@@ -429,11 +438,11 @@ class Engine:
     def _finish_success(self, task: Task, result: Any) -> None:
         now = self.clock.now()
         if self._gated:
-            self._report(task, SUCCEEDED, now)
+            self._report(task, OUTCOME_SUCCEEDED, now)
         self._release(task)
         task.result = result
         task.finished_s = now
-        self._move(task, L.COMPLETED, now, None)
+        self._move(task, COMPLETED, now, None)
         took = now - (task.started_s or now)
         self.outcomes.record(now, True, took)
         stats = self._durations.get(task.type)
@@ -455,11 +464,11 @@ class Engine:
             task.retries += 1
             task.due_s = now_s + delay
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
-            self._move(task, L.RETRYING, now_s, reason)
+            self._move(task, RETRYING, now_s, reason)
             self._place(task, now_s)
             return
         task.finished_s = now_s
-        self._move(task, L.FAILED, now_s, error)
+        self._move(task, FAILED, now_s, error)
         self._settle(task)
 
     def _settle(self, task: Task) -> None:
@@ -474,14 +483,14 @@ class Engine:
                     future.set_result(task)
         if not self._deps.has_dependents:
             return
-        if task.lifecycle is L.COMPLETED:
+        if task.lifecycle is COMPLETED:
             freed = self._deps.completed(task.id)
             if freed:
                 now = self.clock.now()
                 for dep_id in freed:
                     dependent = self._active.get(dep_id)
                     if dependent is not None and not dependent.user_paused:
-                        self._move(dependent, L.QUEUED, now, f"dependency {task.id} completed")
+                        self._move(dependent, QUEUED, now, f"dependency {task.id} completed")
                         self._arm(dependent, now)
         else:
             doomed = self._deps.failed(task.id)
@@ -491,7 +500,7 @@ class Engine:
                     dependent = self._active.get(dep_id)
                     if dependent is not None and not dependent.is_terminal:
                         reason = f"dependency {task.id} ended {task.lifecycle.name}"
-                        self._move(dependent, L.CANCELLED, now, reason)
+                        self._move(dependent, CANCELLED, now, reason)
                         self._settle(dependent)
 
     def mean_durations(self) -> dict[str, float]:

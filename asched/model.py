@@ -107,7 +107,7 @@ _id_counter = count(1)
 
 def new_task_id() -> str:
     """A process-unique random prefix plus a counter: unique across processes, cheap."""
-    return f"{_id_prefix}{next(_id_counter):08x}"
+    return f"{_id_prefix}{next(_id_counter)}"
 
 
 def to_utc_datetime(epoch_s: float | None) -> datetime | None:
@@ -125,6 +125,7 @@ def encode_json(value: Any, field_name: str) -> bytes:
 
 
 _EMPTY_JSON_OBJECT = b"{}"
+_CREATED = TaskLifecycle.CREATED
 
 
 class Task:
@@ -163,8 +164,7 @@ class Task:
         type: str,
         data_json: bytes = _EMPTY_JSON_OBJECT,
         priority: TaskPriority = TaskPriority.MEDIUM,
-        *,
-        created_s: float,
+        created_s: float = 0.0,
         due_s: float | None = None,
         executor_type: str = "async",
         max_retries: int = 3,
@@ -179,7 +179,7 @@ class Task:
         self.type = type
         self.data_json = data_json
         self.priority = priority
-        self.lifecycle = TaskLifecycle.CREATED
+        self.lifecycle = _CREATED
         self.created_s = created_s
         self.due_s = created_s if due_s is None else due_s
         self.started_s: float | None = None

@@ -26,7 +26,7 @@ from asched.strategies.retry import Retry
 #: Names a breaker for a task: a fixed name, or a function of the task (e.g. per channel).
 BreakerKey = str | Callable[[Task], str | None]
 
-SUCCEEDED, FAILED, ABANDONED = "succeeded", "failed", "abandoned"
+OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_ABANDONED = "succeeded", "failed", "abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +130,9 @@ class Policies:
         if admitted is None:
             return None, []
         breaker, generation = admitted
-        if outcome == SUCCEEDED:
+        if outcome == OUTCOME_SUCCEEDED:
             breaker.record_success(now_s, generation)
-        elif outcome == FAILED:
+        elif outcome == OUTCOME_FAILED:
             breaker.record_failure(now_s, generation)
         else:
             breaker.release(generation)

@@ -27,6 +27,16 @@ from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
 from asched._schedule_runner import ScheduleRunner
 from asched._schedule_spec import build_schedule
+from asched._states import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SCHEDULED,
+)
 from asched.clock import Clock, LoopClock
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
@@ -53,8 +63,7 @@ from asched.strategies.priority import FairShare, PriorityStrategy
 from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 
 F = TypeVar("F", bound=Callable[..., Any])
-L = TaskLifecycle
-_ARMED = (L.QUEUED, L.SCHEDULED, L.RETRYING)
+_ARMED = (QUEUED, SCHEDULED, RETRYING)
 
 
 class Scheduler(Engine):
@@ -202,6 +211,52 @@ class Scheduler(Engine):
     def running(self) -> bool:
         return self._running
 
+    @property
+    def store(self) -> Store:
+        """The store this scheduler keeps its tasks in."""
+        return self._store
+
+    @property
+    def task_types(self) -> list[str]:
+        """The registered task type names, in registration order."""
+        return self._registry.names()
+
+    def use_store(self, store: str | Store) -> None:
+        """Replace the store (a URL or a Store) before the scheduler first starts,
+        e.g. to let a worker command line override the app's choice."""
+        if self._running or self._closing:
+            raise SchedulerStateError("use_store() is only allowed before start()")
+        backend = store if isinstance(store, Store) else open_store(store)
+        if isinstance(store, str):
+            self.config = self.config.replace(store_url=store)
+        self._store = backend
+        self._memory = backend if isinstance(backend, MemoryStore) else None
+        self._persists = not backend.shares_objects
+
+    def set_max_concurrency(self, limit: int) -> None:
+        """Change how many tasks may run at once; lowering it interrupts nothing."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise TaskValidationError("max_concurrency", limit, "must be an integer >= 1")
+        self.config = self.config.replace(max_concurrency=limit)
+        self._limits.total_limit = limit
+        if self._running:
+            self._request_dispatch()
+
+    def end_grace(self) -> int:
+        """Cut short the grace period of a ``stop()`` in progress: cancel every running
+        attempt now; each is handed back QUEUED, as at the end of the grace period.
+        Returns how many attempts were cancelled (0 when no stop is in progress)."""
+        if not self._closing:
+            return 0
+        cancelled = 0
+        for task in self._active.values():
+            handle = task._handle
+            running = task.lifecycle is RUNNING and isinstance(handle, asyncio.Task)
+            if running and not handle.done():
+                handle.cancel()
+                cancelled += 1
+        return cancelled
+
     async def start(self) -> None:
         if self._running:
             raise SchedulerStateError("the scheduler is already running")
@@ -236,10 +291,10 @@ class Scheduler(Engine):
                 await asyncio.wait(late)
         now = self.clock.now()
         for task in list(self._active.values()):
-            if task.lifecycle is L.SCHEDULED:
+            if task.lifecycle is SCHEDULED:
                 self._disarm(task)
-                self._move(task, L.QUEUED, now, "scheduler stopped before it was due")
-            elif task.lifecycle is L.RETRYING:
+                self._move(task, QUEUED, now, "scheduler stopped before it was due")
+            elif task.lifecycle is RETRYING:
                 self._disarm(task)
         for executor in self._executors.values():
             await executor.shutdown()
@@ -261,20 +316,20 @@ class Scheduler(Engine):
             self._state_counts[task.lifecycle] += 1
         for task in list(self._active.values()):
             state = task.lifecycle
-            if state is L.RUNNING:
-                self._move(task, L.QUEUED, now, "recovered: the previous run was interrupted")
-            elif state is L.SCHEDULED:
-                self._move(task, L.QUEUED, now, "recovered after restart")
-            elif state is L.RETRYING:
+            if state is RUNNING:
+                self._move(task, QUEUED, now, "recovered: the previous run was interrupted")
+            elif state is SCHEDULED:
+                self._move(task, QUEUED, now, "recovered after restart")
+            elif state is RETRYING:
                 self._place(task, now)
                 continue
-            elif state is L.PAUSED:
+            elif state is PAUSED:
                 unmet = [d for d in task.dependencies if d in self._active]
                 if unmet:
                     self._deps.hold(task.id, unmet)
                 if unmet or task.user_paused:
                     continue
-                self._move(task, L.QUEUED, now, "recovered after restart")
+                self._move(task, QUEUED, now, "recovered after restart")
             self._arm(task, now)
 
     def _require_running(self) -> None:
@@ -332,7 +387,7 @@ class Scheduler(Engine):
             unmet, failed = await self._check_dependencies(task, {task.id})
             if task.id in task.dependencies:
                 raise DependencyError("dependencies", task.id, "a task cannot depend on itself")
-        task.transition(L.QUEUED, now, None)
+        task.transition(QUEUED, now, None)
         if self._memory is not None:
             self._memory.insert_now((task,))
         else:
@@ -385,7 +440,7 @@ class Scheduler(Engine):
     ) -> None:
         """Store validated tasks (all or nothing), then hold or arm each."""
         for task in tasks:
-            task.transition(L.QUEUED, now, None)
+            task.transition(QUEUED, now, None)
         if self._memory is not None:
             self._memory.insert_now(tasks)
         else:
@@ -447,7 +502,7 @@ class Scheduler(Engine):
             dep = await self._store.get(dep_id)
             if dep is None:
                 raise DependencyError("dependencies", dep_id, "no task with this id")
-            if dep.lifecycle is not L.COMPLETED:
+            if dep.lifecycle is not COMPLETED:
                 failed = failed or dep_id
         return unmet, failed
 
@@ -570,9 +625,9 @@ class Scheduler(Engine):
                 waiting = self._waiters.get(task_id)
                 if waiting and future in waiting:
                     waiting.remove(future)
-        if task.lifecycle is L.COMPLETED:
+        if task.lifecycle is COMPLETED:
             return task.result
-        if task.lifecycle is L.FAILED:
+        if task.lifecycle is FAILED:
             raise TaskFailedError(task_id, task.error)
         raise TaskCancelledError(task_id, _last_reason(task))
 
@@ -585,7 +640,7 @@ class Scheduler(Engine):
         if task.is_terminal:
             return False
         now = self.clock.now()
-        if task.lifecycle is L.RUNNING:
+        if task.lifecycle is RUNNING:
             handle = task._handle
             if isinstance(handle, asyncio.Task) and not handle.done():
                 self._cancel_reasons[task.id] = "cancelled"
@@ -593,7 +648,7 @@ class Scheduler(Engine):
         else:
             self._disarm(task)
             self._deps.forget(task.id)
-        self._move(task, L.CANCELLED, now, reason)
+        self._move(task, CANCELLED, now, reason)
         task.finished_s = now
         self._settle(task)
         return True
@@ -601,7 +656,7 @@ class Scheduler(Engine):
     async def pause_task(self, task_id: str) -> bool:
         """Hold a task that has not started.  False if it is running or has ended."""
         task = await self._lookup(task_id)
-        if task.lifecycle is L.PAUSED:
+        if task.lifecycle is PAUSED:
             task.user_paused = True
             self._touch(task)
             return True
@@ -609,20 +664,20 @@ class Scheduler(Engine):
             return False
         self._disarm(task)
         task.user_paused = True
-        self._move(task, L.PAUSED, self.clock.now(), "paused by request")
+        self._move(task, PAUSED, self.clock.now(), "paused by request")
         return True
 
     async def resume_task(self, task_id: str) -> bool:
         """Release a task held by ``pause_task``; it still waits for unmet dependencies."""
         task = await self._lookup(task_id)
-        if task.lifecycle is not L.PAUSED or not task.user_paused:
+        if task.lifecycle is not PAUSED or not task.user_paused:
             return False
         task.user_paused = False
         if task.id in self._deps:
             self._touch(task)  # still held by its dependencies
         else:
             now = self.clock.now()
-            self._move(task, L.QUEUED, now, "resumed by request")
+            self._move(task, QUEUED, now, "resumed by request")
             self._arm(task, now)
         return True
 
@@ -630,7 +685,7 @@ class Scheduler(Engine):
         """Change the priority of a task that has not started yet."""
         level = parse_priority(priority)
         task = await self._lookup(task_id)
-        if task.is_terminal or task.lifecycle is L.RUNNING:
+        if task.is_terminal or task.lifecycle is RUNNING:
             return False
         task.priority = level
         self._ready.reprioritize(task.id, level)
@@ -654,8 +709,8 @@ class Scheduler(Engine):
             "ready": len(self._ready),
             "waiting_for_limits": limits.parked_count(),
             "scheduled": len(self._wheel),
-            "paused": self.state_count(L.PAUSED),
-            "retrying": self.state_count(L.RETRYING),
+            "paused": self.state_count(PAUSED),
+            "retrying": self.state_count(RETRYING),
             "max_concurrency": limits.total_limit,
             "utilization": limits.running / limits.total_limit,
         }
