@@ -48,6 +48,7 @@ class ScheduleRunner:
                 continue
             self.schedules[schedule.id] = schedule
         self._instances = {sid: set() for sid in self.schedules}
+        self._hook()
         for task in s._active.values():
             self.track(task)
         await self._settle(list(self.schedules.values()))
@@ -74,6 +75,7 @@ class ScheduleRunner:
                 self._disarm(existing)
             self.schedules[schedule.id] = schedule
             self._instances.setdefault(schedule.id, set())
+            self._hook()
             await self._settle_locked([schedule])
         return schedule.id
 
@@ -105,10 +107,15 @@ class ScheduleRunner:
                 return False
             self._disarm(schedule)
             self._instances.pop(schedule_id, None)
+            self._hook()
             await self._scheduler._store.delete_schedules([schedule_id])
         return True
 
     # -- instances -----------------------------------------------------------------------
+
+    def _hook(self) -> None:
+        # The engine calls settled() for every finished task only while schedules exist.
+        self._scheduler._on_settle = self.settled if self.schedules else None
 
     def track(self, task: Task) -> None:
         """Count a live task that a schedule created."""

@@ -451,7 +451,11 @@ class Engine:
         else:
             stats[0] += 1
             stats[1] += took
-        self._settle(task)
+        # _settle's common case inlined: nobody waits and nothing depends on it.
+        if self._waiters or self._deps.has_dependents or self._on_settle is not None:
+            self._settle(task)
+        else:
+            del self._active[task.id]
 
     def _finish_failure(
         self, task: Task, error: str, now_s: float, exc: BaseException | None, *, retry: bool
@@ -476,11 +480,12 @@ class Engine:
         self._active.pop(task.id, None)
         if self._on_settle is not None:
             self._on_settle(task)
-        waiters = self._waiters.pop(task.id, None)
-        if waiters:
-            for future in waiters:
-                if not future.done():
-                    future.set_result(task)
+        if self._waiters:
+            waiters = self._waiters.pop(task.id, None)
+            if waiters:
+                for future in waiters:
+                    if not future.done():
+                        future.set_result(task)
         if not self._deps.has_dependents:
             return
         if task.lifecycle is COMPLETED:

@@ -90,7 +90,6 @@ class Scheduler(Engine):
         super().__init__(config, backend, clock, Policies(rng), priority_strategy, fair)
         self._intake = TaskIntake(config, self._registry)
         self._schedules = ScheduleRunner(self, rng or random.Random())
-        self._on_settle = self._schedules.settled
         self._memory = backend if isinstance(backend, MemoryStore) else None
         self._running = False
 

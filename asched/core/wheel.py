@@ -16,9 +16,9 @@ that arms one timer at that instant is never early and late only by its loop.
 from __future__ import annotations
 
 from heapq import heappop, heappush
-from itertools import count
 from math import floor
-from typing import Any, Generic, TypeVar
+from operator import attrgetter
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -30,17 +30,17 @@ _PARENT_SHIFTS = (8, 14, 20, 26)
 _MASKS = tuple((1 << w) - 1 for w in _WIDTHS)
 _TOP_SHIFT = 26
 _LEVELS = len(_WIDTHS)
+_DUE = attrgetter("due_s")
 
 
 class Timer(Generic[T]):
     """Handle for one armed item; pass it to :meth:`TimerWheel.cancel`."""
 
-    __slots__ = ("due_s", "item", "seq")
+    __slots__ = ("due_s", "item")
 
-    def __init__(self, due_s: float, item: T | None, seq: int) -> None:
+    def __init__(self, due_s: float, item: T | None) -> None:
         self.due_s = due_s
         self.item = item
-        self.seq = seq
 
     @property
     def active(self) -> bool:
@@ -62,7 +62,7 @@ def _lowest_bit(mask: int) -> int:
 class TimerWheel(Generic[T]):
     """Holds future items and hands them back once their due time has passed."""
 
-    __slots__ = ("_buckets", "_cursor", "_live", "_masks", "_seq", "_top", "_top_keys")
+    __slots__ = ("_buckets", "_cursor", "_live", "_masks", "_top", "_top_keys")
 
     def __init__(self, now_s: float = 0.0) -> None:
         self._cursor = _tick(now_s)
@@ -71,7 +71,6 @@ class TimerWheel(Generic[T]):
         self._top: dict[int, list[Timer[T]]] = {}
         self._top_keys: list[int] = []
         self._live = 0
-        self._seq = count()
 
     def __len__(self) -> int:
         """Number of live (armed, not cancelled, not fired) items."""
@@ -80,7 +79,7 @@ class TimerWheel(Generic[T]):
     # -- insert / cancel ---------------------------------------------------------
 
     def insert(self, due_s: float, item: T) -> Timer[T]:
-        timer = Timer(due_s, item, next(self._seq))
+        timer = Timer(due_s, item)
         self._place(timer)
         self._live += 1
         return timer
@@ -189,7 +188,9 @@ class TimerWheel(Generic[T]):
                 continue
             (due if timer.due_s <= now_s else waiting).append(timer)
         if len(due) > 1:
-            due.sort(key=_order)
+            # Stable: equal due times keep bucket order, which is insertion order
+            # (cascading moves a bucket down whole, before anything newer lands there).
+            due.sort(key=_DUE)
         for timer in due:
             fired.append(timer.item)  # type: ignore[arg-type]
             timer.item = None
@@ -232,7 +233,3 @@ class TimerWheel(Generic[T]):
             return index << _TOP_SHIFT
         parent = self._cursor >> _PARENT_SHIFTS[level] << _PARENT_SHIFTS[level]
         return parent | (index << _SHIFTS[level])
-
-
-def _order(timer: Timer[Any]) -> tuple[float, int]:
-    return timer.due_s, timer.seq
