@@ -1,12 +1,56 @@
-"""The ``asched`` command."""
+"""The ``asched`` command: ``run`` a worker, inspect a store, or try the ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from asched import __version__
+from asched._cli_app import DEFAULT_WORKER_STORE
+from asched.demo import DEMO_STORE
+from asched.errors import AschedError
+from asched.model import TaskLifecycle
+
+OPS_STORE = DEFAULT_WORKER_STORE
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+RUN_EPILOG = """\
+store: --store wins; else the app's own store when it is not memory://;
+else sqlite:///asched.db in the current directory.
+
+startup hook: if APP's module defines `async def on_start(scheduler)`, it is
+awaited once the scheduler has started (a good place for schedule_recurring
+calls with a fixed schedule_id, which are idempotent).
+
+stopping: the first SIGTERM/SIGINT stops taking work and gives running tasks
+the grace period to finish; what is still running then is cancelled and handed
+back as QUEUED for the next worker.  A second signal ends the grace period at
+once.  Either way the exit code is 0.
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _hours(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,28 +60,131 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asched {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(commands)
+    _add_run(commands)
+    _add_ops(commands)
+    return parser
+
+
+def _add_demo(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="run a small content-bot scenario and print what happened",
         description=(
             "Schedules videos for several channels with mixed priorities, a flaky upload "
-            "that is retried, a dependency chain and a cancellation, then prints a summary."
+            "that is retried, a dependency chain and a cancellation, then prints a summary. "
+            f"The default store {DEMO_STORE} is deleted and recreated on each run."
         ),
     )
-    demo.add_argument("--store", default="memory://", help="store URL (default: memory://)")
+    demo.add_argument("--store", default=DEMO_STORE, help=f"store URL (default: {DEMO_STORE})")
     demo.add_argument("--channels", type=int, default=4, help="number of channels (default 4)")
-    return parser
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a worker for the Scheduler APP names, until SIGTERM/SIGINT",
+        description="Run the tasks of the Scheduler that APP (module:attribute) names.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("app", metavar="APP", help="module:attribute, e.g. mybot.worker:scheduler")
+    run.add_argument("--store", help="store URL (see 'store' below)")
+    run.add_argument(
+        "--concurrency", type=_positive_int, help="tasks running at once (default: the app's)"
+    )
+    run.add_argument(
+        "--grace",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long running tasks may finish after a stop signal (default: the app's, 30)",
+    )
+    run.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
+    )
+
+
+def _add_ops(commands: Any) -> None:
+    store_help = f"store URL (default: {OPS_STORE})"
+    status = commands.add_parser("status", help="show one task and its history")
+    status.add_argument("task_id", metavar="ID")
+    lister = commands.add_parser("list", help="list tasks by due time")
+    lister.add_argument("--status", type=str.upper, choices=[s.name for s in TaskLifecycle])
+    lister.add_argument("--type", dest="task_type", help="only this task type")
+    lister.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    commands.add_parser("schedules", help="list recurring schedules")
+    forecast = commands.add_parser("forecast", help="what is expected to run, as a timeline")
+    forecast.add_argument("--hours", type=_hours, default=24.0, help="look-ahead (default 24)")
+    forecast.add_argument(
+        "--bucket", choices=("minute", "hour", "day"), default="hour", help="default hour"
+    )
+    forecast.add_argument("--type", dest="task_type", help="only this task type")
+    for command in (status, lister, commands.choices["schedules"], forecast):
+        command.add_argument("--store", default=OPS_STORE, help=store_help)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from asched.demo import run_demo
+
+    return run_demo(store=args.store, channels=args.channels)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from asched._cli_app import AppError, choose_store, load_app
+    from asched._cli_run import run_worker
+
+    try:
+        app = load_app(args.app)
+        url = choose_store(args.store, app.scheduler)
+        if url is not None:
+            app.scheduler.use_store(url)
+        if args.concurrency is not None:
+            app.scheduler.set_max_concurrency(args.concurrency)
+    except (AppError, AschedError) as exc:
+        print(f"asched run: error: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(app, args.grace, args.log_level)
+
+
+def _ops(args: argparse.Namespace) -> int:
+    from asched import _cli_ops as ops
+
+    try:
+        store = ops.existing_store(args.store)
+        work: Callable[[], Coroutine[Any, Any, None]] = {
+            "status": lambda: ops.show_status(store, args.task_id),
+            "list": lambda: ops.list_tasks(store, args.status, args.task_type, args.limit),
+            "schedules": lambda: ops.list_schedules(store),
+            "forecast": lambda: ops.show_forecast(store, args.hours, args.bucket, args.task_type),
+        }[args.command]
+        asyncio.run(work())
+    except ops.OpsError as exc:
+        print(f"asched {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except AschedError as exc:
+        print(f"asched {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "run": _run,
+    "status": _ops,
+    "list": _ops,
+    "schedules": _ops,
+    "forecast": _ops,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from asched.demo import run_demo
-
-        return run_demo(store=args.store, channels=args.channels)
-    parser.print_help()
-    return 0
+    command = _COMMANDS.get(args.command)
+    if command is None:
+        parser.print_help()
+        return 0
+    return command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

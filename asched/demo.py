@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from typing import Any
@@ -12,6 +13,10 @@ from asched.errors import AschedError
 from asched.facade import new_event_loop
 from asched.model import Task, TaskPriority
 from asched.scheduler import Scheduler
+
+#: The demo's own database, in the current directory; recreated on every run.
+DEMO_STORE = "sqlite:///asched-demo.db"
+_DEMO_FILE = "asched-demo.db"
 
 
 def build_scheduler(store: str) -> tuple[Scheduler, dict[str, int]]:
@@ -130,10 +135,22 @@ def _ms(at: float | None, origin: float) -> str:
     return "-" if at is None else f"{(at - origin) * 1000:.0f}"
 
 
-def run_demo(store: str = "memory://", channels: int = 4) -> int:
+def reset_demo_file() -> None:
+    """Delete the previous demo database (and its WAL files) so a run starts clean."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_DEMO_FILE + suffix)
+
+
+def run_demo(store: str = DEMO_STORE, channels: int = 4) -> int:
+    # Only the demo's own file is ever deleted, never a store the user named.
+    if store == DEMO_STORE:
+        reset_demo_file()
     loop = new_event_loop(use_uvloop=True)
     try:
         loop.run_until_complete(scenario(store, channels))
     finally:
         loop.close()
+    if store.startswith("sqlite:"):
+        print(f"tasks kept in the store; inspect them with: asched list --store {store}")
     return 0

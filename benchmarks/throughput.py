@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from heapq import heappop, heappush
 from importlib.metadata import version
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import uvloop
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
@@ -126,6 +126,24 @@ def lateness_handler(countdown: Countdown, lateness: list[float]) -> Handler:
         countdown.tick()
 
     return record
+
+
+class Stopwatch:
+    """Times the measured region.  With ``--profile``, pyinstrument samples that
+    region only, not setup or shutdown."""
+
+    profiler: ClassVar[Any] = None
+
+    def __enter__(self) -> Stopwatch:
+        if Stopwatch.profiler is not None:
+            Stopwatch.profiler.start()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.elapsed = time.perf_counter() - self.started
+        if Stopwatch.profiler is not None:
+            Stopwatch.profiler.stop()
 
 
 async def drain() -> None:
@@ -255,10 +273,10 @@ class BareEngine:
 
 async def _time_to_done(fill: Callable[[], Awaitable[None]], countdown: Countdown) -> float:
     """Seconds from the first schedule call until the last handler has run."""
-    started = time.perf_counter()
-    await fill()
-    await countdown.wait("throughput")
-    return time.perf_counter() - started
+    with Stopwatch() as watch:
+        await fill()
+        await countdown.wait("throughput")
+    return watch.elapsed
 
 
 async def throughput_limit(n: int) -> float:
@@ -355,17 +373,16 @@ async def _measure_pending(
         tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0]
     inputs = pending_inputs(n)
-    started = time.perf_counter()
-    await fill(inputs)
-    await drain()
-    elapsed = time.perf_counter() - started
+    with Stopwatch() as watch:
+        await fill(inputs)
+        await drain()
     del inputs
     size = None
     if traced:
         gc.collect()
         size = (tracemalloc.get_traced_memory()[0] - baseline) / n
         tracemalloc.stop()
-    return PendingCost(elapsed / n * 1e6, size)
+    return PendingCost(watch.elapsed / n * 1e6, size)
 
 
 async def pending_asched(n: int, traced: bool) -> PendingCost:
@@ -525,7 +542,8 @@ def combine(rounds: list[Figures]) -> Figures:
     return combined
 
 
-def measure(p: Params, progress: Callable[[str], None]) -> Figures:
+def measure(p: Params, progress: Callable[[str], None]) -> tuple[Figures, list[Figures]]:
+    """The combined figures, and each round's own (to judge the noise)."""
     offsets = lateness_offsets(p)
     # Memory is not measured in the warm-up: tracemalloc runs are slow and no
     # warm-up changes what a pending task holds.
@@ -535,7 +553,7 @@ def measure(p: Params, progress: Callable[[str], None]) -> Figures:
     for index in range(p.repeat):
         progress(f"round {index + 1}/{p.repeat}")
         rounds.append(one_round(p, offsets))
-    return combine(rounds)
+    return combine(rounds), rounds
 
 
 # -- report --------------------------------------------------------------------------
@@ -668,15 +686,18 @@ def profile(case: str, p: Params, top: int) -> str:
 
     make = PROFILED[case](p)
     run_on_uvloop(make)  # warm-up
-    profiler = Profiler(interval=0.0001, async_mode="disabled")
-    profiler.start()
-    run_on_uvloop(make)
-    session = profiler.stop()
+    Stopwatch.profiler = profiler = Profiler(interval=0.0001, async_mode="disabled")
+    try:
+        run_on_uvloop(make)
+    finally:
+        Stopwatch.profiler = None
+    session = profiler.last_session
+    assert session is not None
     own, total = _self_and_total(session.frame_records)
     whole = sum(own.values()) or 1.0
     lines = [
         f"pyinstrument, asched {case} case ({session.sample_count} samples, "
-        f"{session.duration:.2f} s incl. setup), top {top} by self time",
+        f"{session.duration:.2f} s, measured region only), top {top} by self time",
         f"   {'self %':>7}{'self s':>8}{'total %':>8}  function (file:line)",
     ]
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]
@@ -743,7 +764,7 @@ def main(argv: list[str] | None = None) -> None:
         print(profile(args.profile, p, args.top))
         return
     env = environment()
-    figures = measure(p, lambda step: print(f"[bench] {step}", file=sys.stderr, flush=True))
+    figures, rounds = measure(p, lambda step: print(f"[bench] {step}", file=sys.stderr, flush=True))
     env["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     print(render(p, figures, env))
     if args.json:
@@ -754,6 +775,7 @@ def main(argv: list[str] | None = None) -> None:
             "figures": figures,
             "ratios": r,
             "targets": targets(figures, r),
+            "rounds": rounds,
         }
         print(json.dumps(document, indent=2))
 

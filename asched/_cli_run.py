@@ -1,0 +1,125 @@
+"""``asched run``: a long-running worker for an app's Scheduler.
+
+The first SIGTERM or SIGINT drains: no new work starts, running tasks get the
+grace period to finish, then are cancelled and handed back (QUEUED) for the
+next worker; the exit code is 0.  A second signal ends the grace period at
+once.  Nothing is lost either way: every unfinished task stays in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from asched._cli_app import App, describe_store
+from asched._cli_format import plural
+from asched.errors import AschedError
+from asched.facade import new_event_loop
+from asched.model import TaskLifecycle
+from asched.scheduler import Scheduler
+
+logger = logging.getLogger("asched.cli")
+
+_UNFINISHED = [s for s in TaskLifecycle if s is not TaskLifecycle.CREATED and not s.is_terminal]
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class SignalDrain:
+    """Turns stop signals into a graceful drain, then a hurried one."""
+
+    def __init__(self, scheduler: Scheduler, grace_s: float) -> None:
+        self.scheduler = scheduler
+        self.grace_s = grace_s
+        self.received = 0
+        self.requested = asyncio.Event()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, self.on_signal, sig)
+
+    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        self.received += 1
+        if self.received == 1:
+            logger.info(
+                "%s received: draining; running tasks get %gs to finish "
+                "(send SIGTERM or SIGINT again to stop them now)",
+                sig.name,
+                self.grace_s,
+            )
+            self.requested.set()
+            return
+        cancelled = self.scheduler.end_grace()
+        logger.warning(
+            "%s: a second stop signal; ending the grace period, %s cancelled and handed back",
+            sig.name,
+            plural(cancelled, "running task"),
+        )
+
+    async def drain(self) -> None:
+        # stop() marks the scheduler as closing before its first await, so a later
+        # signal always finds a stop in progress for end_grace() to cut short.
+        await self.scheduler.stop(0.0 if self.received > 1 else self.grace_s)
+
+
+async def serve(app: App, grace_s: float) -> int:
+    """Run the app's scheduler until a stop signal, then drain it."""
+    scheduler = app.scheduler
+    loop = asyncio.get_running_loop()
+    drain = SignalDrain(scheduler, grace_s)
+    drain.install(loop)
+    try:
+        await scheduler.start()
+        code = 0
+        try:
+            print(banner(app, grace_s), file=sys.stderr, flush=True)
+            if app.on_start is not None:
+                await app.on_start(scheduler)
+            await drain.requested.wait()
+        except Exception:
+            logger.exception("on_start(scheduler) failed; stopping the worker")
+            code = 1
+        finally:
+            await drain.drain()
+    finally:
+        drain.remove(loop)
+    left = unfinished(scheduler)
+    logger.info("stopped; %s left in the store for the next worker", plural(left, "task"))
+    return code
+
+
+def banner(app: App, grace_s: float) -> str:
+    scheduler = app.scheduler
+    types = ", ".join(scheduler.task_types) or "none"
+    return (
+        f"asched worker {app.spec} (pid {os.getpid()}): store {describe_store(scheduler.store)}; "
+        f"concurrency {scheduler.config.max_concurrency}; grace {grace_s:g}s; "
+        f"task types: {types}; {plural(unfinished(scheduler), 'unfinished task')} recovered"
+    )
+
+
+def unfinished(scheduler: Scheduler) -> int:
+    return sum(scheduler.state_count(state) for state in _UNFINISHED)
+
+
+def run_worker(app: App, grace_s: float | None, log_level: str) -> int:
+    logging.basicConfig(
+        level=log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    grace = app.scheduler.config.grace_period_s if grace_s is None else grace_s
+    loop = new_event_loop(use_uvloop=True)
+    try:
+        return loop.run_until_complete(serve(app, grace))
+    except (AschedError, OSError) as exc:
+        print(f"asched run: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        loop.close()

@@ -1,0 +1,96 @@
+"""The Scheduler hooks ``asched run`` relies on: use_store, set_max_concurrency,
+end_grace, and choosing the worker's store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from asched import Scheduler, SchedulerStateError, TaskLifecycle, TaskValidationError
+from asched._cli_app import DEFAULT_WORKER_STORE, choose_store
+from asched.stores import MemoryStore
+from asched.stores.sqlite import SQLiteStore
+
+
+async def test_use_store_before_start_makes_the_scheduler_durable(tmp_path: Path) -> None:
+    scheduler = Scheduler()
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    scheduler.use_store(url)
+    assert isinstance(scheduler.store, SQLiteStore)
+    assert scheduler.config.store_url == url
+
+    @scheduler.task("job")
+    async def job() -> int:
+        return 7
+
+    async with scheduler:
+        task_id = await scheduler.schedule_task("job")
+        assert await scheduler.wait_for(task_id, timeout=5) == 7
+        with pytest.raises(SchedulerStateError):
+            scheduler.use_store("memory://")
+    check = SQLiteStore(tmp_path / "w.db")
+    await check.open()
+    try:
+        stored = await check.get(task_id)
+    finally:
+        await check.close()
+    assert stored is not None and stored.lifecycle is TaskLifecycle.COMPLETED
+
+
+async def test_set_max_concurrency_limits_running_tasks() -> None:
+    scheduler = Scheduler()
+    scheduler.set_max_concurrency(2)
+    with pytest.raises(TaskValidationError):
+        scheduler.set_max_concurrency(0)
+    peak = running = 0
+    gate = asyncio.Event()
+
+    @scheduler.task("job")
+    async def job() -> None:
+        nonlocal peak, running
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+
+    async with scheduler:
+        ids = [await scheduler.schedule_task("job") for _ in range(5)]
+        await asyncio.sleep(0.05)
+        assert (await scheduler.get_system_load_metrics())["max_concurrency"] == 2
+        gate.set()
+        for task_id in ids:
+            await scheduler.wait_for(task_id, timeout=5)
+    assert peak == 2
+
+
+async def test_end_grace_cuts_a_stop_short() -> None:
+    scheduler = Scheduler()
+    started = asyncio.Event()
+
+    @scheduler.task("stuck")
+    async def stuck() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await scheduler.start()
+    assert scheduler.end_grace() == 0  # no stop in progress: nothing happens
+    task_id = await scheduler.schedule_task("stuck")
+    await started.wait()
+    stopping = asyncio.create_task(scheduler.stop(grace_s=60))
+    await asyncio.sleep(0)
+    assert scheduler.end_grace() == 1
+    await asyncio.wait_for(stopping, timeout=5)
+    task = await scheduler.get_task(task_id)
+    assert task.lifecycle is TaskLifecycle.QUEUED
+    assert "shutdown" in (task.history[-1].reason or "")
+
+
+def test_the_worker_store_precedence(tmp_path: Path) -> None:
+    in_memory = Scheduler()
+    durable = Scheduler(f"sqlite:///{tmp_path / 'app.db'}")
+    assert choose_store("sqlite:///cli.db", durable) == "sqlite:///cli.db"
+    assert choose_store(None, durable) is None
+    assert choose_store(None, in_memory) == DEFAULT_WORKER_STORE
+    assert isinstance(in_memory.store, MemoryStore)
