@@ -26,17 +26,23 @@ from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
 from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
 from asched.scheduler import Scheduler
+from asched.core.ratelimit import RateLimit
 from asched.strategies import CircuitBreaker, Retry, RetryPolicy, circuit_breaker, retry
+from asched.strategies.priority import Ageing, FairShare, PriorityStrategy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ageing",
     "AschedError",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "DependencyError",
+    "FairShare",
     "InvalidTransitionError",
+    "PriorityStrategy",
+    "RateLimit",
     "Retry",
     "RetryPolicy",
     "ScheduleNotFoundError",
