@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asched.config import SchedulerConfig
+from asched.core.ratelimit import RateLimit
 from asched.errors import (
     AschedError,
     CircuitOpenError,
@@ -26,7 +27,6 @@ from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
 from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
 from asched.scheduler import Scheduler
-from asched.core.ratelimit import RateLimit
 from asched.strategies import CircuitBreaker, Retry, RetryPolicy, circuit_breaker, retry
 from asched.strategies.priority import Ageing, FairShare, PriorityStrategy
 
