@@ -26,8 +26,19 @@ class Clock(Protocol):
     def call_at(self, when_s: float, callback: Callable[[], None]) -> TimerHandle: ...
 
 
+#: Below this much time left, a timer is not precise enough: uvloop rounds
+#: delays to whole milliseconds (0.6 ms fires after ~1.1 ms), so the last
+#: stretch is covered by re-checking on each loop iteration instead.
+SPIN_S = 0.0015
+
+
 class LoopClock:
-    """Wall-clock time; timers run on ``loop``'s monotonic clock."""
+    """Wall-clock time; timers on the running loop, precise to a loop iteration.
+
+    A timer is armed a millisecond early and its callback re-arms until the
+    deadline has truly passed, so callers must re-check the time (the engine
+    does): a callback may run before ``when_s``, never much after it.
+    """
 
     __slots__ = ("_loop",)
 
@@ -38,5 +49,7 @@ class LoopClock:
         return time.time()
 
     def call_at(self, when_s: float, callback: Callable[[], None]) -> TimerHandle:
-        loop = self._loop
-        return loop.call_at(loop.time() + (when_s - time.time()), callback)
+        delay = when_s - time.time()
+        if delay <= SPIN_S:
+            return self._loop.call_soon(callback)
+        return self._loop.call_later(delay - 0.001, callback)

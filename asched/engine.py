@@ -395,6 +395,10 @@ class Engine:
 
     def _time_out(self, task: Task, started_s: float) -> None:
         if task.lifecycle is RUNNING and task.started_s == started_s:
+            deadline = started_s + (task.timeout_s or 0.0)
+            if self.clock.now() < deadline:  # clock timers may run a little early
+                self.clock.call_at(deadline, lambda: self._time_out(task, started_s))
+                return
             handle = task._handle
             if isinstance(handle, asyncio.Task) and not handle.done():
                 self._cancel_reasons[task.id] = _TIMED_OUT
