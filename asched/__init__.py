@@ -10,6 +10,7 @@ from asched.errors import (
     ConfigError,
     DependencyError,
     InvalidTransitionError,
+    ProcessTaskError,
     ScheduleNotFoundError,
     SchedulerStateError,
     StoreBusyError,
@@ -22,6 +23,7 @@ from asched.errors import (
     TaskTimeoutError,
     TaskValidationError,
     UnknownTaskTypeError,
+    WorkerCrashedError,
 )
 from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
@@ -42,6 +44,7 @@ __all__ = [
     "FairShare",
     "InvalidTransitionError",
     "PriorityStrategy",
+    "ProcessTaskError",
     "RateLimit",
     "Retry",
     "RetryPolicy",
@@ -66,6 +69,7 @@ __all__ = [
     "TaskValidationError",
     "Transition",
     "UnknownTaskTypeError",
+    "WorkerCrashedError",
     "__version__",
     "circuit_breaker",
     "retry",

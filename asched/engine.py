@@ -20,6 +20,7 @@ import orjson
 from asched._states import (
     CANCELLED,
     COMPLETED,
+    CREATED,
     FAILED,
     PAUSED,
     QUEUED,
@@ -35,7 +36,7 @@ from asched.core.queue import TaskQueue
 from asched.core.wheel import Timer, TimerWheel
 from asched.core.windows import OutcomeWindow
 from asched.errors import TaskTimeoutError
-from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event
+from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event, TaskQueued
 from asched.executors import (
     AsyncExecutor,
     Executor,
@@ -195,15 +196,25 @@ class Engine:
     def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
         """A task just accepted into the store (QUEUED): hold it, cancel it, or arm it."""
         self._active[task.id] = task
-        self._state_counts[task.lifecycle] += 1
-        if failed is not None:
+        self._state_counts[QUEUED] += 1
+        if self._listeners:
+            self._emit(TaskQueued(task.id, task.type, task.priority, now_s, CREATED, QUEUED, None))
+        if failed is None and not unmet:
+            self._move(task, SCHEDULED, now_s, None)
+            if task.due_s <= now_s and self._ranker is None and self._fair is None:
+                # _place's common case inlined: due now, plain ordering.
+                self._ready.push(task.id, task.priority, task.due_s, task)
+                if not self._dispatch_pending:
+                    self._dispatch_pending = True
+                    self._loop.call_soon(self._dispatch)
+            else:
+                self._place(task, now_s)
+        elif failed is not None:
             self._move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self._settle(task)
         elif unmet:
             self._deps.hold(task.id, unmet)
             self._move(task, PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
-        else:
-            self._arm(task, now_s)
 
     def _arm(self, task: Task, now_s: float) -> None:
         """QUEUED → SCHEDULED: into the ready queue if due, else into the wheel."""

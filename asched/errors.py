@@ -15,6 +15,8 @@
     ├── TaskCancelledError                        awaited task ended CANCELLED
     ├── TaskTimeoutError           (TimeoutError) an attempt or a wait ran out of time
     ├── CircuitOpenError                          a circuit breaker refused the call
+    ├── ProcessTaskError           (RuntimeError) a handler raised in a worker process
+    ├── WorkerCrashedError         (RuntimeError) a worker process died mid-task
     └── StoreError                                a store could not do its job
         ├── StoreBusyError                        the store stayed locked past a deadline
         ├── StoreFullError                        the disk is full
@@ -26,6 +28,7 @@ so every message names what was wrong.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 
@@ -132,3 +135,34 @@ class StoreCorruptError(StoreError):
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ProcessTaskError(AschedError, RuntimeError):
+    """A handler raised in a worker process; the message keeps its ``TypeName: message``."""
+
+    def __init__(self, error_type: str, message: str, traceback: str = "") -> None:
+        self.error_type = error_type
+        self.error_message = message
+        self.traceback = traceback
+        super().__init__(f"{error_type}: {message}" if message else error_type)
+
+
+class WorkerCrashedError(AschedError, RuntimeError):
+    """A worker process died (crash, signal, ``os._exit``) while it ran a handler."""
+
+    def __init__(self, handler: str, pid: int | None, exitcode: int | None) -> None:
+        self.handler = handler
+        self.pid = pid
+        self.exitcode = exitcode
+        super().__init__(f"worker process {pid} died running {handler}: {_exit_status(exitcode)}")
+
+
+def _exit_status(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode >= 0:
+        return f"exit code {exitcode}"
+    try:
+        return f"killed by signal {signal.Signals(-exitcode).name}"
+    except ValueError:
+        return f"killed by signal {-exitcode}"

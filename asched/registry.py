@@ -15,7 +15,7 @@ from asched.errors import TaskValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXECUTOR_NAMES = ("async", "local", "thread")
+EXECUTOR_NAMES = ("async", "local", "thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,10 @@ class Registry:
             raise TaskValidationError(
                 "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
             )
+        if executor == "process":
+            from asched.executors.process import handler_reference
+
+            handler_reference(handler)  # a worker process must be able to import it
         check_retries(max_retries)
         check_backoff(backoff_factor)
         check_timeout(timeout)

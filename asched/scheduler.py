@@ -355,7 +355,8 @@ class Scheduler(Engine):
         :data:`asched.strategies.slots.SlotScorer`); the choice and its reason are
         recorded in the task's audit trail.
         """
-        self._require_running()
+        if not self._running:
+            self._require_running()
         now = self.clock.now()
         slot = None
         if "window" in options or "slot_strategy" in options:
