@@ -35,7 +35,7 @@ from asched.core.limits import ConcurrencyLimits
 from asched.core.queue import TaskQueue
 from asched.core.wheel import Timer, TimerWheel
 from asched.core.windows import OutcomeWindow
-from asched.errors import TaskTimeoutError
+from asched.errors import SchedulerStateError, TaskTimeoutError
 from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event, TaskQueued
 from asched.executors import (
     AsyncExecutor,
@@ -105,6 +105,7 @@ class Engine:
         self._timer_at: float | None = None
         self._dispatch_pending = False
         self._closing = False
+        self._running = False
         self._dirty: dict[str, Task] = {}
         self._flush_wanted: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -522,6 +523,13 @@ class Engine:
                         reason = f"dependency {task.id} ended {task.lifecycle.name}"
                         self._move(dependent, CANCELLED, now, reason)
                         self._settle(dependent)
+
+    def _require_running(self) -> None:
+        if not self._running:
+            state = "shutting down" if self._closing else "not started"
+            raise SchedulerStateError(
+                f"the scheduler is {state}; use 'async with scheduler:' or await start()"
+            )
 
     def mean_durations(self) -> dict[str, float]:
         """Mean seconds of a successful attempt, per task type, since start."""

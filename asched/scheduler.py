@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
+from asched._api_insight import InsightAPI
+from asched._api_recurring import RecurringAPI
 from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
 from asched._schedule_runner import ScheduleRunner
-from asched._schedule_spec import build_schedule
 from asched._states import (
     CANCELLED,
     COMPLETED,
@@ -41,9 +42,7 @@ from asched.clock import Clock, LoopClock
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
 from asched.core.dependencies import find_cycle
-from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
 from asched.core.ratelimit import RateLimit
-from asched.engine import Engine
 from asched.errors import (
     DependencyError,
     SchedulerStateError,
@@ -55,18 +54,16 @@ from asched.errors import (
 )
 from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
-from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.policies import BreakerKey, Policies, TypePolicy
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
-from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ARMED = (QUEUED, SCHEDULED, RETRYING)
 
 
-class Scheduler(Engine):
+class Scheduler(RecurringAPI, InsightAPI):
     """Schedules, runs and tracks tasks on the running asyncio loop."""
 
     def __init__(
@@ -91,7 +88,6 @@ class Scheduler(Engine):
         self._intake = TaskIntake(config, self._registry)
         self._schedules = ScheduleRunner(self, rng or random.Random())
         self._memory = backend if isinstance(backend, MemoryStore) else None
-        self._running = False
 
     # -- registration --------------------------------------------------------------
 
@@ -172,12 +168,6 @@ class Scheduler(Engine):
         ``failure_rate``, ``window_s``, ``min_calls``, ``recovery_s``,
         ``half_open_max_calls`` (see :class:`asched.core.breaker.CircuitBreakerCore`)."""
         self._policies.configure_breaker(name, **settings)
-
-    def breaker_states(self) -> dict[str, str]:
-        """Each circuit breaker's state: ``closed``, ``open`` or ``half_open``."""
-        now = self._clock_override.now() if self._clock_override else time.time()
-        states = self._policies.breaker_states(now)
-        return {name: state.value for name, state in states.items()}
 
     def limit_key(self, concurrency_key: str, limit: int) -> None:
         """Allow ``limit`` tasks with this ``concurrency_key`` to run at once."""
@@ -331,13 +321,6 @@ class Scheduler(Engine):
                 self._move(task, QUEUED, now, "recovered after restart")
             self._arm(task, now)
 
-    def _require_running(self) -> None:
-        if not self._running:
-            state = "shutting down" if self._closing else "not started"
-            raise SchedulerStateError(
-                f"the scheduler is {state}; use 'async with scheduler:' or await start()"
-            )
-
     # -- scheduling ----------------------------------------------------------------
 
     async def schedule_task(
@@ -407,28 +390,32 @@ class Scheduler(Engine):
         """Accept a batch of task specs all-or-nothing; return their ids in order."""
         self._require_running()
         now = self.clock.now()
+        build = self._intake.build
         tasks: list[Task] = []
         for index, spec in enumerate(specs):
             if not isinstance(spec, Mapping):
                 raise TaskValidationError(f"specs[{index}]", spec, "expected a mapping")
-            unknown = set(spec) - SPEC_FIELDS
-            if unknown:
-                name = sorted(unknown)[0]
+            if not SPEC_FIELDS.issuperset(spec):
+                name = sorted(set(spec) - SPEC_FIELDS)[0]
                 raise TaskValidationError(f"specs[{index}].{name}", spec[name], "unknown field")
             if "task_type" not in spec:
                 raise TaskValidationError(f"specs[{index}].task_type", None, "missing")
-            tasks.append(self._intake.build(now, **spec))
+            tasks.append(build(now, **spec))
         ids = {t.id for t in tasks}
         if len(ids) != len(tasks):
-            raise TaskValidationError("task_id", sorted(ids)[0], "used twice in one batch")
-        keyed = [t for t in tasks if t.idempotency_key is not None]
-        for t in keyed:
-            if await self._store.find_by_idempotency_key(t.idempotency_key or "") is not None:
-                raise TaskValidationError("idempotency_key", t.idempotency_key, "already used")
-        plans = [await self._check_dependencies(t, ids) for t in tasks]
-        cycle = find_cycle({t.id: [d for d in t.dependencies if d in ids] for t in tasks})
-        if cycle:
-            raise DependencyError("dependencies", " -> ".join(cycle), "dependency cycle")
+            counts = Counter(t.id for t in tasks)
+            twice = next(task_id for task_id, n in counts.items() if n > 1)
+            raise TaskValidationError("task_id", twice, "used twice in one batch")
+        for t in tasks:
+            key = t.idempotency_key
+            if key is not None and await self._store.find_by_idempotency_key(key) is not None:
+                raise TaskValidationError("idempotency_key", key, "already used")
+        plans: list[tuple[list[str], str | None]] | None = None
+        if any(t.dependencies for t in tasks):
+            plans = [await self._check_dependencies(t, ids) for t in tasks]
+            cycle = find_cycle({t.id: [d for d in t.dependencies if d in ids] for t in tasks})
+            if cycle:
+                raise DependencyError("dependencies", " -> ".join(cycle), "dependency cycle")
         await self._submit(tasks, now, plans)
         return [t.id for t in tasks]
 
@@ -449,47 +436,6 @@ class Scheduler(Engine):
             unmet, failed = ([], None) if plans is None else plans[index]
             self._admit(task, now, unmet, failed)
 
-    def _choose_slot(
-        self,
-        now: float,
-        task_type: str,
-        task_data: Mapping[str, Any] | None,
-        execution_time: datetime | None,
-        window: Any,
-        scorer: SlotScorer | None,
-        options: dict[str, Any],
-    ) -> SlotChoice:
-        if execution_time is not None or "delay" in options:
-            raise TaskValidationError("window", window, "give a window or a time, not both")
-        if (
-            not isinstance(window, tuple | list)
-            or len(window) != 2
-            or not all(isinstance(w, datetime) for w in window)
-        ):
-            raise TaskValidationError(
-                "window", window, "expected (not_before, not_after) datetimes"
-            )
-        start, end = (self._intake.due_of(now, w) for w in window)
-        if end < start:
-            raise TaskValidationError("window", window, "not_after is before not_before")
-        if scorer is not None and not callable(scorer):
-            raise TaskValidationError("slot_strategy", scorer, "expected a function")
-        start = max(start, now)
-        end = max(end, start)
-        forecast = build_forecast(
-            now,
-            end - now + 3600,
-            3600,
-            self._active.values(),
-            self._schedules.schedules.values(),
-            {},
-            upcoming_limit=0,
-        )
-        load = {int(b["start"].timestamp() // 3600): b["total"] for b in forecast["buckets"]}
-        return choose_slot(
-            start, end, load, 3600, scorer=scorer, task_type=task_type, task_data=task_data
-        )
-
     async def _check_dependencies(
         self, task: Task, batch: set[str]
     ) -> tuple[list[str], str | None]:
@@ -505,76 +451,6 @@ class Scheduler(Engine):
             if dep.lifecycle is not COMPLETED:
                 failed = failed or dep_id
         return unmet, failed
-
-    # -- recurring schedules --------------------------------------------------------
-
-    async def schedule_recurring(
-        self,
-        task_type: str,
-        task_data: Mapping[str, Any] | None = None,
-        *,
-        cron: str | None = None,
-        interval: float | timedelta | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        timezone: str | None = None,
-        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
-        misfire_grace: float | timedelta | None = DEFAULT_MISFIRE_GRACE_S,
-        coalesce: bool = True,
-        max_instances: int = 1,
-        jitter: float | timedelta | None = None,
-        schedule_id: str | None = None,
-        **task_options: Any,
-    ) -> str:
-        """Create (or, with a known ``schedule_id``, update) a recurring schedule.
-
-        Give ``cron`` (5 fields, an optional 6th for seconds, or ``@daily``-style
-        aliases; read in ``timezone``, default the configured zone or the machine's)
-        or ``interval`` (seconds or a timedelta; first fire at ``start`` or one
-        interval from now).  Each fire becomes a task with the other options.
-        """
-        self._require_running()
-        now = self.clock.now()
-        schedule = build_schedule(
-            self._intake,
-            now,
-            self.config.timezone,
-            task_type,
-            task_data,
-            cron=cron,
-            interval=interval,
-            start=start,
-            end=end,
-            timezone=timezone,
-            priority=priority,
-            misfire_grace=misfire_grace,
-            coalesce=coalesce,
-            max_instances=max_instances,
-            jitter=jitter,
-            schedule_id=schedule_id,
-            task_options=task_options,
-        )
-        return await self._schedules.add(schedule)
-
-    async def pause_schedule(self, schedule_id: str) -> bool:
-        """Stop firing; fires due while paused are skipped.  False if already paused."""
-        return await self._schedules.set_paused(schedule_id, True)
-
-    async def resume_schedule(self, schedule_id: str) -> bool:
-        return await self._schedules.set_paused(schedule_id, False)
-
-    async def remove_schedule(self, schedule_id: str) -> bool:
-        """Delete a schedule (tasks it already created stay).  False if unknown."""
-        return await self._schedules.remove(schedule_id)
-
-    async def get_schedule(self, schedule_id: str) -> dict[str, Any]:
-        """Next fire, last fire, state and counters of one schedule."""
-        return self._schedules.get(schedule_id).info()
-
-    async def list_schedules(self) -> list[dict[str, Any]]:
-        found = [s.info() for s in self._schedules.schedules.values()]
-        found.sort(key=lambda i: (i["next_fire"] is None, i["next_fire"] or 0, i["id"]))
-        return found
 
     # -- queries -------------------------------------------------------------------
 
@@ -691,57 +567,6 @@ class Scheduler(Engine):
         self._ready.reprioritize(task.id, level)
         self._touch(task)
         return True
-
-    # -- observability -------------------------------------------------------------
-
-    async def get_system_load_metrics(self) -> dict[str, Any]:
-        now = self.clock.now()
-        hour = self.outcomes.totals(now, 3600)
-        minute = self.outcomes.totals(now, 60)
-        limits = self._limits
-        return {
-            "tasks_per_minute": minute.finished,
-            "success_rate_1h": hour.success_rate,
-            "completed_1h": hour.succeeded,
-            "failed_1h": hour.failed,
-            "avg_duration_s_1h": hour.busy_s / hour.finished if hour.finished else None,
-            "running": limits.running,
-            "ready": len(self._ready),
-            "waiting_for_limits": limits.parked_count(),
-            "scheduled": len(self._wheel),
-            "paused": self.state_count(PAUSED),
-            "retrying": self.state_count(RETRYING),
-            "max_concurrency": limits.total_limit,
-            "utilization": limits.running / limits.total_limit,
-        }
-
-    async def get_task_execution_forecast(
-        self,
-        lookahead_hours: float = 24,
-        *,
-        task_type: str | None = None,
-        bucket: str = "hour",
-        upcoming_limit: int = 1000,
-    ) -> dict[str, Any]:
-        """Every one-off and recurring run expected in the next ``lookahead_hours``:
-        counts per bucket by type and priority, the expected busy seconds per bucket
-        (from each type's measured mean duration) and the upcoming runs."""
-        if isinstance(lookahead_hours, bool) or not isinstance(lookahead_hours, int | float):
-            raise TaskValidationError("lookahead_hours", lookahead_hours, "expected a number")
-        if not lookahead_hours > 0:
-            raise TaskValidationError("lookahead_hours", lookahead_hours, "must be > 0")
-        if bucket not in BUCKETS_S:
-            raise TaskValidationError("bucket", bucket, f"one of {', '.join(BUCKETS_S)}")
-        return build_forecast(
-            self.clock.now(),
-            lookahead_hours * 3600,
-            BUCKETS_S[bucket],
-            self._active.values(),
-            self._schedules.schedules.values(),
-            self.mean_durations(),
-            task_type=task_type,
-            upcoming_limit=upcoming_limit,
-        )
 
 
 def _last_reason(task: Task) -> str | None:
