@@ -86,6 +86,7 @@ __all__ = [
 TRIGGER_FORMAT_VERSION = 1
 TriggerDict: TypeAlias = dict[str, str | int | float | None]
 
+_ONE_SECOND = timedelta(seconds=1)
 _DAY_S = 86_400
 _ONE_DAY = timedelta(days=1)
 _CYCLE_YEARS = 400  # 146,097 days: whole weeks, so dates *and* weekdays repeat
@@ -610,14 +611,19 @@ class CronTrigger(Trigger):
             if local.fold:
                 earliest = _end_of_repeated_span(earliest, local, self._zone)
                 local = datetime.fromtimestamp(earliest, self._zone)
+            before = datetime.fromtimestamp(earliest - 1, self._zone)
         except (OverflowError, ValueError, OSError):
             return None  # outside the range datetime can represent
+        if local.replace(tzinfo=None) - before.replace(tzinfo=None) > _ONE_SECOND:
+            # ``earliest`` is the end of a spring-forward gap: wall times inside the
+            # gap fire at this very instant, so the search starts inside the gap.
+            local = before + _ONE_SECOND
         day = local.date()
         time_of_day = local.hour * 3600 + local.minute * 60 + local.second
         while (wall := self._next_wall_time(day, time_of_day)) is not None:
             day, time_of_day = wall
             fire = self._to_epoch(day, time_of_day)
-            if fire >= earliest:  # always true on the first try; kept as a safety net
+            if fire >= earliest:  # false only for gap times before a gap ``earliest`` ends
                 return fire
             time_of_day += 1
         return None

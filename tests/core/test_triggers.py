@@ -649,3 +649,13 @@ def test_epoch_helpers() -> None:
     assert from_epoch(0.0, ZoneInfo("Asia/Kolkata")).utcoffset() == timedelta(hours=5, minutes=30)
     with pytest.raises(TaskValidationError, match="naive"):
         to_epoch(datetime(2024, 1, 1))
+
+
+def test_a_reference_just_before_a_midnight_gap_fires_at_the_gap_end() -> None:
+    # Santiago springs forward at local midnight: 00:00:01 does not exist on
+    # 2032-09-05 and fires at the gap's end, 01:00:00, even when asked from the
+    # half second before the gap (found by the property test above).
+    trigger = CronTrigger("* * * * 0 1", "America/Santiago")
+    gap_end = datetime(2032, 9, 5, 1, 0, tzinfo=ZoneInfo("America/Santiago")).timestamp()
+    assert trigger.next_fire(gap_end - 0.5) == gap_end
+    assert trigger.next_fire(gap_end) == gap_end + 1
