@@ -100,6 +100,11 @@ def _add_run(commands: Any) -> None:
         help="how long running tasks may finish after a stop signal (default: the app's, 30)",
     )
     run.add_argument(
+        "--shared",
+        action="store_true",
+        help="several workers share the store: each attempt starts under a lease",
+    )
+    run.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
     )
 
@@ -140,6 +145,8 @@ def _run(args: argparse.Namespace) -> int:
             app.scheduler.use_store(url)
         if args.concurrency is not None:
             app.scheduler.set_max_concurrency(args.concurrency)
+        if args.shared:
+            app.scheduler.share_store()
     except (AppError, AschedError) as exc:
         print(f"asched run: error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,10 @@ class SchedulerConfig:
     process_pool_size: int = os.cpu_count() or 1
     strict_task_types: bool = True
     use_uvloop: bool = True
+    #: several processes share the store: every attempt starts under a lease
+    shared_store: bool = False
+    lease_s: float = 30.0
+    poll_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -57,6 +61,9 @@ class SchedulerConfig:
             except (ZoneInfoNotFoundError, ValueError):
                 raise ConfigError("timezone", self.timezone, "unknown IANA time zone") from None
         _check_type("strict_task_types", self.strict_task_types, bool)
+        _check_type("shared_store", self.shared_store, bool)
+        _check_number("lease_s", self.lease_s, minimum=0.0, strict=True)
+        _check_number("poll_interval_s", self.poll_interval_s, minimum=0.0, strict=True)
         _check_type("use_uvloop", self.use_uvloop, bool)
 
     def replace(self, **changes: Any) -> SchedulerConfig:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from asched._shared import SharedStoreCoordinator
 from asched._states import (
     CANCELLED,
     COMPLETED,
@@ -57,6 +58,7 @@ _CANCELLED_BY_USER = "cancelled"
 _FLUSH_BACKOFF_MIN_S = 0.05
 _FLUSH_BACKOFF_MAX_S = 5.0
 _TIMED_OUT = "timeout"
+_LEASE_LOST = "lease lost"
 _SHUTDOWN = "shutdown"
 
 
@@ -111,6 +113,7 @@ class Engine:
         self._flusher: asyncio.Task[None] | None = None
         self._persists = not store.shares_objects
         self._on_settle: Callable[[Task], None] | None = None
+        self._shared: SharedStoreCoordinator | None = None
         self.store_errors = 0
 
     # -- wiring ------------------------------------------------------------------
@@ -185,12 +188,19 @@ class Engine:
             return
         batch = list(self._dirty.values())
         self._dirty.clear()
+        shared = self._shared
         try:
-            await self._store.save(batch)
+            refused = await self._store.save(batch, shared.fence_for(batch) if shared else None)
         except BaseException:
             for task in batch:
                 self._dirty.setdefault(task.id, task)
             raise
+        if shared is not None:
+            for task in batch:  # a fenced write of these ended the lease in the store
+                if task.is_terminal or task.lifecycle is QUEUED:
+                    shared.done_with(task.id)
+            if refused:
+                shared.refused(refused)
 
     # -- arming ------------------------------------------------------------------
 
@@ -348,6 +358,13 @@ class Engine:
             limits.running += 1
         else:
             limits.acquire(task.type, task.concurrency_key)
+        if self._shared is not None:
+            self._shared.want(task)  # starts it once this process holds its lease
+        else:
+            self._begin(task, now_s)
+
+    def _begin(self, task: Task, now_s: float) -> None:
+        """Start an attempt of a task whose concurrency slot is already taken."""
         self._move(task, RUNNING, now_s, None)
         task.started_s = now_s
         task.wait_reason = None
@@ -365,6 +382,52 @@ class Engine:
         task._handle = self._loop.create_task(self._run(task, attempt))
         if task.timeout_s is not None:
             self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
+
+    # -- several processes on one store (see asched._shared) ---------------------------
+
+    def _give_up_slot(self, task: Task, *, taken: bool) -> None:
+        """A claim failed or was moot: free the slot; forget the task if another
+        process holds it now."""
+        self._release(task)
+        if taken and self._active.pop(task.id, None) is not None:
+            self._state_counts[task.lifecycle] -= 1
+
+    def _lost(self, task_id: str) -> None:
+        """Another process holds this task now: stop any attempt here, write nothing."""
+        task = self._active.get(task_id)
+        if task is None:
+            return
+        handle = task._handle
+        if task.lifecycle is RUNNING and isinstance(handle, asyncio.Task) and not handle.done():
+            self._cancel_reasons[task_id] = _LEASE_LOST
+            handle.cancel()
+        else:
+            self._disarm(task)
+            self._forget(task)
+
+    def _forget(self, task: Task) -> None:
+        if self._active.pop(task.id, None) is not None:
+            self._state_counts[task.lifecycle] -= 1
+        self._dirty.pop(task.id, None)
+
+    def _adopt(self, task: Task, now_s: float) -> None:
+        """A due task this process just leased from the store: run it here."""
+        self._active[task.id] = task
+        self._state_counts[task.lifecycle] += 1
+        if task.lifecycle is RUNNING:  # its owner's lease ran out mid-attempt
+            reason = "lease expired while running; its owner is presumed dead"
+            if task.retries >= task.max_retries:
+                task.error = reason
+                task.finished_s = now_s
+                self._move(task, FAILED, now_s, reason)
+                self._settle(task)
+                return
+            task.retries += 1
+            self._move(task, QUEUED, now_s, f"{reason}; attempt {task.retries} counted")
+        if task.lifecycle is QUEUED:
+            self._arm(task, now_s)
+        else:
+            self._place(task, now_s)
 
     async def _run(self, task: Task, attempt: Any) -> None:
         try:
@@ -419,7 +482,10 @@ class Engine:
     def _after_cancellation(self, task: Task) -> None:
         reason = self._cancel_reasons.pop(task.id, _SHUTDOWN)
         now = self.clock.now()
-        if task.lifecycle is not RUNNING:  # cancel_task already settled it
+        if reason == _LEASE_LOST:
+            self._release(task)
+            self._forget(task)
+        elif task.lifecycle is not RUNNING:  # cancel_task already settled it
             self._report(task, OUTCOME_ABANDONED, now)
             self._release(task)
         elif reason == _TIMED_OUT:

@@ -28,6 +28,7 @@ from asched._api_recurring import RecurringAPI
 from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
 from asched._schedule_runner import ScheduleRunner
+from asched._shared import SharedStoreCoordinator
 from asched._states import (
     CANCELLED,
     COMPLETED,
@@ -231,6 +232,16 @@ class Scheduler(RecurringAPI, InsightAPI):
         if self._running:
             self._request_dispatch()
 
+    def share_store(self, lease_s: float | None = None) -> None:
+        """Coordinate with other processes on the same durable store (before start):
+        every attempt then starts under a lease; see :mod:`asched._shared`."""
+        if self._running or self._closing:
+            raise SchedulerStateError("share_store() must be called before start()")
+        changes: dict[str, Any] = {"shared_store": True}
+        if lease_s is not None:
+            changes["lease_s"] = lease_s
+        self.config = self.config.replace(**changes)
+
     def end_grace(self) -> int:
         """Cut short the grace period of a ``stop()`` in progress: cancel every running
         attempt now; each is handed back QUEUED, as at the end of the grace period.
@@ -256,8 +267,16 @@ class Scheduler(RecurringAPI, InsightAPI):
         for executor in self._executors.values():
             await executor.start()
         self._running = True
+        shared = self.config.shared_store and self._store.durable
+        self._shared = (
+            SharedStoreCoordinator(self, self.config.lease_s, self.config.poll_interval_s)
+            if shared
+            else None
+        )
         await self._recover()
         await self._schedules.start()
+        if self._shared is not None:
+            self._shared.start()
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running tasks finish within the grace period, then
@@ -267,6 +286,9 @@ class Scheduler(RecurringAPI, InsightAPI):
         self._running = False
         self._closing = True
         await self._schedules.stop()
+        shared = self._shared
+        if shared is not None:
+            await shared.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, None
@@ -282,7 +304,10 @@ class Scheduler(RecurringAPI, InsightAPI):
         for task in list(self._active.values()):
             if task.lifecycle is SCHEDULED:
                 self._disarm(task)
-                self._move(task, QUEUED, now, "scheduler stopped before it was due")
+                # With a shared store this is not written: the row still says QUEUED
+                # (SCHEDULED is never stored), and another process may own it by now.
+                if shared is None:
+                    self._move(task, QUEUED, now, "scheduler stopped before it was due")
             elif task.lifecycle is RETRYING:
                 self._disarm(task)
         for executor in self._executors.values():
@@ -292,7 +317,10 @@ class Scheduler(RecurringAPI, InsightAPI):
                 self._flusher.cancel()
                 self._flusher = None
                 await self._flush()
+            if shared is not None:
+                await shared.release_idle()
         finally:
+            self._shared = None
             await self._store.close()
 
     async def _recover(self) -> None:
@@ -300,11 +328,17 @@ class Scheduler(RecurringAPI, InsightAPI):
         now = self.clock.now()
         self._active.clear()
         self._state_counts = [0] * len(self._state_counts)
+        shared = self._shared is not None
         for task in await self._store.load_unfinished():
+            if shared and task.lifecycle is RUNNING:
+                continue  # its owner may be alive; the poller takes it if its lease expires
             self._active[task.id] = task
             self._state_counts[task.lifecycle] += 1
         for task in list(self._active.values()):
             state = task.lifecycle
+            if shared and state is SCHEDULED:
+                self._place(task, now)  # armed again, nothing written: the claim decides
+                continue
             if state is RUNNING:
                 self._move(task, QUEUED, now, "recovered: the previous run was interrupted")
             elif state is SCHEDULED:

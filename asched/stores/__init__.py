@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from asched.errors import ConfigError
-from asched.stores.base import Store
+from asched.stores.base import Lease, Store
 from asched.stores.memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "open_store"]
+__all__ = ["Lease", "MemoryStore", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -1,14 +1,13 @@
-"""SQLiteStore's parts: the schema, rows, group-commit bookkeeping and error mapping."""
+"""SQLiteStore's parts: the schema, rows, error mapping and settings."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import aiosqlite
@@ -23,6 +22,7 @@ from asched.errors import (
     TaskValidationError,
 )
 from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
+from asched.stores.base import LEASE_ENDING_STATES, Lease
 from asched.stores.records import encode_record
 
 logger = logging.getLogger("asched.stores.sqlite")
@@ -56,8 +56,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             record TEXT NOT NULL
         )""",
     ),
+    (
+        # Leases: NULL owner and lease_expires when free; the token is never reset.
+        "ALTER TABLE tasks ADD COLUMN owner TEXT",
+        "ALTER TABLE tasks ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN lease_expires REAL",
+        # Unfinished work only, in claim order: claim_due reads it in order, no sort.
+        "CREATE INDEX tasks_claimable ON tasks (priority, due_s) WHERE "
+        "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')",
+        # Leased rows only, for the heartbeat.
+        "CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial
+#: index only for a query that repeats it.
+CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
 INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -92,12 +106,28 @@ def encode_insert(tasks: Sequence[Task], now_s: float) -> list[Row]:
     return rows
 
 
-def encode_save(task: Task, now_s: float) -> Row | None:
-    try:
-        return _update_row(task, now_s)
-    except (ValueError, OverflowError, OSError):
-        logger.exception("task %r cannot be stored; its state change is not saved", task.id)
-        return None
+class SaveRow(NamedTuple):
+    """One task's queued save: the UPDATE parameters, and the lease fencing it."""
+
+    task_id: str
+    lease: Lease | None
+    ends_lease: bool
+    row: Row
+
+
+def encode_saves(
+    tasks: Mapping[str, Task], fences: Mapping[str, Lease], now_s: float
+) -> list[SaveRow]:
+    saves = []
+    for task_id, task in tasks.items():
+        try:
+            row = _update_row(task, now_s)
+        except (ValueError, OverflowError, OSError):
+            logger.exception("task %r cannot be stored; its state change is not saved", task_id)
+            continue
+        ends = task.lifecycle in LEASE_ENDING_STATES
+        saves.append(SaveRow(task_id, fences.get(task_id), ends, row))
+    return saves
 
 
 def _insert_row(task: Task, now_s: float) -> Row:
@@ -180,84 +210,27 @@ async def name_conflict(
     return TaskValidationError("task_id", clash, "already exists")
 
 
-class InsertCall:
-    __slots__ = ("future", "rows", "tasks")
-
-    def __init__(
-        self, tasks: Sequence[Task], rows: list[Row], future: asyncio.Future[None]
-    ) -> None:
-        self.tasks = tasks
-        self.rows = rows
-        self.future = future
-
-    def settle(self, error: Exception | None) -> None:
-        if not self.future.done():
-            if error is None:
-                self.future.set_result(None)
-            else:
-                self.future.set_exception(error)
-
-
-class WriteGroup:
-    """Writes queued for one transaction, and the callers waiting on it."""
-
-    __slots__ = ("done_event", "inserts", "save_futures", "saves", "schedules")
-
-    def __init__(self) -> None:
-        self.inserts: list[InsertCall] = []
-        self.saves: dict[str, Task] = {}
-        #: schedule id -> (record version, record as JSON), or None to delete it
-        self.schedules: dict[str, tuple[int, str] | None] = {}
-        self.save_futures: list[asyncio.Future[None]] = []
-        self.done_event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return bool(self.inserts or self.saves or self.schedules)
-
-    def add_insert(self, tasks: Sequence[Task], rows: list[Row]) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.inserts.append(InsertCall(tasks, rows, future))
-        return future
-
-    def add_saves(self, tasks: Sequence[Task]) -> asyncio.Future[None]:
-        saves = self.saves
-        for task in tasks:
-            saves[task.id] = task
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.save_futures.append(future)
-        return future
-
-    def add_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> asyncio.Future[None]:
-        self.schedules.update(changes)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.save_futures.append(future)
-        return future
-
-    def schedule_rows(self, now_s: float) -> tuple[list[Row], list[Row]]:
-        """(upserts, deletes) for the schedules table."""
-        upserts: list[Row] = []
-        deletes: list[Row] = []
-        for schedule_id, change in self.schedules.items():
-            if change is None:
-                deletes.append((schedule_id,))
-            else:
-                upserts.append((schedule_id, now_s, *change))
-        return upserts, deletes
-
-    def succeed(self) -> None:
-        for future in self.save_futures:
-            if not future.done():
-                future.set_result(None)
-
-    def fail(self, error: StoreError) -> None:
-        for call in self.inserts:
-            call.settle(error)
-        for future in self.save_futures:
-            if not future.done():
-                future.set_exception(error)
-
-    def finish(self) -> None:
-        self.done_event.set()
+async def migrate(db: aiosqlite.Connection, path: str) -> None:
+    """Bring the file's schema up to ``SCHEMA_VERSION`` in one transaction."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = await db.execute("PRAGMA user_version")
+        row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"sqlite store {path}: schema version {current} is newer than "
+                f"this asched supports ({SCHEMA_VERSION}); upgrade asched"
+            )
+        for statements in MIGRATIONS[current:]:
+            for statement in statements:
+                await db.execute(statement)
+        if current != SCHEMA_VERSION:
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
 
 
 def make_parent_dir(path: str) -> None:

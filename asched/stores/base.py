@@ -4,20 +4,48 @@ The scheduler's loop owns task state; a store keeps it.  All writes are
 batches (``insert`` and ``save`` take sequences) so a durable backend can
 group-commit everything one loop iteration changed in one transaction.
 
-Several schedulers on one shared store coordinate through leases: ``claim``
-atomically takes due tasks for an owner until ``expires_at``, ``renew``
-extends the lease (heartbeat), ``release`` hands tasks back without spending
-an attempt.  Every write made under a lease is fenced by its token, so a stale
-owner's late write changes nothing.
+Several schedulers on one shared store coordinate through leases.  A claim
+never deletes anything: it records (owner, token, expiry) on the task.
+``claim``/``claim_due`` take free tasks, ``renew`` is the heartbeat that keeps
+them, ``release`` hands them back without spending an attempt.  Every
+``save`` made under a lease is fenced by its token, so a stale owner's late
+write changes nothing and is reported back.
+
+A task is *free* for an owner when it is not terminal and no other owner holds
+a lease on it that is still valid (``expires_s > now_s``).  A task's token
+strictly increases with every successful claim and is never reset, so a lease
+that was taken over can never match again.  A lease ends when a save makes the
+task terminal or QUEUED, by ``release``, or when ``renew`` finds it expired.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from asched.model import Task, TaskLifecycle
+
+#: States ``claim_due`` takes a due task from (RUNNING only once its lease has
+#: expired, which every state here needs anyway: its owner is presumed dead).
+CLAIMABLE_STATES = frozenset(
+    {TaskLifecycle.QUEUED, TaskLifecycle.SCHEDULED, TaskLifecycle.RETRYING, TaskLifecycle.RUNNING}
+)
+#: States whose save ends the lease: the task is finished, or handed back.
+LEASE_ENDING_STATES = frozenset(
+    {TaskLifecycle.QUEUED, TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One owner's hold on one task until ``expires_s``; ``token`` fences its writes."""
+
+    task_id: str
+    owner: str
+    token: int
+    expires_s: float
 
 
 class Store(ABC):
@@ -40,8 +68,15 @@ class Store(ABC):
         """Add new tasks, all or nothing.  A duplicate id or idempotency key fails the batch."""
 
     @abstractmethod
-    async def save(self, tasks: Sequence[Task]) -> None:
-        """Persist the current state of tasks already inserted."""
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
+        """Persist the current state of tasks already inserted.
+
+        A task whose id is in ``leases`` is written only while that very lease
+        is held (same owner and token); otherwise nothing of it changes and its
+        id is returned.  Any save that leaves a task terminal or QUEUED also
+        ends its lease.  Returns the ids whose fenced write was refused."""
 
     @abstractmethod
     async def get(self, task_id: str) -> Task | None: ...
@@ -64,6 +99,52 @@ class Store(ABC):
 
     @abstractmethod
     async def count_by_state(self) -> dict[TaskLifecycle, int]: ...
+
+    # -- leases --------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim(
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    ) -> list[Lease]:
+        """Atomically lease those of ``task_ids`` that are free for ``owner`` (one it
+        already holds is re-leased with a new token).  Returns the leases granted,
+        in any order; the others are simply absent."""
+
+    @abstractmethod
+    async def claim_due(
+        self,
+        owner: str,
+        now_s: float,
+        lease_s: float,
+        limit: int,
+        exclude: Collection[str] = (),
+    ) -> list[tuple[Lease, Task]]:
+        """Lease, in one transaction, up to ``limit`` due tasks (``due_s <= now_s``) in
+        a claimable state that no valid lease holds -- not even one of ``owner``'s,
+        which it already has -- best first by (priority, due_s), skipping ``exclude``.
+        Returns each lease with the task as stored, best first."""
+
+    @abstractmethod
+    async def next_due_s(self, owner: str, now_s: float) -> float | None:
+        """When ``claim_due`` could next find work for ``owner``, or None.
+
+        The earliest due time of a task in a claimable state with no valid
+        lease; a task another owner holds counts from its lease's expiry (if that
+        owner dies, the task is free then), one ``owner`` holds not at all.  May be
+        <= ``now_s``: there is work already."""
+
+    @abstractmethod
+    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
+        """Heartbeat: extend every valid lease of ``owner`` to ``now_s + lease_s``.
+        Returns the ids of the leases it has lost: expired ones (ended now, so
+        their writes are refused from here on) and, among those this store
+        granted, ones taken over or ended since other than by ``owner``'s own
+        ``release`` or lease-ending fenced ``save``."""
+
+    @abstractmethod
+    async def release(self, leases: Sequence[Lease]) -> None:
+        """Hand tasks back (no owner) without changing anything else; a lease no
+        longer held is ignored."""
 
     # -- recurring schedules: JSON records (see asched.recurring.Schedule) ---------
     # Kept in this object by default, which suits an in-memory store; a durable

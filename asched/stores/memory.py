@@ -1,13 +1,21 @@
-"""MemoryStore: tasks in a dict.  Fast, and gone when the process ends."""
+"""MemoryStore: tasks in a dict.  Fast, and gone when the process ends.
+
+Leases follow the same contract as a shared durable store (a second dict, by
+task id), so schedulers sharing one MemoryStore in one process behave as
+processes sharing a file would.  ``save`` keeps the object it is given when
+that is not the stored one (a copy), fenced like any store's write.
+"""
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
-from asched.stores.base import Store
+from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
+from asched.stores.base import CLAIMABLE_STATES, LEASE_ENDING_STATES, Lease, Store
 
 
 class MemoryStore(Store):
@@ -17,6 +25,11 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._by_idempotency_key: dict[str, str] = {}
+        #: The current lease of each leased task, valid or expired.
+        self._leases: dict[str, Lease] = {}
+        #: The last token granted per task: tokens outlive the leases.
+        self._tokens: dict[str, int] = {}
+        self._held = HeldLeases()
 
     async def insert(self, tasks: Sequence[Task]) -> None:
         self.insert_now(tasks)
@@ -55,8 +68,37 @@ class MemoryStore(Store):
         if task.idempotency_key in self._by_idempotency_key:
             raise TaskValidationError("idempotency_key", task.idempotency_key, "already used")
 
-    async def save(self, tasks: Sequence[Task]) -> None:
-        return None
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
+        if not leases and not self._leases:
+            self._keep_copies(tasks)
+            return []
+        refused = []
+        for task in tasks:
+            lease = leases.get(task.id) if leases else None
+            if lease is not None and not self._holds(lease):
+                refused.append(task.id)
+                continue
+            self._keep_copies((task,))
+            if task.lifecycle in LEASE_ENDING_STATES:
+                ended = self._leases.pop(task.id, None)
+                if lease is not None and ended is not None:
+                    self._held.drop((ended,))
+        return refused
+
+    def _keep_copies(self, tasks: Sequence[Task]) -> None:
+        stored = self._tasks
+        for task in tasks:
+            if stored.get(task.id, task) is not task:
+                stored[task.id] = task
+
+    def _holds(self, lease: Lease) -> bool:
+        current = self._leases.get(lease.task_id)
+        return current is not None and (current.owner, current.token) == (
+            lease.owner,
+            lease.token,
+        )
 
     async def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -87,3 +129,90 @@ class MemoryStore(Store):
 
     async def count_by_state(self) -> dict[TaskLifecycle, int]:
         return dict(Counter(t.lifecycle for t in self._tasks.values()))
+
+    # -- leases ----------------------------------------------------------------------
+
+    async def claim(
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    ) -> list[Lease]:
+        check_owner(owner)
+        expires_s = now_s + check_lease_s(lease_s)
+        granted = []
+        for task_id in dict.fromkeys(task_ids):
+            task = self._tasks.get(task_id)
+            if task is None or task.is_terminal or not self._free(task_id, owner, now_s):
+                continue
+            granted.append(self._grant(task_id, owner, expires_s))
+        return granted
+
+    async def claim_due(
+        self,
+        owner: str,
+        now_s: float,
+        lease_s: float,
+        limit: int,
+        exclude: Collection[str] = (),
+    ) -> list[tuple[Lease, Task]]:
+        check_owner(owner)
+        expires_s = now_s + check_lease_s(lease_s)
+        skip = exclude if isinstance(exclude, set | frozenset | dict) else set(exclude)
+        due = (t for t in self._claimable(now_s) if t.due_s <= now_s and t.id not in skip)
+        # Dicts keep insertion order: the index breaks ties as SQLite's rowid does.
+        ranked = ((t.priority, t.due_s, i, t) for i, t in enumerate(due))
+        best = heapq.nsmallest(check_limit(limit), ranked, key=lambda r: r[:3])
+        return [(self._grant(t.id, owner, expires_s), t) for *_, t in best]
+
+    async def next_due_s(self, owner: str, now_s: float) -> float | None:
+        check_owner(owner)
+        times = [t.due_s for t in self._claimable(now_s)]
+        for lease in self._leases.values():
+            task = self._tasks[lease.task_id]
+            if lease.owner != owner and lease.expires_s > now_s and _claimable(task):
+                times.append(max(task.due_s, lease.expires_s))
+        return min(times, default=None)
+
+    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
+        check_owner(owner)
+        expires_s = now_s + check_lease_s(lease_s)
+        extended: list[tuple[str, int]] = []
+        expired: list[str] = []
+        for task_id, lease in list(self._leases.items()):
+            if lease.owner != owner:
+                continue
+            if lease.expires_s > now_s:
+                self._leases[task_id] = Lease(task_id, owner, lease.token, expires_s)
+                extended.append((task_id, lease.token))
+            else:
+                del self._leases[task_id]
+                expired.append(task_id)
+        return self._held.renewed(owner, extended, expired)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        for lease in leases:
+            if self._holds(lease):
+                del self._leases[lease.task_id]
+        self._held.drop(leases)
+
+    def _free(self, task_id: str, owner: str, now_s: float) -> bool:
+        lease = self._leases.get(task_id)
+        return lease is None or lease.expires_s <= now_s or lease.owner == owner
+
+    def _claimable(self, now_s: float) -> Iterator[Task]:
+        """Tasks in a claimable state that no valid lease holds."""
+        leases = self._leases
+        for task in self._tasks.values():
+            if _claimable(task):
+                lease = leases.get(task.id)
+                if lease is None or lease.expires_s <= now_s:
+                    yield task
+
+    def _grant(self, task_id: str, owner: str, expires_s: float) -> Lease:
+        token = self._tokens.get(task_id, 0) + 1
+        self._tokens[task_id] = token
+        lease = self._leases[task_id] = Lease(task_id, owner, token, expires_s)
+        self._held.grant((lease,))
+        return lease
+
+
+def _claimable(task: Task) -> bool:
+    return task.lifecycle in CLAIMABLE_STATES

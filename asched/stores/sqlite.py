@@ -23,6 +23,11 @@ the store retries with jittered backoff until ``busy_deadline_s``, then raises
 Reads use a second connection, which in WAL mode never waits for the writer,
 and first wait for every write queued before them (read-your-writes).
 
+Leases.  ``claim``, ``claim_due``, ``renew`` and ``release`` queue like saves
+and run inside the same group transaction, so the write lock makes each one
+atomic against every process on the file; fenced saves are checked against the
+lease columns in that transaction too (see ``_sqlite_leases``).
+
 Layout: ``tasks`` holds the columns the engine filters and sorts on, plus the
 whole record as JSON text (the :meth:`Task.to_dict` shape, never pickle) with
 its ``version``; ``schedules`` holds recurring-schedule records the same way.
@@ -39,7 +44,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -53,9 +58,8 @@ from asched.errors import (
     TaskValidationError,
 )
 from asched.model import Task, TaskLifecycle
+from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
 from asched.stores._sqlite import (
-    DELETE_SCHEDULE_SQL,
-    INSERT_SQL,
     MIGRATIONS,
     ORDER_SQL,
     SCHEMA_VERSION,
@@ -63,28 +67,32 @@ from asched.stores._sqlite import (
     SQLITE_LOCKED,
     SYNCHRONOUS_MODES,
     UNFINISHED_SQL,
-    UPDATE_SQL,
-    UPSERT_SCHEDULE_SQL,
-    InsertCall,
-    Row,
-    WriteGroup,
     check_batch,
     check_busy,
     check_pragmas,
     check_synchronous,
     encode_insert,
-    encode_save,
+    encode_saves,
     encode_schedules,
     error_code,
     make_parent_dir,
-    name_conflict,
+    migrate,
     parse_url,
     require_open,
-    rollback,
     store_error,
     unexpected_error,
 )
-from asched.stores.base import Store
+from asched.stores._sqlite_group import LeaseOp, WriteGroup, run_group
+from asched.stores._sqlite_leases import (
+    NEXT_DUE_SQL,
+    Claimed,
+    claim_due_rows,
+    claim_rows,
+    earliest,
+    release_rows,
+    renew_rows,
+)
+from asched.stores.base import Lease, Store
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -131,6 +139,7 @@ class SQLiteStore(Store):
         self._open_group = WriteGroup()
         self._inflight: WriteGroup | None = None
         self._closing = False
+        self._held = HeldLeases()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -154,7 +163,7 @@ class SQLiteStore(Store):
         self._writer = await self._connect()
         try:
             await self._enable_wal(self._writer)
-            await self._retry_busy(lambda: self._migrate(require_open(self._writer)))
+            await self._retry_busy(lambda: migrate(require_open(self._writer), self.path))
             self._reader = await self._connect()
         except BaseException:
             await self._disconnect()
@@ -205,27 +214,6 @@ class SQLiteStore(Store):
         if mode != "wal":
             logger.warning("sqlite store %s: journal_mode is %r, not 'wal'", self.path, mode)
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = await db.execute("PRAGMA user_version")
-            row = await cursor.fetchone()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"sqlite store {self.path}: schema version {current} is newer than "
-                    f"this asched supports ({SCHEMA_VERSION}); upgrade asched"
-                )
-            for statements in MIGRATIONS[current:]:
-                for statement in statements:
-                    await db.execute(statement)
-            if current != SCHEMA_VERSION:
-                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await rollback(db)
-            raise
-
     async def describe(self) -> dict[str, Any]:
         """The settings in force on the writer connection, for operators and tests."""
         db = require_open(self._writer)
@@ -248,11 +236,12 @@ class SQLiteStore(Store):
         future = self._queue().add_insert(tasks, rows)
         await future
 
-    async def save(self, tasks: Sequence[Task]) -> None:
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
         if not tasks:
-            return
-        future = self._queue().add_saves(tasks)
-        await future
+            return []
+        return await self._queue().add_saves(tasks, leases)
 
     def _queue(self) -> WriteGroup:
         if self._writer_task is None or self._closing:
@@ -277,73 +266,97 @@ class SQLiteStore(Store):
 
     async def _commit_group(self, group: WriteGroup) -> None:
         """Write one group in one transaction and tell every caller how it went."""
-        calls = group.inserts
+        calls, ops = group.inserts, group.lease_ops
         now_s = time.time()
-        saves = [row for task in group.saves.values() if (row := encode_save(task, now_s))]
+        saves = encode_saves(group.saves, group.fences, now_s)
         schedules = group.schedule_rows(now_s)
         try:
-            errors = await self._retry_busy(lambda: self._transaction(calls, saves, schedules))
+            outcome = await self._retry_busy(
+                lambda: run_group(require_open(self._writer), calls, saves, ops, schedules)
+            )
         except Exception as exc:
             failure = exc if isinstance(exc, StoreError) else unexpected_error(exc, self.path)
             group.fail(failure)
             return
         self.commits += 1
-        self.rows_written += len(saves)
-        for call, error in zip(calls, errors, strict=True):
+        self.rows_written += len(saves) - len(outcome.refused)
+        for call, error in zip(calls, outcome.errors, strict=True):
             call.settle(error)
             if error is None:
                 self.rows_written += len(call.rows)
-        group.succeed()
+        self._held.drop(
+            s.lease for s in saves if s.lease and s.ends_lease and s.task_id not in outcome.refused
+        )
+        for op, result in zip(ops, outcome.results, strict=True):
+            op.settle(result)
+        group.succeed(outcome.refused)
 
-    async def _transaction(
-        self, calls: list[InsertCall], saves: list[Row], schedules: tuple[list[Row], list[Row]]
-    ) -> list[TaskValidationError | None]:
-        db = require_open(self._writer)
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            errors = await self._insert_calls(db, calls)
-            for sql, rows in (
-                (UPDATE_SQL, saves),
-                (UPSERT_SCHEDULE_SQL, schedules[0]),
-                (DELETE_SCHEDULE_SQL, schedules[1]),
-            ):
-                if rows:
-                    await db.executemany(sql, rows)
-            await db.execute("COMMIT")
-        except BaseException:
-            await rollback(db)
-            raise
-        return errors
+    # -- leases (see asched.stores._sqlite_leases) -------------------------------------
 
-    async def _insert_calls(
-        self, db: aiosqlite.Connection, calls: list[InsertCall]
-    ) -> list[TaskValidationError | None]:
-        """All calls' rows in one executemany; on a conflict, each call alone."""
-        if not calls:
+    async def claim(
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    ) -> list[Lease]:
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not task_ids:
             return []
-        await db.execute("SAVEPOINT group_insert")
-        try:
-            await db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
-        except sqlite3.IntegrityError:
-            await db.execute("ROLLBACK TO group_insert")
-        else:
-            await db.execute("RELEASE group_insert")
-            return [None] * len(calls)
-        await db.execute("RELEASE group_insert")
-        return [await self._insert_alone(db, call.tasks, call.rows) for call in calls]
+        ids = list(dict.fromkeys(task_ids))
+        op = LeaseOp(lambda db: claim_rows(db, ids, owner, now_s, expires_s), self._granted)
+        return await self._queue().add_lease_op(op)
 
-    async def _insert_alone(
-        self, db: aiosqlite.Connection, tasks: Sequence[Task], rows: list[Row]
-    ) -> TaskValidationError | None:
-        await db.execute("SAVEPOINT call_insert")
-        try:
-            await db.executemany(INSERT_SQL, rows)
-        except sqlite3.IntegrityError as exc:
-            await db.execute("ROLLBACK TO call_insert")
-            await db.execute("RELEASE call_insert")
-            return await name_conflict(db, tasks, exc)
-        await db.execute("RELEASE call_insert")
-        return None
+    async def claim_due(
+        self,
+        owner: str,
+        now_s: float,
+        lease_s: float,
+        limit: int,
+        exclude: Collection[str] = (),
+    ) -> list[tuple[Lease, Task]]:
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not check_limit(limit):
+            return []
+        skip = list(exclude)
+        op = LeaseOp(
+            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._granted_due
+        )
+        return await self._queue().add_lease_op(op)
+
+    async def next_due_s(self, owner: str, now_s: float) -> float | None:
+        check_owner(owner)
+        rows = await self._read(NEXT_DUE_SQL, {"owner": owner, "now": now_s})
+        return earliest(rows[0])
+
+    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+
+        def lost(found: tuple[list[tuple[str, int]], list[str]]) -> list[str]:
+            return self._held.renewed(owner, *found)
+
+        op = LeaseOp(lambda db: renew_rows(db, owner, now_s, expires_s), lost)
+        return await self._queue().add_lease_op(op)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        if leases:
+            kept = list(leases)
+            op = LeaseOp(lambda db: release_rows(db, kept), lambda _: self._held.drop(kept))
+            await self._queue().add_lease_op(op)
+
+    def _granted(self, leases: list[Lease]) -> list[Lease]:
+        self._held.grant(leases)
+        return leases
+
+    def _granted_due(self, claimed: list[Claimed]) -> list[tuple[Lease, Task]]:
+        """Leases with their tasks.  A row that cannot be read stays leased to this
+        owner (renewed with the rest), so it is not handed round while we live."""
+        self._held.grant(c.lease for c in claimed)
+        found = []
+        for lease, _, record in claimed:
+            task = self._decode(lease.task_id, record)
+            if task is not None:
+                found.append((lease, task))
+        return found
 
     # -- recurring schedules -----------------------------------------------------------
 

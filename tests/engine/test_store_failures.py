@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from asched import Scheduler, StoreBusyError, TaskLifecycle
 from asched.model import Task
 from asched.stores import MemoryStore
+from asched.stores.base import Lease
 from asched.testing import FakeClock
 
 
@@ -22,7 +23,9 @@ class FlakyStore(MemoryStore):
         self.saved: dict[str, TaskLifecycle] = {}
         self.all_saved = asyncio.Event()
 
-    async def save(self, tasks: Sequence[Task]) -> None:
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
         if self.failures:
             self.failures -= 1
             raise StoreBusyError("database is locked")
@@ -30,6 +33,7 @@ class FlakyStore(MemoryStore):
             self.saved[task.id] = task.lifecycle
         if self.saved and all(s is TaskLifecycle.COMPLETED for s in self.saved.values()):
             self.all_saved.set()
+        return []
 
 
 async def test_failed_saves_are_retried_until_they_land(clock: FakeClock) -> None:

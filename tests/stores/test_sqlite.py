@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
 import signal
 import sqlite3
 import sys
@@ -29,6 +31,7 @@ from asched import (
 from asched.model import Task
 from asched.stores import open_store
 from asched.stores._sqlite import INSERT_SQL, encode_insert
+from asched.stores.base import Lease
 from asched.stores.records import encode_record
 from asched.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock
@@ -535,3 +538,234 @@ async def test_every_acknowledged_task_survives_sigkill(db_path: Path) -> None:
         await store.close()
     assert set(acknowledged) <= stored
     assert_intact(db_path)
+
+
+# -- leases across processes --------------------------------------------------------------
+
+
+def lease_columns(path: Path) -> list[tuple[Any, ...]]:
+    db = raw_db(path)
+    try:
+        return db.execute("SELECT id, owner, lease_token, lease_expires FROM tasks").fetchall()
+    finally:
+        db.close()
+
+
+async def test_two_stores_racing_claim_grant_each_id_once(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    first, second = make_store(), make_store()  # two connections each, as two processes
+    await first.open()
+    await second.open()
+    ids = [f"t{i}" for i in range(1000)]
+    await first.insert([new_task(i) for i in ids])
+    rng = random.Random(7)
+
+    async def grab(store: SQLiteStore, owner: str) -> list[Lease]:
+        order = rng.sample(ids, len(ids))
+        got: list[Lease] = []
+        for i in range(0, len(order), 50):
+            got += await store.claim(order[i : i + 50], owner, T0, 60)
+        return got
+
+    batches = await asyncio.gather(grab(first, "p1"), grab(second, "p2"))
+    granted = [lease for batch in batches for lease in batch]
+    by_owner = {owner: {x.task_id for x in granted if x.owner == owner} for owner in ("p1", "p2")}
+    assert len(granted) == len(ids)
+    assert by_owner["p1"] | by_owner["p2"] == set(ids)
+    assert not by_owner["p1"] & by_owner["p2"]
+    assert by_owner["p1"] and by_owner["p2"]
+    assert {x.token for x in granted} == {1}
+
+
+async def test_two_stores_racing_claim_due_share_the_work(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    stores = [make_store(), make_store()]
+    for store in stores:
+        await store.open()
+    await stores[0].insert([new_task(f"t{i}", due_s=T0 + i % 7) for i in range(500)])
+
+    async def drain(store: SQLiteStore, owner: str) -> list[str]:
+        got: list[str] = []
+        while batch := await store.claim_due(owner, T0 + 10, 60, 20):
+            got += [lease.task_id for lease, _ in batch]
+        return got
+
+    one, two = await asyncio.gather(drain(stores[0], "p1"), drain(stores[1], "p2"))
+    assert len(one) + len(two) == 500
+    assert set(one) | set(two) == {f"t{i}" for i in range(500)}
+
+
+def query_plan(path: Path, sql: str, params: dict[str, Any] | tuple[Any, ...]) -> str:
+    db = raw_db(path)
+    try:
+        return " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+    finally:
+        db.close()
+
+
+async def test_lease_queries_use_their_indexes_and_never_sort(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    from asched.stores._sqlite_leases import CLAIM_DUE_SQL, NEXT_DUE_SQL, RENEW_SQL
+
+    store = make_store()
+    await store.open()
+    params = {"owner": "p1", "now": T0, "expires": T0, "exclude": "[]", "limit": 10}
+    plan = query_plan(db_path, CLAIM_DUE_SQL.partition(" RETURNING")[0], params)
+    assert "USING INDEX tasks_claimable" in plan
+    plan = query_plan(db_path, NEXT_DUE_SQL, params)
+    assert "USING INDEX tasks_by_owner" in plan and "tasks_by_state" in plan
+    plan += query_plan(db_path, RENEW_SQL.partition(" RETURNING")[0], (T0, "p1", T0))
+    assert "USING INDEX tasks_by_owner" in plan
+    assert "TEMP B-TREE" not in plan and "SCAN tasks" not in plan
+
+
+def test_the_claim_index_condition_matches_the_claimable_states() -> None:
+    from asched.stores._sqlite import CLAIMABLE_SQL
+    from asched.stores.base import CLAIMABLE_STATES
+
+    assert any(CLAIMABLE_SQL in statement for statement in MIGRATIONS[2])
+    assert set(re.findall(r"'(\w+)'", CLAIMABLE_SQL)) == {s.name for s in CLAIMABLE_STATES}
+
+
+async def test_inserted_and_saved_rows_are_unleased(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store()
+    await store.open()
+    task = new_task("fresh")
+    await store.insert([task])
+    task.transition(L.SCHEDULED, T0 + 1, None)
+    await store.save([task])
+    assert lease_columns(db_path) == [("fresh", None, 0, None)]
+
+
+async def test_a_version_2_file_gains_the_lease_columns(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    old = raw_db(db_path)
+    try:
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                old.execute(statement)
+        old.executemany(INSERT_SQL, encode_insert([new_task("a"), new_task("b")], T0))
+        old.execute("PRAGMA user_version = 2")
+    finally:
+        old.close()
+    store = make_store()
+    await store.open()
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 3
+    assert sorted(lease_columns(db_path)) == [("a", None, 0, None), ("b", None, 0, None)]
+    assert [t.id for t in await store.load_unfinished()] == ["a", "b"]
+    [(lease, task)] = await store.claim_due("p1", T0, 30, 1)
+    assert (lease.task_id, lease.token, task.id) == ("a", 1, "a")
+    assert [t.id for t in await store.list_tasks()] == ["a", "b"]
+    await store.close()
+    assert_intact(db_path)
+    db = raw_db(db_path)
+    try:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(tasks)")}
+    finally:
+        db.close()
+    assert {"tasks_claimable", "tasks_by_owner"} <= indexes
+
+
+async def test_an_unreadable_claimed_row_is_skipped_and_kept_out_of_circulation(
+    db_path: Path, make_store: Callable[..., SQLiteStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store()
+    await store.open()
+    await store.insert([new_task("bad", due_s=T0 - 1), new_task("good", due_s=T0)])
+    damage = raw_db(db_path)
+    try:
+        damage.execute("UPDATE tasks SET record = '{not json' WHERE id = 'bad'")
+    finally:
+        damage.close()
+    with caplog.at_level(logging.WARNING, logger="asched.stores.sqlite"):
+        got = await store.claim_due("p1", T0, 30, 10)
+    assert [task.id for _, task in got] == ["good"]
+    assert store.corrupt_rows == 1 and "'bad'" in caplog.text
+    assert await store.claim_due("p2", T0 + 1, 30, 10) == []
+    assert await store.renew("p1", T0 + 20, 30) == []
+    assert await store.claim_due("p2", T0 + 40, 30, 10) == []
+
+
+async def test_a_refused_fenced_save_shares_its_group_with_other_writes(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    tasks = [new_task(f"t{i}") for i in range(3)]
+    await store.insert(tasks)
+    [lease] = await store.claim(["t0"], "p1", T0, 30)
+    stale = Lease("t0", "p1", lease.token - 1, T0 + 30)
+    for task in tasks:
+        task.transition(L.SCHEDULED, T0 + 1, None)
+    before = store.commits
+    results = await asyncio.gather(
+        store.save([tasks[0]], {"t0": stale}),
+        store.save([tasks[1]]),
+        store.insert([new_task("t3")]),
+        store.claim(["t2"], "p2", T0, 30),
+        store.save([tasks[2]], {"t2": Lease("t2", "p2", 1, T0 + 30)}),
+    )
+    assert store.commits - before <= 2
+    assert results[0] == ["t0"]
+    assert results[1] == []
+    assert {t.id: t.lifecycle for t in await store.list_tasks()} == {
+        "t0": L.QUEUED,
+        "t1": L.SCHEDULED,
+        "t2": L.SCHEDULED if results[4] == [] else L.QUEUED,
+        "t3": L.QUEUED,
+    }
+
+
+CLAIMER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from asched.stores.sqlite import SQLiteStore
+
+    async def main(path, owner, now_s):
+        store = SQLiteStore(path)
+        await store.open()
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # both start at once
+        try:
+            while batch := await store.claim_due(owner, now_s, 60, 10):
+                sys.stdout.write("".join(lease.task_id + "\\n" for lease, _ in batch))
+        finally:
+            await store.close()
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    """
+)
+
+
+async def test_two_processes_claiming_due_work_never_share_a_task(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store()
+    await store.open()
+    ids = {f"t{i}" for i in range(2000)}
+    await store.insert([new_task(i, due_s=T0) for i in sorted(ids)])
+    await store.close()
+    pipe = asyncio.subprocess.PIPE
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CLAIMER, str(db_path), owner, str(T0), stdin=pipe, stdout=pipe
+        )
+        for owner in ("p1", "p2")
+    ]
+    for child in children:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
+    outputs = [child.communicate(b"go\n") for child in children]
+    got = [out.decode().split() for out, _ in await asyncio.wait_for(asyncio.gather(*outputs), 60)]
+    assert [child.returncode for child in children] == [0, 0]
+    assert len(got[0]) + len(got[1]) == len(ids)
+    assert set(got[0]) | set(got[1]) == ids
+    assert not set(got[0]) & set(got[1])
+    assert got[0] and got[1], "no race: one process took everything"
+    assert {row[1] for row in lease_columns(db_path)} == {"p1", "p2"}

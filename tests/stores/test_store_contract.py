@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
-from asched import TaskLifecycle, TaskMetadata, TaskPriority, TaskValidationError
+from asched import ConfigError, TaskLifecycle, TaskMetadata, TaskPriority, TaskValidationError
 from asched.model import Task
 from asched.stores import MemoryStore, Store
+from asched.stores.base import Lease
 from asched.stores.sqlite import SQLiteStore
 
 L = TaskLifecycle
@@ -372,3 +373,276 @@ async def test_store_flags(store: Store) -> None:
         {"durable": False, "shares_objects": True},
         {"durable": True, "shares_objects": False},
     )
+
+
+# -- leases ------------------------------------------------------------------------------
+
+LEASE_S = 30.0
+
+
+async def claim_one(store: Store, task_id: str, owner: str, now_s: float = T0) -> Lease:
+    granted = await store.claim([task_id], owner, now_s, LEASE_S)
+    assert [lease.task_id for lease in granted] == [task_id], (owner, task_id)
+    return granted[0]
+
+
+async def test_claim_grants_free_tasks_and_refuses_ones_a_live_owner_holds(store: Store) -> None:
+    a, b, c = make_task(), make_task(state=L.SCHEDULED), make_task(state=L.PAUSED)
+    await store.insert([a, b, c])
+    granted = await store.claim([a.id, b.id, "unknown"], "p1", T0, LEASE_S)
+    assert {(x.task_id, x.owner, x.token, x.expires_s) for x in granted} == {
+        (a.id, "p1", 1, T0 + LEASE_S),
+        (b.id, "p1", 1, T0 + LEASE_S),
+    }
+    later = T0 + LEASE_S - 0.001
+    assert [x.task_id for x in await store.claim([a.id, b.id, c.id], "p2", later, LEASE_S)] == [
+        c.id
+    ]
+
+
+async def test_an_expired_lease_goes_to_another_owner_with_a_higher_token(store: Store) -> None:
+    task = make_task()
+    await store.insert([task])
+    first = await claim_one(store, task.id, "p1")
+    second = await claim_one(store, task.id, "p2", T0 + LEASE_S)  # expires_s > now_s: no
+    assert second.token > first.token
+    assert await store.claim([task.id], "p1", T0 + LEASE_S + 1, LEASE_S) == []
+
+
+async def test_claiming_again_as_the_same_owner_bumps_the_token(store: Store) -> None:
+    task = make_task()
+    await store.insert([task])
+    first = await claim_one(store, task.id, "p1")
+    again = await claim_one(store, task.id, "p1", T0 + 1)
+    assert (again.token, again.expires_s) == (first.token + 1, T0 + 1 + LEASE_S)
+    task.transition(L.SCHEDULED, T0 + 2, None)
+    assert await store.save([task], {task.id: first}) == [task.id]
+    assert await store.save([task], {task.id: again}) == []
+
+
+async def test_terminal_tasks_are_never_claimed(store: Store) -> None:
+    done = [make_task(state=s) for s in (L.COMPLETED, L.FAILED, L.CANCELLED)]
+    await store.insert(done)
+    assert await store.claim([t.id for t in done], "p1", T0, LEASE_S) == []
+    assert await store.claim_due("p1", T0 + 99, LEASE_S, 10) == []
+    assert await store.next_due_s("p1", T0) is None
+
+
+async def test_insert_leaves_tasks_unleased(store: Store) -> None:
+    task = make_task()
+    await store.insert([task])
+    assert (await claim_one(store, task.id, "p1")).token == 1
+    assert await store.renew("p2", T0, LEASE_S) == []
+
+
+async def test_claim_due_takes_the_best_due_free_tasks(store: Store) -> None:
+    p = TaskPriority
+    tasks = {
+        "late-high": make_task(due_s=T0 + 5, priority=p.HIGH),
+        "early-low": make_task(due_s=T0 + 1, priority=p.LOW),
+        "early-high": make_task(due_s=T0 + 2, priority=p.HIGH, state=L.SCHEDULED),
+        "critical": make_task(due_s=T0 + 9, priority=p.CRITICAL, state=L.RETRYING),
+        "medium": make_task(due_s=T0 + 3),
+        "future": make_task(due_s=T0 + 11, priority=p.CRITICAL),
+        "paused": make_task(due_s=T0, priority=p.CRITICAL, state=L.PAUSED),
+        "running": make_task(due_s=T0, priority=p.CRITICAL, state=L.RUNNING),
+        "excluded": make_task(due_s=T0, priority=p.CRITICAL),
+    }
+    await store.insert(list(tasks.values()))
+    await claim_one(store, tasks["running"].id, "other", T0 - LEASE_S + 20)  # until T0 + 20
+    name = {t.id: n for n, t in tasks.items()}
+    excluded = {tasks["excluded"].id}
+
+    got = await store.claim_due("p1", T0 + 10, LEASE_S, 3, exclude=excluded)
+    assert [name[lease.task_id] for lease, _ in got] == ["critical", "early-high", "late-high"]
+    assert all(lease.task_id == task.id for lease, task in got)
+    assert {(lease.owner, lease.expires_s) for lease, _ in got} == {("p1", T0 + 10 + LEASE_S)}
+    rest = await store.claim_due("p2", T0 + 10, LEASE_S, 10, exclude=excluded)
+    assert [name[lease.task_id] for lease, _ in rest] == ["medium", "early-low"]
+    assert await store.claim_due("p2", T0 + 10, LEASE_S, 10, exclude=excluded) == []
+    assert await store.claim_due("p3", T0 + 10, LEASE_S, 0) == []
+
+
+async def test_claim_due_takes_a_running_task_only_once_its_lease_expired(store: Store) -> None:
+    task = make_task(state=L.RUNNING)
+    await store.insert([task])
+    held = await claim_one(store, task.id, "dead")
+    assert await store.claim_due("p2", T0 + LEASE_S - 1, LEASE_S, 10) == []
+    [(lease, got)] = await store.claim_due("p2", T0 + LEASE_S, LEASE_S, 10)
+    assert (lease.task_id, lease.token) == (task.id, held.token + 1)
+    assert got.to_dict() == task.to_dict()
+
+
+async def test_claim_due_skips_what_the_owner_already_holds(store: Store) -> None:
+    task = make_task()
+    await store.insert([task])
+    held = await claim_one(store, task.id, "p1")
+    assert await store.claim_due("p1", T0 + 1, LEASE_S, 10) == []
+    [(again, _)] = await store.claim_due("p1", T0 + LEASE_S, LEASE_S, 10)
+    assert again.token == held.token + 1
+
+
+async def test_next_due_s(store: Store) -> None:
+    assert await store.next_due_s("p1", T0) is None
+    soon, later, paused = make_task(due_s=T0 + 50), make_task(due_s=T0 + 90), make_task()
+    paused.transition(L.PAUSED, T0, None)
+    await store.insert([later, soon, paused])
+    assert await store.next_due_s("p1", T0) == T0 + 50
+    await claim_one(store, soon.id, "p2")  # held by another owner until T0 + 30
+    assert await store.next_due_s("p1", T0) == T0 + 50  # due after its lease ends
+    await claim_one(store, soon.id, "p2", T0 + 40)  # renewed past its due time
+    assert await store.next_due_s("p1", T0 + 40) == T0 + 40 + LEASE_S
+    assert await store.next_due_s("p2", T0 + 40) == T0 + 90  # its own lease: not counted
+    await claim_one(store, later.id, "p1", T0 + 40)
+    assert await store.next_due_s("p1", T0 + 40) == T0 + 70
+    assert await store.next_due_s("p1", T0 + 200) == T0 + 50  # every lease expired
+
+
+async def test_renew_extends_valid_leases_and_reports_lost_ones(store: Store) -> None:
+    kept, taken, expired = make_task(), make_task(), make_task()
+    await store.insert([kept, taken, expired])
+    await store.claim([kept.id, expired.id], "p1", T0, LEASE_S)
+    old = await claim_one(store, taken.id, "p1", T0 - 10)
+    await claim_one(store, taken.id, "p2", T0 + 25)  # p1's lease ran out at T0 + 20
+    assert sorted(await store.renew("p1", T0 + 29, LEASE_S)) == sorted([taken.id])
+    assert await store.claim([kept.id, expired.id], "p2", T0 + 31, LEASE_S) == []
+    assert await store.renew("p1", T0 + 29 + LEASE_S, 5) == sorted([kept.id, expired.id])
+    assert await store.renew("p1", T0 + 100, LEASE_S) == []
+    taken.transition(L.SCHEDULED, T0 + 100, None)
+    assert await store.save([taken], {taken.id: old}) == [taken.id]
+
+
+async def test_an_expired_lease_renew_reports_can_no_longer_write(store: Store) -> None:
+    task = make_task()
+    await store.insert([task])
+    lease = await claim_one(store, task.id, "p1")
+    assert await store.renew("p1", T0 + LEASE_S, LEASE_S) == [task.id]
+    late = task.copy()
+    late.transition(L.SCHEDULED, T0 + 31, None)
+    assert await store.save([late], {task.id: lease}) == [task.id]
+    assert (await stored(store, task.id)).lifecycle is L.QUEUED
+
+
+async def test_release_hands_the_task_back_and_ignores_stale_leases(store: Store) -> None:
+    task = make_task(state=L.SCHEDULED)
+    await store.insert([task])
+    stale = await claim_one(store, task.id, "p1")
+    current = await claim_one(store, task.id, "p1", T0 + 1)
+    await store.release([stale])
+    assert await store.claim([task.id], "p2", T0 + 2, LEASE_S) == []
+    before = (await stored(store, task.id)).to_dict()
+    await store.release([current])
+    assert (await stored(store, task.id)).to_dict() == before
+    assert await store.renew("p1", T0 + 2, LEASE_S) == []
+    assert (await claim_one(store, task.id, "p2", T0 + 2)).token == current.token + 1
+    task.transition(L.RUNNING, T0 + 3, None)
+    assert await store.save([task], {task.id: current}) == [task.id]
+
+
+async def test_a_fenced_save_by_the_holder_lands_and_finishing_ends_the_lease(
+    store: Store,
+) -> None:
+    task = make_task(state=L.SCHEDULED)
+    await store.insert([task])
+    lease = await claim_one(store, task.id, "p1")
+    task.transition(L.RUNNING, T0 + 2, None)
+    assert await store.save([task], {task.id: lease}) == []
+    assert (await stored(store, task.id)).lifecycle is L.RUNNING
+    assert await store.claim([task.id], "p2", T0 + 3, LEASE_S) == []  # still held
+    task.transition(L.COMPLETED, T0 + 4, "done")
+    task.result = {"ok": True}
+    assert await store.save([task], {task.id: lease}) == []
+    got = await stored(store, task.id)
+    assert got.to_dict() == task.to_dict()
+    assert await store.renew("p1", T0 + 5, LEASE_S) == []  # ended, not lost
+    assert await store.save([task], {task.id: lease}) == [task.id]  # the lease is spent
+
+
+async def test_handing_back_as_queued_ends_the_lease(store: Store) -> None:
+    task = make_task(state=L.RUNNING)
+    await store.insert([task])
+    lease = await claim_one(store, task.id, "p1")
+    task.transition(L.QUEUED, T0 + 2, "handed back")
+    assert await store.save([task], {task.id: lease}) == []
+    [(again, got)] = await store.claim_due("p2", T0 + 3, LEASE_S, 10)
+    assert again.token == lease.token + 1
+    assert got.history[-1].reason == "handed back"
+
+
+async def test_a_stale_fenced_save_is_refused_reported_and_changes_nothing(
+    store: Store,
+) -> None:
+    task = make_task(state=L.RUNNING)
+    other = make_task(state=L.RUNNING)
+    await store.insert([task, other])
+    old = await claim_one(store, task.id, "dead")
+    new = await claim_one(store, task.id, "p2", T0 + LEASE_S)
+    held = await claim_one(store, other.id, "dead")
+    before = (await stored(store, task.id)).to_dict()
+    late = (await stored(store, task.id)).copy()  # the dead owner's own copy
+    late.transition(L.COMPLETED, T0 + 40, "late")
+    late.result = "stale"
+    other.transition(L.COMPLETED, T0 + 40, None)
+    refused = await store.save([late, other], {task.id: old, other.id: held})
+    assert refused == [task.id]
+    assert (await stored(store, task.id)).to_dict() == before
+    assert (await stored(store, other.id)).lifecycle is L.COMPLETED
+    assert await store.claim([task.id], "p3", T0 + 41, LEASE_S) == []  # p2 still holds it
+    assert await store.renew("p2", T0 + 41, LEASE_S) == []
+    current = (await stored(store, task.id)).copy()
+    current.transition(L.COMPLETED, T0 + 42, None)
+    assert await store.save([current], {task.id: new}) == []
+    assert (await stored(store, task.id)).lifecycle is L.COMPLETED
+
+
+async def test_unfenced_and_fenced_saves_of_many_callers_at_once(store: Store) -> None:
+    tasks = [make_task(state=L.SCHEDULED) for _ in range(40)]
+    await store.insert(tasks)
+    leases = {x.task_id: x for x in await store.claim([t.id for t in tasks[:20]], "p1", T0, 30)}
+    stale = {t.id: Lease(t.id, "p1", 99, T0 + 30) for t in tasks[10:20]}
+    copies = [t.copy() for t in tasks[10:20]]  # the stale writer's own objects
+    for task in (*tasks[:10], *copies, *tasks[20:]):
+        task.transition(L.RUNNING, T0 + 1, None)
+    results = await asyncio.gather(
+        store.save(tasks[:10], leases),
+        store.save(copies, stale),
+        store.save(tasks[20:30]),
+        store.save(tasks[30:], {}),
+    )
+    assert results[0] == [] and results[2] == [] and results[3] == []
+    assert sorted(results[1]) == sorted(stale)
+    counts = await store.count_by_state()
+    assert counts == {L.RUNNING: 30, L.SCHEDULED: 10}
+
+
+async def test_an_unfenced_finishing_save_ends_any_lease(store: Store) -> None:
+    task = make_task(state=L.RUNNING)
+    await store.insert([task])
+    lease = await claim_one(store, task.id, "p1")
+    cancel = task.copy()
+    cancel.transition(L.CANCELLED, T0 + 1, "cancelled elsewhere")
+    assert await store.save([cancel]) == []
+    late = task.copy()
+    late.transition(L.COMPLETED, T0 + 2, None)
+    assert await store.save([late], {task.id: lease}) == [task.id]
+    assert (await stored(store, task.id)).lifecycle is L.CANCELLED
+    assert await store.renew("p1", T0 + 3, LEASE_S) == [task.id]
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.claim(["x"], "", T0, LEASE_S), "owner"),
+        (lambda s: s.claim(["x"], "p1", T0, 0), "lease_s"),
+        (lambda s: s.claim_due("p1", T0, float("inf"), 5), "lease_s"),
+        (lambda s: s.claim_due("p1", T0, LEASE_S, -1), "limit"),
+        (lambda s: s.renew(None, T0, LEASE_S), "owner"),
+        (lambda s: s.next_due_s(7, T0), "owner"),
+    ],
+)
+async def test_bad_lease_arguments_name_the_field(
+    store: Store, call: Callable[[Store], Awaitable[Any]], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await call(store)
+    assert caught.value.field == field

@@ -1,0 +1,152 @@
+"""Several schedulers on one durable store: leases, heartbeats and polling.
+
+With ``shared_store=True`` an attempt only starts once this process holds a
+lease on the task (``Store.claim``), so each attempt runs in one process even
+when several have the task armed.  A heartbeat keeps the leases of running
+tasks alive; a task whose lease is lost (its owner stalled past the lease, or
+died) is taken over by whoever claims it next, with the lost attempt counted.
+Writes about a leased task are fenced by its lease token, so a stale owner's
+late write changes nothing.  A poller claims due tasks that no process has
+armed: tasks other processes scheduled, and those a dead owner left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from asched._states import RETRYING, RUNNING, SCHEDULED
+from asched.model import Task
+from asched.stores.base import Lease
+
+if TYPE_CHECKING:
+    from asched.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class SharedStoreCoordinator:
+    def __init__(self, engine: Engine, lease_s: float, poll_s: float) -> None:
+        self._engine = engine
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.leases: dict[str, Lease] = {}
+        self._waiting: list[Task] = []
+        self._claiming = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._heartbeat()), loop.create_task(self._poll())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # -- claiming before a start --------------------------------------------------------
+
+    def want(self, task: Task) -> None:
+        """A due task has a slot: start it once its lease is granted (batched)."""
+        if task.id in self.leases:
+            self._engine._begin(task, self._engine.clock.now())
+            return
+        self._waiting.append(task)
+        if not self._claiming:
+            self._claiming = True
+            asyncio.get_running_loop().create_task(self._claim_waiting())
+
+    async def _claim_waiting(self) -> None:
+        engine = self._engine
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                now = engine.clock.now()
+                try:
+                    granted = await engine._store.claim(
+                        [t.id for t in batch], self.owner, now, self.lease_s
+                    )
+                except Exception:
+                    logger.exception("claiming %d task(s) failed; they wait", len(batch))
+                    granted = []
+                by_id = {lease.task_id: lease for lease in granted}
+                now = engine.clock.now()
+                for task in batch:
+                    lease = by_id.get(task.id)
+                    if lease is not None and task.lifecycle in (SCHEDULED, RETRYING):
+                        self.leases[task.id] = lease
+                        engine._begin(task, now)
+                    else:
+                        if lease is not None:  # cancelled or paused meanwhile
+                            await engine._store.release([lease])
+                        engine._give_up_slot(task, taken=lease is None)
+        finally:
+            self._claiming = False
+
+    def done_with(self, task_id: str) -> None:
+        """The lease ended with a fenced write (terminal or handed back)."""
+        self.leases.pop(task_id, None)
+
+    def fence_for(self, tasks: list[Task]) -> dict[str, Lease]:
+        return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
+
+    def refused(self, task_ids: list[str]) -> None:
+        """Fenced writes were refused: another process holds those tasks now."""
+        for task_id in task_ids:
+            self.leases.pop(task_id, None)
+            self._engine._lost(task_id)
+
+    # -- heartbeat and polling ----------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        engine = self._engine
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                lost = await engine._store.renew(self.owner, engine.clock.now(), self.lease_s)
+            except Exception:
+                logger.exception("lease heartbeat failed; retrying")
+                continue
+            if lost:
+                logger.warning("lost the leases of %d task(s): %s", len(lost), lost[:5])
+                self.refused(lost)
+
+    async def _poll(self) -> None:
+        engine = self._engine
+        while True:
+            await asyncio.sleep(self.poll_s)
+            room = engine._limits.total_limit - engine._limits.running - len(engine._ready)
+            if room <= 0 or engine._closing:
+                continue
+            try:
+                found = await engine._store.claim_due(
+                    self.owner, engine.clock.now(), self.lease_s, room, engine._active.keys()
+                )
+            except Exception:
+                logger.exception("polling the store for due tasks failed")
+                continue
+            now = engine.clock.now()
+            for lease, task in found:
+                if task.id in engine._active:
+                    await engine._store.release([lease])
+                    continue
+                self.leases[task.id] = lease
+                engine._adopt(task, now)
+
+    async def release_idle(self) -> None:
+        """On stop: hand back leases of tasks that are not running here."""
+        engine = self._engine
+        idle = [
+            lease
+            for task_id, lease in self.leases.items()
+            if (task := engine._active.get(task_id)) is None or task.lifecycle is not RUNNING
+        ]
+        if idle:
+            await engine._store.release(idle)
+            for lease in idle:
+                self.leases.pop(lease.task_id, None)
