@@ -1,5 +1,6 @@
-"""Operator commands that read a store directly: ``status``, ``list``,
-``schedules``, ``forecast``.  Nothing is scheduled or executed."""
+"""Operator commands on a store, without a scheduler: ``status``, ``list``,
+``schedules``, ``forecast`` read it; ``cancel`` changes one task under a lease.
+Nothing is scheduled or executed."""
 
 from __future__ import annotations
 
@@ -49,6 +50,34 @@ async def reading(store: Store) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+async def cancel_task(store: Store, task_id: str, reason: str) -> None:
+    """Cancel a task that is not running.  The lease makes it safe against workers
+    that claim before they start (``--shared``): once CANCELLED is written, no claim
+    is granted, and a holder's late write is refused."""
+    owner = f"asched-cli:{os.getpid()}"
+    async with reading(store):
+        task = await store.get(task_id)
+        if task is None:
+            raise OpsError(f"no task with id {task_id!r}")
+        if task.is_terminal:
+            raise OpsError(f"task {task_id} has already ended {task.lifecycle.name}")
+        now = time.time()
+        leases = await store.claim([task_id], owner, now, 30.0)
+        if not leases:
+            raise OpsError(f"task {task_id} is running in a worker; cancel it there")
+        task = await store.get(task_id)
+        assert task is not None
+        if task.lifecycle is TaskLifecycle.RUNNING or task.is_terminal:
+            await store.release(leases)
+            raise OpsError(f"task {task_id} is {task.lifecycle.name}; nothing cancelled")
+        task.transition(TaskLifecycle.CANCELLED, now, reason)
+        task.finished_s = now
+        refused = await store.save([task], {task_id: leases[0]})
+        if refused:
+            raise OpsError(f"task {task_id} changed hands meanwhile; nothing cancelled")
+    print(f"cancelled {task_id}")
 
 
 async def show_status(store: Store, task_id: str) -> None:

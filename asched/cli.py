@@ -117,6 +117,16 @@ def _add_ops(commands: Any) -> None:
     lister.add_argument("--status", type=str.upper, choices=[s.name for s in TaskLifecycle])
     lister.add_argument("--type", dest="task_type", help="only this task type")
     lister.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    cancel = commands.add_parser(
+        "cancel",
+        help="cancel a task that has not started",
+        description=(
+            "Cancels a task that is not running, under a lease so that workers started "
+            "with --shared never start it.  A running task is left alone (exit 1)."
+        ),
+    )
+    cancel.add_argument("task_id", metavar="ID")
+    cancel.add_argument("--reason", default="cancelled by an operator")
     commands.add_parser("schedules", help="list recurring schedules")
     forecast = commands.add_parser("forecast", help="what is expected to run, as a timeline")
     forecast.add_argument("--hours", type=_hours, default=24.0, help="look-ahead (default 24)")
@@ -124,7 +134,7 @@ def _add_ops(commands: Any) -> None:
         "--bucket", choices=("minute", "hour", "day"), default="hour", help="default hour"
     )
     forecast.add_argument("--type", dest="task_type", help="only this task type")
-    for command in (status, lister, commands.choices["schedules"], forecast):
+    for command in (status, lister, cancel, commands.choices["schedules"], forecast):
         command.add_argument("--store", default=OPS_STORE, help=store_help)
 
 
@@ -162,6 +172,7 @@ def _ops(args: argparse.Namespace) -> int:
             "status": lambda: ops.show_status(store, args.task_id),
             "list": lambda: ops.list_tasks(store, args.status, args.task_type, args.limit),
             "schedules": lambda: ops.list_schedules(store),
+            "cancel": lambda: ops.cancel_task(store, args.task_id, args.reason),
             "forecast": lambda: ops.show_forecast(store, args.hours, args.bucket, args.task_type),
         }[args.command]
         asyncio.run(work())
@@ -181,6 +192,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": _ops,
     "schedules": _ops,
     "forecast": _ops,
+    "cancel": _ops,
 }
 
 
