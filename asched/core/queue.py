@@ -66,35 +66,26 @@ class TaskQueue(Generic[K, T]):
 
     def pop(self) -> T | None:
         """Remove and return the best item, or None when empty."""
-        heap = self._heap
-        while heap:
-            entry = heappop(heap)
-            item = entry[_ITEM]
-            if item is not _REMOVED:
-                del self._entries[entry[3]]
-                return item  # type: ignore[no-any-return]
-        return None
+        entry = self._pop_entry()
+        return None if entry is None else entry[_ITEM]
 
     def popitem(self) -> tuple[K, T] | None:
         """Like :meth:`pop`, also returning the key."""
-        heap = self._heap
-        while heap:
-            entry = heappop(heap)
-            item = entry[_ITEM]
-            if item is not _REMOVED:
-                del self._entries[entry[3]]
-                return entry[3], item
-        return None
+        entry = self._pop_entry()
+        return None if entry is None else (entry[3], entry[_ITEM])
 
     def pop_ordered(self) -> tuple[T, int, float] | None:
         """Like :meth:`pop`, also returning the (priority, due) it was queued under."""
+        entry = self._pop_entry()
+        return None if entry is None else (entry[_ITEM], entry[0], entry[1])
+
+    def _pop_entry(self) -> list[Any] | None:
         heap = self._heap
         while heap:
             entry = heappop(heap)
-            item = entry[_ITEM]
-            if item is not _REMOVED:
+            if entry[_ITEM] is not _REMOVED:
                 del self._entries[entry[3]]
-                return item, entry[0], entry[1]
+                return entry
         return None
 
     def unordered(self) -> list[T]:
