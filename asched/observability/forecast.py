@@ -46,31 +46,37 @@ def build_forecast(
         and t.lifecycle in _PENDING
         and (task_type is None or t.type == task_type)
     ]
-    # (bucket index, type, priority) -> count, built with C-level map/zip: this
-    # runs over every pending task.  Overdue work counts in the first bucket.
-    first = (now_s - origin) // bucket_s
-    indexes = map(floordiv, map(sub, map(_DUE, pending), repeat(origin)), repeat(bucket_s))
-    counts: Counter[tuple[int, str, TaskPriority]] = Counter()
-    grouped = Counter(zip(indexes, map(_KIND, pending), strict=True))
-    for (index, (kind, priority)), n in grouped.items():
-        counts[(int(max(index, first)), kind, priority)] += n
-    runs: list[tuple[float, TaskPriority, str, str, str]] = [
-        (t.due_s if t.due_s > now_s else now_s, t.priority, t.id, t.type, "one-off")
-        for t in heapq.nsmallest(upcoming_limit, pending, key=_DUE)
-    ]
+    # Recurring fires as parallel lists; the key tuples are shared, not copied.
+    fire_times: list[float] = []
+    fire_keys: list[tuple[str, TaskPriority]] = []
+    fire_owners: list[Schedule] = []
     for schedule in schedules:
         if schedule.paused or schedule.next_fire_s is None:
             continue
         if task_type is not None and schedule.task_type != task_type:
             continue
         fires = schedule.trigger.fires_between(now_s, end_s, 100_000)
-        kind, priority, source = schedule.task_type, schedule.priority, f"schedule:{schedule.id}"
-        for fire in fires:
-            counts[(int((fire - origin) // bucket_s), kind, priority)] += 1
-        runs += [
-            (fire, priority, schedule.task_id_for(fire), kind, source)
-            for fire in fires[:upcoming_limit]
-        ]
+        fire_times += fires
+        fire_keys += [(schedule.task_type, schedule.priority)] * len(fires)
+        fire_owners += [schedule] * len(fires)
+    # (bucket index, type, priority) -> count, with C-level map/zip over every run,
+    # lazily (a million temporary tuples at once would wake the garbage collector).
+    # Overdue work counts in the first bucket.
+    first = (now_s - origin) // bucket_s
+    counts: Counter[tuple[int, str, TaskPriority]] = Counter()
+    for times, keys in ((map(_DUE, pending), map(_KIND, pending)), (fire_times, fire_keys)):
+        indexes = map(floordiv, map(sub, times, repeat(origin)), repeat(bucket_s))
+        for (index, (kind, priority)), n in Counter(zip(indexes, keys, strict=True)).items():
+            counts[(int(max(index, first)), kind, priority)] += n
+    # Ids and sources are spelled out only for the earliest runs.
+    runs: list[tuple[float, TaskPriority, str, str, str]] = [
+        (max(t.due_s, now_s), t.priority, t.id, t.type, "one-off")
+        for t in heapq.nsmallest(upcoming_limit, pending, key=_DUE)
+    ]
+    for i in heapq.nsmallest(upcoming_limit, range(len(fire_times)), key=fire_times.__getitem__):
+        owner, at = fire_owners[i], fire_times[i]
+        source = f"schedule:{owner.id}"
+        runs.append((at, owner.priority, owner.task_id_for(at), owner.task_type, source))
     upcoming = heapq.nsmallest(upcoming_limit, runs)
     return {
         "generated_at": datetime.fromtimestamp(now_s, UTC),
