@@ -317,6 +317,7 @@ class Engine:
         check_limits = bool(limits.type_limits)
         gated = self._gated
         fair = self._fair
+        shared = self._shared
         now = self.clock.now()
         while limits.running < limits.total_limit:
             if fair is None:
@@ -339,7 +340,11 @@ class Engine:
                 if gate is not None:
                     self._defer(task, gate)
                     continue
-            self._start(task, now)
+            if shared is None and not check_limits and task.concurrency_key is None:
+                limits.running += 1  # _start's common case inlined
+                self._begin(task, now)
+            else:
+                self._start(task, now)
 
     def _defer(self, task: Task, gate: Gate) -> None:
         """A due task must wait for a rate limit or a circuit; it spends no attempt."""
@@ -368,7 +373,7 @@ class Engine:
         self._move(task, RUNNING, now_s, None)
         task.started_s = now_s
         task.wait_reason = None
-        definition = self._registry.get(task.type)
+        definition = self._registry.definitions.get(task.type)
         if definition is None:
             error = f"no handler is registered for task type {task.type!r}"
             self._finish_failure(task, error, now_s, None, retry=False)
@@ -521,7 +526,16 @@ class Engine:
         now = self.clock.now()
         if self._gated:
             self._report(task, OUTCOME_SUCCEEDED, now)
-        self._release(task)
+        limits = self._limits
+        if task.concurrency_key is None and not limits.type_limits:
+            # _release's common case inlined
+            task._handle = None
+            limits.running -= 1
+            if self._ready and not self._dispatch_pending:
+                self._dispatch_pending = True
+                self._loop.call_soon(self._dispatch)
+        else:
+            self._release(task)
         task.result = result
         task.finished_s = now
         self._move(task, COMPLETED, now, None)

@@ -33,16 +33,17 @@ class TaskDefinition:
 
 class Registry:
     def __init__(self) -> None:
-        self._definitions: dict[str, TaskDefinition] = {}
+        #: name -> definition; read directly on the engine's hot path
+        self.definitions: dict[str, TaskDefinition] = {}
 
     def __contains__(self, name: object) -> bool:
-        return name in self._definitions
+        return name in self.definitions
 
     def get(self, name: str) -> TaskDefinition | None:
-        return self._definitions.get(name)
+        return self.definitions.get(name)
 
     def names(self) -> list[str]:
-        return list(self._definitions)
+        return list(self.definitions)
 
     def register(
         self,
@@ -57,7 +58,7 @@ class Registry:
     ) -> TaskDefinition:
         if not isinstance(name, str) or not name:
             raise TaskValidationError("name", name, "a task type name must be a non-empty string")
-        if name in self._definitions:
+        if name in self.definitions:
             raise TaskValidationError("name", name, "a handler is already registered for it")
         if not callable(handler):
             raise TaskValidationError("handler", handler, "must be callable")
@@ -96,7 +97,7 @@ class Registry:
             None if timeout is None else float(timeout),
             concurrency,
         )
-        self._definitions[name] = definition
+        self.definitions[name] = definition
         return definition
 
 

@@ -66,8 +66,14 @@ class TaskQueue(Generic[K, T]):
 
     def pop(self) -> T | None:
         """Remove and return the best item, or None when empty."""
-        entry = self._pop_entry()
-        return None if entry is None else entry[_ITEM]
+        heap = self._heap
+        while heap:  # _pop_entry, inlined: the dispatcher calls this for every task
+            entry = heappop(heap)
+            item = entry[_ITEM]
+            if item is not _REMOVED:
+                del self._entries[entry[3]]
+                return item  # type: ignore[no-any-return]
+        return None
 
     def popitem(self) -> tuple[K, T] | None:
         """Like :meth:`pop`, also returning the key."""
