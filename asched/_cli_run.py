@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from asched._cli_app import App, describe_store
 from asched._cli_format import plural
@@ -68,8 +70,9 @@ class SignalDrain:
         await self.scheduler.stop(0.0 if self.received > 1 else self.grace_s)
 
 
-async def serve(app: App, grace_s: float) -> int:
-    """Run the app's scheduler until a stop signal, then drain it."""
+async def serve(app: App, grace_s: float, until_idle: bool = False) -> int:
+    """Run the app's scheduler until a stop signal (or, with ``until_idle``, until
+    no task is left unfinished), then drain it."""
     scheduler = app.scheduler
     loop = asyncio.get_running_loop()
     drain = SignalDrain(scheduler, grace_s)
@@ -81,7 +84,10 @@ async def serve(app: App, grace_s: float) -> int:
             print(banner(app, grace_s), file=sys.stderr, flush=True)
             if app.on_start is not None:
                 await app.on_start(scheduler)
-            await drain.requested.wait()
+            if until_idle:
+                await _first_of(drain.requested.wait(), _idle(scheduler))
+            else:
+                await drain.requested.wait()
         except Exception:
             logger.exception("on_start(scheduler) failed; stopping the worker")
             code = 1
@@ -92,6 +98,24 @@ async def serve(app: App, grace_s: float) -> int:
     left = unfinished(scheduler)
     logger.info("stopped; %s left in the store for the next worker", plural(left, "task"))
     return code
+
+
+async def _idle(scheduler: Scheduler) -> None:
+    # A check a few times a second is plenty for a command-line run, and keeps the
+    # engine free of a signal only this option would use.
+    while unfinished(scheduler):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    logger.info("no unfinished tasks left; stopping")
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def banner(app: App, grace_s: float) -> str:
@@ -108,7 +132,7 @@ def unfinished(scheduler: Scheduler) -> int:
     return sum(scheduler.state_count(state) for state in _UNFINISHED)
 
 
-def run_worker(app: App, grace_s: float | None, log_level: str) -> int:
+def run_worker(app: App, grace_s: float | None, log_level: str, until_idle: bool = False) -> int:
     logging.basicConfig(
         level=log_level,
         stream=sys.stderr,
@@ -117,7 +141,7 @@ def run_worker(app: App, grace_s: float | None, log_level: str) -> int:
     grace = app.scheduler.config.grace_period_s if grace_s is None else grace_s
     loop = new_event_loop(use_uvloop=True)
     try:
-        return loop.run_until_complete(serve(app, grace))
+        return loop.run_until_complete(serve(app, grace, until_idle))
     except (AschedError, OSError) as exc:
         print(f"asched run: error: {exc}", file=sys.stderr)
         return 1

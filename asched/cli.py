@@ -100,6 +100,11 @@ def _add_run(commands: Any) -> None:
         help="how long running tasks may finish after a stop signal (default: the app's, 30)",
     )
     run.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="stop (gracefully, exit 0) once no task is left unfinished",
+    )
+    run.add_argument(
         "--shared",
         action="store_true",
         help="several workers share the store: each attempt starts under a lease",
@@ -160,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     except (AppError, AschedError) as exc:
         print(f"asched run: error: {exc}", file=sys.stderr)
         return 2
-    return run_worker(app, args.grace, args.log_level)
+    return run_worker(app, args.grace, args.log_level, args.until_idle)
 
 
 def _ops(args: argparse.Namespace) -> int:

@@ -564,10 +564,12 @@ class Engine:
             task.retries += 1
             task.due_s = now_s + delay
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
+            logger.info("task %s (%s): %s", task.id, task.type, reason)
             self._move(task, RETRYING, now_s, reason)
             self._place(task, now_s)
             return
         task.finished_s = now_s
+        logger.warning("task %s (%s) failed: %s", task.id, task.type, error)
         self._move(task, FAILED, now_s, error)
         self._settle(task)
 
