@@ -54,7 +54,7 @@ from asched.strategies.priority import FairShare, PriorityStrategy
 logger = logging.getLogger(__name__)
 
 _EMPTY = b"{}"
-_CANCELLED_BY_USER = "cancelled"
+CANCELLED_BY_REQUEST = "cancelled"  # a _cancel_reasons value: cancel_task
 _FLUSH_BACKOFF_MIN_S = 0.05
 _FLUSH_BACKOFF_MAX_S = 5.0
 _TIMED_OUT = "timeout"

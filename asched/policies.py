@@ -138,15 +138,6 @@ class Policies:
             breaker.release(generation)
         return breaker.name, breaker.drain_transitions() if breaker.has_transitions else []
 
-    def state_changes(self, now_s: float) -> list[BreakerTransition]:
-        """Lazy transitions (OPEN → HALF_OPEN once recovery passed) of every breaker."""
-        changes: list[BreakerTransition] = []
-        for breaker in self.breakers.values():
-            breaker.state(now_s)
-            if breaker.has_transitions:
-                changes += breaker.drain_transitions()
-        return changes
-
     def breaker_states(self, now_s: float) -> Mapping[str, BreakerState]:
         return {name: b.state(now_s) for name, b in self.breakers.items()}
 

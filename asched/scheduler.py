@@ -44,6 +44,7 @@ from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
 from asched.core.dependencies import find_cycle
 from asched.core.ratelimit import RateLimit
+from asched.engine import CANCELLED_BY_REQUEST
 from asched.errors import (
     DependencyError,
     SchedulerStateError,
@@ -553,7 +554,7 @@ class Scheduler(RecurringAPI, InsightAPI):
         if task.lifecycle is RUNNING:
             handle = task._handle
             if isinstance(handle, asyncio.Task) and not handle.done():
-                self._cancel_reasons[task.id] = "cancelled"
+                self._cancel_reasons[task.id] = CANCELLED_BY_REQUEST
                 handle.cancel()
         else:
             self._disarm(task)
