@@ -63,6 +63,7 @@ class SharedStoreCoordinator:
 
     async def _claim_waiting(self) -> None:
         engine = self._engine
+        backoff_s = 0.05
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
@@ -71,9 +72,24 @@ class SharedStoreCoordinator:
                     granted = await engine._store.claim(
                         [t.id for t in batch], self.owner, now, self.lease_s
                     )
-                except Exception:
-                    logger.exception("claiming %d task(s) failed; they wait", len(batch))
-                    granted = []
+                except Exception as exc:
+                    if engine._closing:  # stopping: the tasks stay in the store, unleased
+                        for task in batch + self._waiting:
+                            engine._give_up_slot(task, taken=False)
+                        self._waiting = []
+                        return
+                    # Keep the batch (and its slots) and try again: nothing is lost.
+                    logger.warning(
+                        "claiming %d task(s) failed, retrying in %.2fs: %s",
+                        len(batch),
+                        backoff_s,
+                        exc,
+                    )
+                    self._waiting = batch + self._waiting
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(backoff_s * 2, 2.0)
+                    continue
+                backoff_s = 0.05
                 by_id = {lease.task_id: lease for lease in granted}
                 now = engine.clock.now()
                 for task in batch:
