@@ -32,9 +32,9 @@ Daylight saving time (the rule, in the trigger's IANA zone)
       fires at 02:00 CEST and next at 03:00 CET, two real hours later. Use
       :class:`IntervalTrigger` for periods of elapsed time.
 
-    How: croniter only parses and expands the fields (its ``get_next`` takes about
-    100 µs and fires twice on fall-back days). We walk local *wall-clock*
-    candidates in order and map each to an instant with ``fold=0`` (gap times to
+    How (in :mod:`asched.core.cron_calendar`): croniter only parses and expands
+    the fields (its ``get_next`` takes about 100 µs and fires twice on fall-back
+    days). We walk local *wall-clock* candidates in order and map each to an instant with ``fold=0`` (gap times to
     the end of their gap). That mapping never decreases, so the first candidate
     whose instant is not before the reference is the answer. Days with a single
     UTC offset are cached so the next fire on such a day is one ``bisect``.
@@ -54,20 +54,24 @@ Persistence
 
 from __future__ import annotations
 
-import calendar
-import functools
 import math
-import re
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import ClassVar, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import CroniterError, croniter
-
+from asched.core.cron_calendar import (
+    LAST_YEAR,
+    end_of_repeated_span,
+    load_zone,
+    next_matching_day,
+    parse_cron,
+    search_limit,
+    steady_day_start,
+    wall_to_epoch,
+)
 from asched.errors import TaskValidationError
 
 __all__ = [
@@ -89,19 +93,6 @@ TriggerDict: TypeAlias = dict[str, str | int | float | None]
 _ONE_SECOND = timedelta(seconds=1)
 _DAY_S = 86_400
 _ONE_DAY = timedelta(days=1)
-_CYCLE_YEARS = 400  # 146,097 days: whole weeks, so dates *and* weekdays repeat
-_LAST_YEAR = 9998  # leaves room for "the day after" without overflowing date.max
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_HASHED_VALUE = re.compile(r"^[hr](?:$|[(/])")
-_RANGE = re.compile(r"^([^-/]+)-([^-/]+)")
 
 
 # --- epoch helpers -------------------------------------------------------------
@@ -320,194 +311,6 @@ class IntervalTrigger(Trigger):
 # --- cron ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _DayRule:
-    """Which calendar days a cron expression fires on (months and day fields)."""
-
-    months: frozenset[int]
-    any_day_of_month: bool
-    days_of_month: frozenset[int]
-    last_day_of_month: bool  # 'L'
-    any_weekday: bool
-    weekdays: frozenset[int]  # 0 = Sunday
-    nth_weekdays: frozenset[tuple[int, int]]  # (weekday, n): '5#3' is (5, 3)
-    last_weekdays: frozenset[int]  # 'L5': the last Friday of the month
-
-    def matches(self, day: date) -> bool:
-        if day.month not in self.months:
-            return False
-        if self.any_day_of_month:
-            return self.any_weekday or self._weekday_matches(day)
-        if self.any_weekday:
-            return self._day_of_month_matches(day)
-        return self._day_of_month_matches(day) or self._weekday_matches(day)
-
-    def _day_of_month_matches(self, day: date) -> bool:
-        return day.day in self.days_of_month or (
-            self.last_day_of_month and day.day == _month_length(day)
-        )
-
-    def _weekday_matches(self, day: date) -> bool:
-        weekday = day.isoweekday() % 7
-        if weekday in self.weekdays or (weekday, (day.day + 6) // 7) in self.nth_weekdays:
-            return True
-        return weekday in self.last_weekdays and day.day + 7 > _month_length(day)
-
-
-def _month_length(day: date) -> int:
-    return calendar.monthrange(day.year, day.month)[1]
-
-
-def _next_matching_day(rule: _DayRule, day: date, until: date) -> date | None:
-    """The first day in ``[day, until]`` that ``rule`` matches."""
-    while day <= until:
-        if day.month not in rule.months:
-            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-        elif rule.matches(day):
-            return day
-        else:
-            day += _ONE_DAY
-    return None
-
-
-def _search_limit(day: date) -> date:
-    return date(min(day.year + _CYCLE_YEARS + 1, _LAST_YEAR), 12, 31)
-
-
-@functools.lru_cache(maxsize=1024)
-def _times_of_day(
-    hours: tuple[int, ...], minutes: tuple[int, ...], seconds: tuple[int, ...]
-) -> tuple[int, ...]:
-    """Seconds after local midnight that match, sorted (shared by equal expressions)."""
-    return tuple(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
-
-
-def _values(field: Sequence[int | str], full_range: range) -> tuple[int, ...]:
-    return tuple(full_range) if list(field) == ["*"] else tuple(sorted(int(v) for v in field))
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_cron(expression: str) -> tuple[_DayRule, tuple[int, ...]]:
-    """Validate ``expression`` and return its day rule and matching times of day.
-
-    Cached: croniter's parser costs about 100 µs and many schedules share an expression.
-    """
-
-    def invalid(reason: str) -> TaskValidationError:
-        return TaskValidationError("cron", expression, reason)
-
-    if not expression.isascii():
-        raise invalid("must be ASCII")
-    text = _ALIASES.get(expression.strip().lower(), expression)
-    fields = text.split()
-    if len(fields) == 7:
-        raise invalid("a year field is not supported")
-    if len(fields) not in (5, 6):
-        raise invalid(
-            "needs 5 fields (minute hour day-of-month month day-of-week) "
-            f"or 6 with seconds last, got {len(fields)}"
-        )
-    if any(_HASHED_VALUE.match(part) for f in fields for part in f.lower().split(",")):
-        raise invalid("hashed/random values (H, R) are not supported")
-    if "w" in fields[2].lower():
-        raise invalid("nearest-weekday days (W) are not supported")
-    if any(_is_equal_range(part) for f in fields for part in f.lower().split(",")):
-        raise invalid("an equal range like '5-5' reads as the whole field; write the single value")
-    try:
-        expanded, nth = croniter.expand(" ".join(fields))
-    except CroniterError as exc:
-        raise invalid(f"not a valid cron expression ({exc})") from None
-    minute, hour, day_of_month, month, weekday = expanded[:5]
-    if nth and (set(weekday) != set(nth) or day_of_month != ["*"]):
-        raise invalid("'#' and 'L' weekdays cannot be mixed with plain weekdays or days of month")
-    rule = _DayRule(
-        months=frozenset(_values(month, range(1, 13))),
-        any_day_of_month=day_of_month == ["*"],
-        days_of_month=frozenset(int(v) for v in day_of_month if v not in ("*", "l")),
-        last_day_of_month="l" in day_of_month,
-        any_weekday=weekday == ["*"],
-        weekdays=frozenset() if nth else frozenset(int(v) for v in weekday if v != "*"),
-        nth_weekdays=frozenset((d, n) for d, ns in nth.items() for n in ns if n != "l"),
-        last_weekdays=frozenset(d for d, ns in nth.items() if "l" in ns),
-    )
-    first_cycle_day = date(2000, 1, 1)
-    if _next_matching_day(rule, first_cycle_day, _search_limit(first_cycle_day)) is None:
-        raise invalid("it can never fire: no calendar day matches its day and month fields")
-    seconds = _values(expanded[5], range(60)) if len(expanded) == 6 else (0,)
-    times = _times_of_day(_values(hour, range(24)), _values(minute, range(60)), seconds)
-    return rule, times
-
-
-def _is_equal_range(part: str) -> bool:
-    match = _RANGE.match(part)
-    if match is None:
-        return False
-    low, high = match.groups()
-    return int(low) == int(high) if low.isdigit() and high.isdigit() else low == high
-
-
-def _load_zone(timezone: str | ZoneInfo) -> ZoneInfo:
-    if isinstance(timezone, ZoneInfo):
-        if not timezone.key or timezone.key == "localtime":
-            raise TaskValidationError("timezone", timezone, "needs an IANA key to be persisted")
-        return timezone
-    if not isinstance(timezone, str) or timezone == "localtime":
-        raise TaskValidationError("timezone", timezone, "must be an IANA zone name")
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise TaskValidationError(
-            "timezone", timezone, "unknown IANA zone name (e.g. 'Europe/Madrid', 'UTC')"
-        ) from None
-
-
-def _wall_to_epoch(day: date, time_of_day: int, zone: ZoneInfo) -> int:
-    """The instant a local wall time fires at, under the DST rule of the module docstring."""
-    hour, rest = divmod(time_of_day, 3600)
-    minute, second = divmod(rest, 60)
-    wall = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=zone)
-    fire = int(wall.timestamp())  # fold=0: a repeated wall time maps to its first occurrence
-    back = datetime.fromtimestamp(fire, zone)
-    if (back.day, back.hour, back.minute, back.second) == (day.day, hour, minute, second):
-        return fire
-    # The wall time is in a gap: fold=0 read it with the offset before the gap and
-    # fold=1 with the offset after, so the gap ends somewhere in between.
-    return _offset_change(int(wall.replace(fold=1).timestamp()), fire, zone)
-
-
-def _offset_change(before: int, after: int, zone: ZoneInfo) -> int:
-    """The first second in ``(before, after]`` that has the UTC offset of ``after``."""
-    target = datetime.fromtimestamp(after, zone).utcoffset()
-    while after - before > 1:
-        middle = (before + after) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == target:
-            after = middle
-        else:
-            before = middle
-    return after
-
-
-def _end_of_repeated_span(epoch_s: int, local: datetime, zone: ZoneInfo) -> int:
-    """For an instant in the second pass of a repeated (fall-back) span, when that span ends.
-
-    Every wall time of the span already fired during the first pass.
-    """
-    first_pass = int(local.replace(fold=0).timestamp())
-    transition = _offset_change(first_pass, epoch_s, zone)
-    return transition + (epoch_s - first_pass)
-
-
-@functools.lru_cache(maxsize=4096)
-def _steady_day_start(zone: ZoneInfo, ordinal: int) -> int | None:
-    """Local midnight of the day as epoch seconds, if the whole day keeps one UTC offset."""
-    day = date.fromordinal(ordinal)
-    midnight = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
-    first = datetime.fromtimestamp(midnight, zone)
-    last = datetime.fromtimestamp(midnight + _DAY_S - 1, zone)
-    steady = (first.date(), first.hour, first.minute, first.second) == (day, 0, 0, 0)
-    return midnight if steady and first.utcoffset() == last.utcoffset() else None
-
-
 class CronTrigger(Trigger):
     """Fires at the local wall-clock times a cron expression names, in an IANA zone.
 
@@ -530,9 +333,9 @@ class CronTrigger(Trigger):
     ) -> None:
         if not isinstance(expression, str):
             raise TaskValidationError("cron", expression, "must be a string")
-        self._rule, self._times = _parse_cron(expression)
+        self._rule, self._times = parse_cron(expression)
         self._expression = " ".join(expression.split())
-        self._zone = _load_zone(timezone)
+        self._zone = load_zone(timezone)
         self._start = _optional_epoch("start", start)
         self._end = _optional_epoch("end", end)
         _check_bounds(self._start, self._end)
@@ -609,7 +412,7 @@ class CronTrigger(Trigger):
         try:
             local = datetime.fromtimestamp(earliest, self._zone)
             if local.fold:
-                earliest = _end_of_repeated_span(earliest, local, self._zone)
+                earliest = end_of_repeated_span(earliest, local, self._zone)
                 local = datetime.fromtimestamp(earliest, self._zone)
             before = datetime.fromtimestamp(earliest - 1, self._zone)
         except (OverflowError, ValueError, OSError):
@@ -630,22 +433,22 @@ class CronTrigger(Trigger):
 
     def _to_epoch(self, day: date, time_of_day: int) -> int:
         """The instant a matching wall time fires at; remembers ``day`` if it keeps one offset."""
-        midnight = _steady_day_start(self._zone, day.toordinal())
+        midnight = steady_day_start(self._zone, day.toordinal())
         if midnight is None:
             self._steady_day = None
-            return _wall_to_epoch(day, time_of_day, self._zone)
+            return wall_to_epoch(day, time_of_day, self._zone)
         self._steady_day = (midnight, midnight + _DAY_S)
         return midnight + time_of_day
 
     def _next_wall_time(self, day: date, time_of_day: int) -> tuple[date, int] | None:
         """The first matching local wall time at or after ``time_of_day`` on ``day``."""
-        if day.year > _LAST_YEAR:
+        if day.year > LAST_YEAR:
             return None
         if time_of_day < _DAY_S and self._rule.matches(day):
             index = bisect_left(self._times, time_of_day)
             if index < len(self._times):
                 return day, self._times[index]
-        next_day = _next_matching_day(self._rule, day + _ONE_DAY, _search_limit(day))
+        next_day = next_matching_day(self._rule, day + _ONE_DAY, search_limit(day))
         return None if next_day is None else (next_day, self._times[0])
 
 
