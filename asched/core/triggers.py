@@ -34,10 +34,11 @@ Daylight saving time (the rule, in the trigger's IANA zone)
 
     How (in :mod:`asched.core.cron_calendar`): croniter only parses and expands
     the fields (its ``get_next`` takes about 100 µs and fires twice on fall-back
-    days). We walk local *wall-clock* candidates in order and map each to an instant with ``fold=0`` (gap times to
-    the end of their gap). That mapping never decreases, so the first candidate
-    whose instant is not before the reference is the answer. Days with a single
-    UTC offset are cached so the next fire on such a day is one ``bisect``.
+    days). We walk local *wall-clock* candidates in order and map each to an
+    instant with ``fold=0`` (gap times to the end of their gap). That mapping
+    never decreases, so the first candidate whose instant is not before the
+    reference is the answer. Days with a single UTC offset are cached so the
+    next fire on such a day is one ``bisect``.
     Searches are bounded: the Gregorian calendar repeats every 400 years, so an
     expression that matches nothing in one cycle never fires and is refused up
     front, and no search looks further than one cycle ahead. No fire is produced
