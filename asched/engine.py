@@ -275,7 +275,14 @@ class Engine:
             self._wheel.cancel(handle)
             task._handle = None
         self._ready.remove(task.id)
-        self._limits.unpark(task.id)
+        limits = self._limits
+        limits.unpark(task.id)
+        woken = limits.forget(task.id)
+        if woken:
+            now = self.clock.now()
+            for again in woken:
+                self._push_ready(again, now)
+            self._request_dispatch()
 
     def _set_timer(self, when_s: float) -> None:
         if self._timer is not None:
@@ -333,12 +340,13 @@ class Engine:
             if check_limits or task.concurrency_key is not None:
                 blocker = limits.blocker(task.type, task.concurrency_key)
                 if blocker is not None:
-                    limits.park(blocker, task.id, task.priority, task.due_s, task)
+                    for again in limits.park(blocker, task.id, task.priority, task.due_s, task):
+                        self._push_ready(again, now)
                     continue
             if gated and task.type in gated:
                 gate = self._policies.gate(task, now)
                 if gate is not None:
-                    self._defer(task, gate)
+                    self._defer(task, gate, now)
                     continue
             if shared is None and not check_limits and task.concurrency_key is None:
                 limits.running += 1  # _start's common case inlined
@@ -346,23 +354,28 @@ class Engine:
             else:
                 self._start(task, now)
 
-    def _defer(self, task: Task, gate: Gate) -> None:
+    def _defer(self, task: Task, gate: Gate, now_s: float) -> None:
         """A due task must wait for a rate limit or a circuit; it spends no attempt."""
         task.wait_reason = gate.reason
+        limits = self._limits
         if gate.wake_at_s is not None:
             task._handle = self._wheel.insert(gate.wake_at_s, task)
             if self._timer_at is None or gate.wake_at_s < self._timer_at:
                 self._set_timer(gate.wake_at_s)
+            woken = limits.forget(task.id)
         else:
             assert gate.breaker is not None
-            self._limits.park(("breaker", gate.breaker), task.id, task.priority, task.due_s, task)
+            blocker = ("breaker", gate.breaker)
+            woken = limits.park(blocker, task.id, task.priority, task.due_s, task)
+        for again in woken:
+            self._push_ready(again, now_s)
 
     def _start(self, task: Task, now_s: float) -> None:
         limits = self._limits
         if task.concurrency_key is None and not limits.type_limits:
             limits.running += 1
         else:
-            limits.acquire(task.type, task.concurrency_key)
+            limits.acquire(task.type, task.concurrency_key, task.id)
         if self._shared is not None:
             self._shared.want(task)  # starts it once this process holds its lease
         else:

@@ -4,6 +4,10 @@ Pure bookkeeping.  ``blocker`` says which limit (if any) stops a task from
 starting; the caller parks such a task here and gets it back from ``release``
 when that limit frees a slot, best-first, so a full key never holds up work
 for other keys.
+
+A woken item may find a second limit full and be parked again, or be cancelled
+before it starts; either way the slot it was woken for is still free, so
+``park`` and ``forget`` wake the next item waiting for that slot.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class ConcurrencyLimits(Generic[K, T]):
         "_by_type",
         "_parked",
         "_parked_at",
+        "_woken",
         "default_key_limit",
         "key_limits",
         "running",
@@ -43,6 +48,8 @@ class ConcurrencyLimits(Generic[K, T]):
         self._by_key: dict[str, int] = {}
         self._parked: dict[Blocker, TaskQueue[K, T]] = {}
         self._parked_at: dict[K, Blocker] = {}
+        # Items handed back by release() and not started yet: the limit they left.
+        self._woken: dict[K, Blocker] = {}
 
     @property
     def has_room(self) -> bool:
@@ -65,8 +72,10 @@ class ConcurrencyLimits(Generic[K, T]):
                 return ("key", key)
         return None
 
-    def acquire(self, task_type: str, key: str | None) -> None:
+    def acquire(self, task_type: str, key: str | None, item_key: K | None = None) -> None:
         self.running += 1
+        if item_key is not None and self._woken:
+            self._woken.pop(item_key, None)
         if task_type in self.type_limits:
             self._by_type[task_type] = self._by_type.get(task_type, 0) + 1
         if key is not None:
@@ -90,12 +99,27 @@ class ConcurrencyLimits(Generic[K, T]):
             self._unpark(("key", key), woken)
         return woken
 
-    def park(self, blocker: Blocker, key: K, priority: int, due_s: float, item: T) -> None:
+    def park(self, blocker: Blocker, key: K, priority: int, due_s: float, item: T) -> list[T]:
+        """Hold ``item`` until ``blocker`` frees a slot; returns items to try again now
+        (the next ones waiting for a slot this item was woken for and did not take)."""
         queue = self._parked.get(blocker)
         if queue is None:
             queue = self._parked[blocker] = TaskQueue()
         queue.push(key, priority, due_s, item)
         self._parked_at[key] = blocker
+        if self._woken and self._woken.get(key) == blocker:
+            del self._woken[key]  # back in the same line: that slot was taken meanwhile
+            return []
+        return self.forget(key)
+
+    def forget(self, key: K) -> list[T]:
+        """``key`` will not start for now (re-parked, cancelled, paused): wake the next
+        item waiting for the slot it had been woken for, if any."""
+        source = self._woken.pop(key, None) if self._woken else None
+        woken: list[T] = []
+        if source is not None:
+            self._unpark(source, woken)
+        return woken
 
     def unpark(self, key: K) -> T | None:
         """Take a specific parked item out (it was cancelled or paused)."""
@@ -129,6 +153,7 @@ class ConcurrencyLimits(Generic[K, T]):
         popped = queue.popitem()
         if popped is not None:
             del self._parked_at[popped[0]]
+            self._woken[popped[0]] = blocker
             woken.append(popped[1])
         if not queue:
             del self._parked[blocker]

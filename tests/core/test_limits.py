@@ -199,12 +199,19 @@ def test_every_job_runs_and_no_limit_is_exceeded(
     def try_start(job: Job) -> None:
         blocker = limits.blocker(job.type, job.key)
         if blocker is None:
-            limits.acquire(job.type, job.key)
+            limits.acquire(job.type, job.key, job.id)
             running.append(job)
             started.append(job.id)
-        else:
-            park(limits, blocker, job)
-            parked.setdefault(blocker, []).append((job.priority, job.due_s, next(seq), job))
+            return
+        parked.setdefault(blocker, []).append((job.priority, job.due_s, next(seq), job))
+        # A job woken for a slot it cannot use hands that slot to the next in line.
+        for again in limits.park(blocker, job.id, job.priority, job.due_s, job):
+            for waiting in parked.values():
+                for entry in waiting:
+                    if entry[3] is again:
+                        waiting.remove(entry)
+                        break
+            try_start(again)
 
     def check() -> None:
         assert limits.running == len(running)
@@ -237,3 +244,29 @@ def test_every_job_runs_and_no_limit_is_exceeded(
         check()
     assert sorted(started) == sorted(j.id for j in jobs)
     assert limits.parked_count() == 0
+
+
+def test_a_woken_item_parked_again_hands_its_slot_to_the_next_in_line() -> None:
+    limits: ConcurrencyLimits[str, str] = ConcurrencyLimits(100, 1)
+    limits.type_limits["upload"] = 1
+    limits.acquire("render", "c1")  # another type holds channel c1
+    limits.acquire("upload", "c9")  # the one upload slot is taken
+    assert limits.park(("type", "upload"), "a", 2, 1.0, "a") == []
+    assert limits.park(("type", "upload"), "b", 2, 2.0, "b") == []
+    assert limits.release("upload", "c9") == ["a"]  # a wakes for the upload slot...
+    assert limits.blocker("upload", "c1") == ("key", "c1")
+    # ...but its channel is busy: parking it again passes the upload slot on to b.
+    assert limits.park(("key", "c1"), "a", 2, 1.0, "a") == ["b"]
+    assert limits.blocker("upload", "c2") is None
+    limits.acquire("upload", "c2", "b")
+    assert limits.forget("b") == []  # b started: nothing more to hand on
+
+
+def test_a_woken_item_cancelled_before_it_starts_hands_its_slot_on() -> None:
+    limits: ConcurrencyLimits[str, str] = ConcurrencyLimits(100, 1)
+    limits.type_limits["upload"] = 1
+    limits.acquire("upload", None)
+    limits.park(("type", "upload"), "a", 2, 1.0, "a")
+    limits.park(("type", "upload"), "b", 2, 2.0, "b")
+    assert limits.release("upload", None) == ["a"]
+    assert limits.forget("a") == ["b"]

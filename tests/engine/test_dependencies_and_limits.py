@@ -239,3 +239,37 @@ async def test_idempotency_key_returns_the_first_id(
         second = await s.schedule_task("job", delay=60, idempotency_key="video-42")
         assert first == second
         assert len(await s.list_tasks()) == 1
+
+
+async def test_a_task_blocked_twice_does_not_hold_up_the_next_one(
+    make_scheduler: Callable[..., Scheduler], clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    render_done = asyncio.Event()
+    first_upload_done = asyncio.Event()
+
+    @s.task("render")
+    async def render() -> None:
+        await render_done.wait()
+
+    @s.task("upload", concurrency=1)
+    async def upload(n: int) -> int:
+        if n == 1:
+            await first_upload_done.wait()
+        return n
+
+    async with s:
+        busy_channel = await s.schedule_task("render", concurrency_key="c1")
+        first = await s.schedule_task("upload", {"n": 1}, concurrency_key="c9")
+        await clock.advance(0)
+        blocked_twice = await s.schedule_task("upload", {"n": 2}, concurrency_key="c1")
+        other = await s.schedule_task("upload", {"n": 3}, concurrency_key="c2")
+        await clock.advance(0)
+        first_upload_done.set()
+        await s.wait_for(first, timeout=5)
+        # The upload slot goes to the c2 upload, not to the one still waiting for c1.
+        assert await s.wait_for(other, timeout=5) == 3
+        assert await s.get_task_status(blocked_twice) is L.SCHEDULED
+        render_done.set()
+        await s.wait_for(busy_channel, timeout=5)
+        assert await s.wait_for(blocked_twice, timeout=5) == 2
