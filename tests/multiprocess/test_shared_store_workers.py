@@ -114,16 +114,16 @@ def test_two_workers_share_the_work_and_run_each_task_once(tmp_path: Path) -> No
 
 
 def test_a_killed_worker_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
-    count = 300
+    count = 3000
     db, ledger, stop, worker = _setup(tmp_path, count)
-    first = _spawn(worker, db, ledger, stop, 0.02)
+    first = _spawn(worker, db, ledger, stop, 0.005)
     _wait_until(lambda: len(_ledger(ledger)) >= count // 3, 60)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     killed_at = len(_ledger(ledger))
     assert killed_at < count, "the worker finished before it could be killed"
 
-    second = _spawn(worker, db, ledger, stop, 0.02)
+    second = _spawn(worker, db, ledger, stop, 0.005)
     try:
         _wait_until(lambda: _states(db)["COMPLETED"] == count, 60)
     finally:
