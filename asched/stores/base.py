@@ -147,22 +147,14 @@ class Store(ABC):
         longer held is ignored."""
 
     # -- recurring schedules: JSON records (see asched.recurring.Schedule) ---------
-    # Kept in this object by default, which suits an in-memory store; a durable
-    # store overrides the three methods to keep them with its tasks.
 
+    @abstractmethod
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
-        kept = self._kept_schedules()
-        for record in records:
-            kept[record["id"]] = record
+        """Insert or replace schedule records, keyed by their ``"id"``."""
 
-    async def load_schedules(self) -> list[dict[str, Any]]:
-        return list(self._kept_schedules().values())
+    @abstractmethod
+    async def load_schedules(self) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
     async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
-        kept = self._kept_schedules()
-        for schedule_id in schedule_ids:
-            kept.pop(schedule_id, None)
-
-    def _kept_schedules(self) -> dict[str, dict[str, Any]]:
-        kept: dict[str, dict[str, Any]] = vars(self).setdefault("_schedule_records", {})
-        return kept
+        """Remove schedule records; unknown ids are ignored."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
@@ -30,6 +31,7 @@ class MemoryStore(Store):
         #: The last token granted per task: tokens outlive the leases.
         self._tokens: dict[str, int] = {}
         self._held = HeldLeases()
+        self._schedules: dict[str, dict[str, Any]] = {}
 
     async def insert(self, tasks: Sequence[Task]) -> None:
         self.insert_now(tasks)
@@ -212,6 +214,17 @@ class MemoryStore(Store):
         lease = self._leases[task_id] = Lease(task_id, owner, token, expires_s)
         self._held.grant((lease,))
         return lease
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        for record in records:
+            self._schedules[record["id"]] = record
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        return list(self._schedules.values())
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        for schedule_id in schedule_ids:
+            self._schedules.pop(schedule_id, None)
 
 
 def _claimable(task: Task) -> bool:
