@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asched import Scheduler, SchedulerStateError, TaskLifecycle, TaskValidationError
+from asched import Scheduler, SchedulerStateError, Task, TaskLifecycle, TaskValidationError
 from asched._cli_app import DEFAULT_WORKER_STORE, choose_store
 from asched.stores import MemoryStore
 from asched.stores.sqlite import SQLiteStore
@@ -94,3 +94,32 @@ def test_the_worker_store_precedence(tmp_path: Path) -> None:
     assert choose_store(None, durable) is None
     assert choose_store(None, in_memory) == DEFAULT_WORKER_STORE
     assert isinstance(in_memory.store, MemoryStore)
+
+
+async def test_share_store_before_start_puts_every_attempt_under_a_lease(tmp_path: Path) -> None:
+    scheduler = Scheduler(f"sqlite:///{tmp_path / 's.db'}")
+    scheduler.share_store(lease_s=5.0)
+    assert scheduler.config.shared_store and scheduler.config.lease_s == 5.0
+
+    @scheduler.task("job")
+    async def job() -> int:
+        return 1
+
+    async with scheduler:
+        task_id = await scheduler.schedule_task("job")
+        assert await scheduler.wait_for(task_id, timeout=5) == 1
+        with pytest.raises(SchedulerStateError, match="before start"):
+            scheduler.share_store()
+    history = [t.to_state.name for t in (await _stored(tmp_path / "s.db", task_id)).history]
+    assert history == ["QUEUED", "SCHEDULED", "RUNNING", "COMPLETED"]
+
+
+async def _stored(path: Path, task_id: str) -> Task:
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        task = await store.get(task_id)
+    finally:
+        await store.close()
+    assert task is not None
+    return task
