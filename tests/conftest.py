@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from asched import Scheduler
 from asched.testing import FakeClock
+
+# No per-example deadline (a busy 2-core machine is not a slow algorithm), and in
+# CI the same examples every run, so a red build always reproduces.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 
 @pytest.fixture
