@@ -199,18 +199,24 @@ class ScheduleRunner:
         return task
 
     async def _submit(self, tasks: list[Task], now: float) -> None:
+        """Store each fire's task on its own (a duplicate fails alone), concurrently,
+        so a durable store commits them together."""
         if not tasks:
             return
-        s = self._scheduler
-        for task in tasks:
-            try:
-                await s._submit([task], now)
-            except TaskValidationError as exc:
-                if exc.field != "task_id":
-                    raise
-                # Another scheduler on this store created this fire's task already.
-                continue
-            self.track(task)
+        submit = self._scheduler._submit
+        outcomes = await asyncio.gather(
+            *(submit([task], now) for task in tasks), return_exceptions=True
+        )
+        failure: BaseException | None = None
+        for task, outcome in zip(tasks, outcomes, strict=True):
+            if outcome is None:
+                self.track(task)
+            elif isinstance(outcome, TaskValidationError) and outcome.field == "task_id":
+                continue  # another scheduler on this store created this fire's task already
+            elif failure is None:
+                failure = outcome
+        if failure is not None:
+            raise failure
 
     # -- timer ---------------------------------------------------------------------------
 

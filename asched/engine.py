@@ -260,9 +260,7 @@ class Engine:
         due = task.due_s
         if due <= now_s:
             self._push_ready(task, now_s)
-            if not self._dispatch_pending:
-                self._dispatch_pending = True
-                self._loop.call_soon(self._dispatch)
+            self._request_dispatch()
         else:
             task._handle = self._wheel.insert(due, task)
             if self._timer_at is None or due < self._timer_at:
@@ -531,9 +529,8 @@ class Engine:
                 now = self.clock.now()
                 for parked in woken:
                     self._push_ready(parked, now)
-        if self._ready and not self._dispatch_pending:
-            self._dispatch_pending = True
-            self._loop.call_soon(self._dispatch)
+        if self._ready:
+            self._request_dispatch()
 
     def _finish_success(self, task: Task, result: Any) -> None:
         now = self.clock.now()

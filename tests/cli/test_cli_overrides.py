@@ -30,13 +30,8 @@ async def test_use_store_before_start_makes_the_scheduler_durable(tmp_path: Path
         assert await scheduler.wait_for(task_id, timeout=5) == 7
         with pytest.raises(SchedulerStateError):
             scheduler.use_store("memory://")
-    check = SQLiteStore(tmp_path / "w.db")
-    await check.open()
-    try:
-        stored = await check.get(task_id)
-    finally:
-        await check.close()
-    assert stored is not None and stored.lifecycle is TaskLifecycle.COMPLETED
+    stored = await _stored(tmp_path / "w.db", task_id)
+    assert stored.lifecycle is TaskLifecycle.COMPLETED
 
 
 async def test_set_max_concurrency_limits_running_tasks() -> None:
