@@ -23,12 +23,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from asched._api_insight import InsightAPI
-from asched._api_recurring import RecurringAPI
-from asched._intake import SPEC_FIELDS, TaskIntake
 from asched._parse import parse_lifecycle, parse_priority
-from asched._schedule_runner import ScheduleRunner
-from asched._shared import SharedStoreCoordinator
 from asched._states import (
     CANCELLED,
     COMPLETED,
@@ -44,7 +39,13 @@ from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
 from asched.core.dependencies import find_cycle
 from asched.core.ratelimit import RateLimit
-from asched.engine import CANCELLED_BY_REQUEST
+from asched.engine.insight_api import InsightAPI
+from asched.engine.intake import SPEC_FIELDS, TaskIntake
+from asched.engine.loop import CANCELLED_BY_REQUEST
+from asched.engine.policies import BreakerKey, Policies, TypePolicy
+from asched.engine.recurring_api import RecurringAPI
+from asched.engine.schedules import ScheduleRunner
+from asched.engine.shared import SharedStoreCoordinator
 from asched.errors import (
     DependencyError,
     SchedulerStateError,
@@ -56,7 +57,6 @@ from asched.errors import (
 )
 from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
-from asched.policies import BreakerKey, Policies, TypePolicy
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
@@ -235,7 +235,7 @@ class Scheduler(RecurringAPI, InsightAPI):
 
     def share_store(self, lease_s: float | None = None) -> None:
         """Coordinate with other processes on the same durable store (before start):
-        every attempt then starts under a lease; see :mod:`asched._shared`."""
+        every attempt then starts under a lease; see :mod:`asched.engine.shared`."""
         if self._running or self._closing:
             raise SchedulerStateError("share_store() must be called before start()")
         changes: dict[str, Any] = {"shared_store": True}
@@ -366,7 +366,7 @@ class Scheduler(RecurringAPI, InsightAPI):
         priority: TaskPriority | int | str = TaskPriority.MEDIUM,
         **options: Any,
     ) -> str:
-        """Accept one task; return its id.  See :data:`asched._intake.SPEC_FIELDS`.
+        """Accept one task; return its id.  See :data:`asched.engine.intake.SPEC_FIELDS`.
 
         ``window=(not_before, not_after)`` lets the scheduler pick the time: the
         least busy slot by the forecast, or the best by ``slot_strategy`` (a

@@ -14,8 +14,8 @@ from itertools import repeat
 from operator import attrgetter, floordiv, sub
 from typing import Any
 
+from asched.engine.recurring import Schedule
 from asched.model import Task, TaskLifecycle, TaskPriority
-from asched.recurring import Schedule
 
 BUCKETS_S = {"minute": 60, "hour": 3600, "day": 86400}
 _PENDING = frozenset({TaskLifecycle.QUEUED, TaskLifecycle.SCHEDULED, TaskLifecycle.RETRYING})

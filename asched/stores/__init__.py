@@ -15,7 +15,7 @@ def open_store(url: str) -> Store:
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
-        from asched.stores.sqlite import SQLiteStore
+        from asched.stores.sqlite.store import SQLiteStore
 
         return SQLiteStore.from_url(url)
     raise ConfigError(

@@ -146,7 +146,7 @@ class Store(ABC):
         """Hand tasks back (no owner) without changing anything else; a lease no
         longer held is ignored."""
 
-    # -- recurring schedules: JSON records (see asched.recurring.Schedule) ---------
+    # -- recurring schedules: JSON records (see asched.engine.recurring.Schedule) ---------
 
     @abstractmethod
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
-from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
 from asched.stores.base import CLAIMABLE_STATES, LEASE_ENDING_STATES, Lease, Store
+from asched.stores.leases import HeldLeases, check_lease_s, check_limit, check_owner
 
 
 class MemoryStore(Store):

@@ -9,7 +9,7 @@ import pytest
 
 from asched import Scheduler, TaskLifecycle
 from asched.cli import main
-from asched.stores.sqlite import SQLiteStore
+from asched.stores.sqlite.store import SQLiteStore
 
 
 async def _prepare(url: str) -> tuple[str, str]:

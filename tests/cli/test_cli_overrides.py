@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from asched import Scheduler, SchedulerStateError, Task, TaskLifecycle, TaskValidationError
-from asched._cli_app import DEFAULT_WORKER_STORE, choose_store
+from asched.cli.app import DEFAULT_WORKER_STORE, choose_store
 from asched.stores import MemoryStore
-from asched.stores.sqlite import SQLiteStore
+from asched.stores.sqlite.store import SQLiteStore
 
 
 async def test_use_store_before_start_makes_the_scheduler_durable(tmp_path: Path) -> None:

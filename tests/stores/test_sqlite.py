@@ -30,10 +30,10 @@ from asched import (
 )
 from asched.model import Task
 from asched.stores import open_store
-from asched.stores._sqlite import INSERT_SQL, encode_insert
 from asched.stores.base import Lease
 from asched.stores.records import encode_record
-from asched.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from asched.stores.sqlite.connection import INSERT_SQL, encode_insert
+from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock
 
 L = TaskLifecycle
@@ -608,7 +608,7 @@ def query_plan(path: Path, sql: str, params: dict[str, Any] | tuple[Any, ...]) -
 async def test_lease_queries_use_their_indexes_and_never_sort(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
-    from asched.stores._sqlite_leases import CLAIM_DUE_SQL, NEXT_DUE_SQL, RENEW_SQL
+    from asched.stores.sqlite.leases import CLAIM_DUE_SQL, NEXT_DUE_SQL, RENEW_SQL
 
     store = make_store()
     await store.open()
@@ -623,8 +623,8 @@ async def test_lease_queries_use_their_indexes_and_never_sort(
 
 
 def test_the_claim_index_condition_matches_the_claimable_states() -> None:
-    from asched.stores._sqlite import CLAIMABLE_SQL
     from asched.stores.base import CLAIMABLE_STATES
+    from asched.stores.sqlite.connection import CLAIMABLE_SQL
 
     assert any(CLAIMABLE_SQL in statement for statement in MIGRATIONS[2])
     assert set(re.findall(r"'(\w+)'", CLAIMABLE_SQL)) == {s.name for s in CLAIMABLE_STATES}
@@ -725,7 +725,7 @@ async def test_a_refused_fenced_save_shares_its_group_with_other_writes(
 CLAIMER = textwrap.dedent(
     """
     import asyncio, sys
-    from asched.stores.sqlite import SQLiteStore
+    from asched.stores.sqlite.store import SQLiteStore
 
     async def main(path, owner, now_s):
         store = SQLiteStore(path)

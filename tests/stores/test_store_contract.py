@@ -23,7 +23,7 @@ from asched import ConfigError, TaskLifecycle, TaskMetadata, TaskPriority, TaskV
 from asched.model import Task
 from asched.stores import MemoryStore, Store
 from asched.stores.base import Lease
-from asched.stores.sqlite import SQLiteStore
+from asched.stores.sqlite.store import SQLiteStore
 
 L = TaskLifecycle
 T0 = 1_800_000_000.0

@@ -9,8 +9,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from asched import __version__
-from asched._cli_app import DEFAULT_WORKER_STORE
-from asched.demo import DEMO_STORE
+from asched.cli.app import DEFAULT_WORKER_STORE
+from asched.cli.demo import DEMO_STORE
 from asched.errors import AschedError
 from asched.model import TaskLifecycle
 
@@ -144,14 +144,14 @@ def _add_ops(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from asched.demo import run_demo
+    from asched.cli.demo import run_demo
 
     return run_demo(store=args.store, channels=args.channels)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from asched._cli_app import AppError, choose_store, load_app
-    from asched._cli_run import run_worker
+    from asched.cli.app import AppError, choose_store, load_app
+    from asched.cli.run import run_worker
 
     try:
         app = load_app(args.app)
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ops(args: argparse.Namespace) -> int:
-    from asched import _cli_ops as ops
+    from asched.cli import ops
 
     try:
         store = ops.existing_store(args.store)
@@ -210,6 +210,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     return command(args)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

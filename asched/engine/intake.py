@@ -13,9 +13,15 @@ from zoneinfo import ZoneInfo
 
 from asched._parse import parse_priority
 from asched.config import SchedulerConfig
+from asched.engine.registry import (
+    EXECUTOR_NAMES,
+    Registry,
+    check_backoff,
+    check_retries,
+    check_timeout,
+)
 from asched.errors import TaskValidationError, UnknownTaskTypeError
 from asched.model import Task, TaskMetadata, TaskPriority, encode_json, new_task_id
-from asched.registry import EXECUTOR_NAMES, Registry, check_backoff, check_retries, check_timeout
 
 #: The keyword names a task spec (``schedule_task`` / ``schedule_many``) accepts.
 SPEC_FIELDS = frozenset(

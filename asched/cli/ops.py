@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 
 import orjson
 
-from asched._cli_format import plural, table, when
+from asched.cli.format import plural, table, when
+from asched.engine.recurring import Schedule
 from asched.errors import AschedError, TaskValidationError
 from asched.model import Task, TaskLifecycle
 from asched.observability.forecast import BUCKETS_S, build_forecast, render_timeline
-from asched.recurring import Schedule
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 

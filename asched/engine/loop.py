@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from asched._shared import SharedStoreCoordinator
 from asched._states import (
     CANCELLED,
     COMPLETED,
@@ -36,6 +35,15 @@ from asched.core.limits import ConcurrencyLimits
 from asched.core.queue import TaskQueue
 from asched.core.wheel import Timer, TimerWheel
 from asched.core.windows import OutcomeWindow
+from asched.engine.policies import (
+    OUTCOME_ABANDONED,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCEEDED,
+    Gate,
+    Policies,
+)
+from asched.engine.registry import Registry
+from asched.engine.shared import SharedStoreCoordinator
 from asched.errors import SchedulerStateError, TaskTimeoutError
 from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event, TaskQueued
 from asched.executors import (
@@ -46,8 +54,6 @@ from asched.executors import (
     ThreadExecutor,
 )
 from asched.model import Task, TaskLifecycle
-from asched.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Gate, Policies
-from asched.registry import Registry
 from asched.stores import Store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -399,7 +405,7 @@ class Engine:
         if task.timeout_s is not None:
             self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
 
-    # -- several processes on one store (see asched._shared) ---------------------------
+    # -- several processes on one store (see asched.engine.shared) ---------------------------
 
     def _give_up_slot(self, task: Task, *, taken: bool) -> None:
         """A claim failed or was moot: free the slot; forget the task if another

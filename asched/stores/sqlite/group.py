@@ -18,7 +18,8 @@ import aiosqlite
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
-from asched.stores._sqlite import (
+from asched.stores.base import Lease
+from asched.stores.sqlite.connection import (
     DELETE_SCHEDULE_SQL,
     INSERT_SQL,
     UPSERT_SCHEDULE_SQL,
@@ -27,8 +28,7 @@ from asched.stores._sqlite import (
     name_conflict,
     rollback,
 )
-from asched.stores._sqlite_leases import write_saves
-from asched.stores.base import Lease
+from asched.stores.sqlite.leases import write_saves
 
 R = TypeVar("R")
 V = TypeVar("V")

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from asched._intake import TaskIntake
-from asched._schedule_runner import ScheduleRunner
-from asched._schedule_spec import build_schedule
 from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
-from asched.engine import Engine
+from asched.engine.intake import TaskIntake
+from asched.engine.loop import Engine
+from asched.engine.schedule_spec import build_schedule
+from asched.engine.schedules import ScheduleRunner
 from asched.model import TaskPriority
 
 

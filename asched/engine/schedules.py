@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from asched.clock import TimerHandle
 from asched.core.misfire import plan_misfires
 from asched.core.wheel import Timer, TimerWheel
+from asched.engine.recurring import Schedule
 from asched.errors import ScheduleNotFoundError, TaskValidationError
 from asched.model import Task
-from asched.recurring import Schedule
 
 if TYPE_CHECKING:
     from asched.scheduler import Scheduler

@@ -58,8 +58,9 @@ from asched.errors import (
     TaskValidationError,
 )
 from asched.model import Task, TaskLifecycle
-from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
-from asched.stores._sqlite import (
+from asched.stores.base import Lease, Store
+from asched.stores.leases import HeldLeases, check_lease_s, check_limit, check_owner
+from asched.stores.sqlite.connection import (
     MIGRATIONS,
     ORDER_SQL,
     SCHEMA_VERSION,
@@ -82,8 +83,8 @@ from asched.stores._sqlite import (
     store_error,
     unexpected_error,
 )
-from asched.stores._sqlite_group import LeaseOp, WriteGroup, run_group
-from asched.stores._sqlite_leases import (
+from asched.stores.sqlite.group import LeaseOp, WriteGroup, run_group
+from asched.stores.sqlite.leases import (
     NEXT_DUE_SQL,
     Claimed,
     claim_due_rows,
@@ -92,7 +93,6 @@ from asched.stores._sqlite_leases import (
     release_rows,
     renew_rows,
 )
-from asched.stores.base import Lease, Store
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -291,7 +291,7 @@ class SQLiteStore(Store):
             op.settle(result)
         group.succeed(outcome.refused)
 
-    # -- leases (see asched.stores._sqlite_leases) -------------------------------------
+    # -- leases (see asched.stores.sqlite.leases) -------------------------------------
 
     async def claim(
         self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float

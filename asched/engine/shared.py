@@ -23,7 +23,7 @@ from asched.model import Task
 from asched.stores.base import Lease
 
 if TYPE_CHECKING:
-    from asched.engine import Engine
+    from asched.engine.loop import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from asched._intake import TaskIntake
-from asched._schedule_runner import ScheduleRunner
 from asched._states import PAUSED, RETRYING
-from asched.engine import Engine
+from asched.engine.intake import TaskIntake
+from asched.engine.loop import Engine
+from asched.engine.schedules import ScheduleRunner
 from asched.errors import TaskValidationError
 from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot

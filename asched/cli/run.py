@@ -16,8 +16,8 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from asched._cli_app import App, describe_store
-from asched._cli_format import plural
+from asched.cli.app import App, describe_store
+from asched.cli.format import plural
 from asched.errors import AschedError
 from asched.facade import new_event_loop
 from asched.model import TaskLifecycle

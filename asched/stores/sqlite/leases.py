@@ -15,8 +15,8 @@ import aiosqlite
 import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
-from asched.stores._sqlite import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
 from asched.stores.base import CLAIMABLE_STATES, Lease
+from asched.stores.sqlite.connection import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
