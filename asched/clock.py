@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -53,3 +54,18 @@ class LoopClock:
         if delay <= SPIN_S:
             return self._loop.call_soon(callback)
         return self._loop.call_later(delay - 0.001, callback)
+
+
+def wall_now() -> float:
+    """Epoch seconds, for code that has no Clock (operator commands, stores, defaults)."""
+    return time.time()
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back, for deadlines and elapsed time."""
+    return time.monotonic()

@@ -23,17 +23,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from asched._parse import parse_lifecycle, parse_priority
-from asched._states import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    PAUSED,
-    QUEUED,
-    RETRYING,
-    RUNNING,
-    SCHEDULED,
-)
 from asched.clock import Clock, LoopClock
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
@@ -57,6 +46,17 @@ from asched.errors import (
 )
 from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.model.states import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SCHEDULED,
+)
+from asched.model.validation import parse_lifecycle, parse_priority
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy

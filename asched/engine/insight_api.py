@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from asched._states import PAUSED, RETRYING
 from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.schedules import ScheduleRunner
 from asched.errors import TaskValidationError
+from asched.model.states import PAUSED, RETRYING
 from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 

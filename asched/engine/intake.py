@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from asched._parse import parse_priority
 from asched.config import SchedulerConfig
 from asched.engine.registry import (
     EXECUTOR_NAMES,
@@ -22,6 +21,7 @@ from asched.engine.registry import (
 )
 from asched.errors import TaskValidationError, UnknownTaskTypeError
 from asched.model import Task, TaskMetadata, TaskPriority, encode_json, new_task_id
+from asched.model.validation import parse_priority
 
 #: The keyword names a task spec (``schedule_task`` / ``schedule_many``) accepts.
 SPEC_FIELDS = frozenset(

@@ -17,17 +17,6 @@ from typing import Any
 
 import orjson
 
-from asched._states import (
-    CANCELLED,
-    COMPLETED,
-    CREATED,
-    FAILED,
-    PAUSED,
-    QUEUED,
-    RETRYING,
-    RUNNING,
-    SCHEDULED,
-)
 from asched.clock import Clock, TimerHandle
 from asched.config import SchedulerConfig
 from asched.core.dependencies import DependencyGraph
@@ -54,6 +43,17 @@ from asched.executors import (
     ThreadExecutor,
 )
 from asched.model import Task, TaskLifecycle
+from asched.model.states import (
+    CANCELLED,
+    COMPLETED,
+    CREATED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SCHEDULED,
+)
 from asched.stores import Store
 from asched.strategies.priority import FairShare, PriorityStrategy
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from asched._parse import parse_priority
 from asched.core.triggers import CronTrigger, IntervalTrigger, Trigger
 from asched.engine.intake import SPEC_FIELDS, TaskIntake
 from asched.engine.recurring import Schedule, local_zone_name
 from asched.errors import TaskValidationError
 from asched.model import encode_json, new_task_id
+from asched.model.validation import parse_priority
 
 #: task options a schedule passes on to every task it creates
 TASK_OPTIONS = SPEC_FIELDS - {

@@ -18,8 +18,8 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from asched._states import RETRYING, RUNNING, SCHEDULED
 from asched.model import Task
+from asched.model.states import RETRYING, RUNNING, SCHEDULED
 from asched.stores.base import Lease
 
 if TYPE_CHECKING:

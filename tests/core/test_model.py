@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asched._parse import parse_lifecycle, parse_priority
 from asched.errors import InvalidTransitionError, TaskValidationError
 from asched.model import (
     RECORD_VERSION,
@@ -24,6 +23,7 @@ from asched.model import (
     Transition,
     can_transition,
 )
+from asched.model.validation import parse_lifecycle, parse_priority
 
 L = TaskLifecycle
 T0 = 1_700_000_000.25

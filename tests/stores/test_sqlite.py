@@ -29,9 +29,9 @@ from asched import (
     TaskValidationError,
 )
 from asched.model import Task
+from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
-from asched.stores.records import encode_record
 from asched.stores.sqlite.connection import INSERT_SQL, encode_insert
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock

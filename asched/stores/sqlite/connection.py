@@ -22,8 +22,8 @@ from asched.errors import (
     TaskValidationError,
 )
 from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
+from asched.model.codec import encode_record
 from asched.stores.base import LEASE_ENDING_STATES, Lease
-from asched.stores.records import encode_record
 
 logger = logging.getLogger("asched.stores.sqlite")
 

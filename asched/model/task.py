@@ -1,4 +1,4 @@
-"""The task model: lifecycle, priority, the transition table, and (de)serialisation.
+"""The Task: one unit of work, mutated only by the scheduler's loop.
 
 A task's payload is kept as JSON bytes (orjson) from the moment it is accepted:
 that validates it once, isolates the task from later mutation of the caller's
@@ -8,98 +8,23 @@ seconds inside (``*_s``) and timezone-aware UTC datetimes at the API.
 
 from __future__ import annotations
 
-import enum
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from asched.errors import InvalidTransitionError, TaskValidationError
-
-RECORD_VERSION = 1
-
-
-class TaskLifecycle(enum.IntEnum):
-    """Where a task is in its life (an IntEnum, so states index tables cheaply).
-
-    Typical: CREATED → QUEUED → SCHEDULED → RUNNING → COMPLETED.
-    QUEUED: accepted into the store, not yet armed; SCHEDULED: armed in this
-    process's timer wheel or ready queue; PAUSED: held by dependencies or by
-    ``pause_task``; RETRYING: failed, waiting out its backoff.
-    """
-
-    CREATED = 1
-    QUEUED = 2
-    SCHEDULED = 3
-    PAUSED = 4
-    RUNNING = 5
-    RETRYING = 6
-    FAILED = 7
-    COMPLETED = 8
-    CANCELLED = 9
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-class TaskPriority(enum.IntEnum):
-    """Lower runs first."""
-
-    CRITICAL = 0
-    HIGH = 1
-    MEDIUM = 2
-    LOW = 3
-    BACKGROUND = 4
-
-
-L = TaskLifecycle
-TERMINAL_STATES = frozenset({L.COMPLETED, L.FAILED, L.CANCELLED})
-
-#: The one table of allowed lifecycle changes.  QUEUED from SCHEDULED, RUNNING
-#: or RETRYING is a hand-back: the task returns to the store unarmed (shutdown,
-#: lost lease) without spending an attempt.
-TRANSITIONS: dict[TaskLifecycle, frozenset[TaskLifecycle]] = {
-    L.CREATED: frozenset({L.QUEUED, L.CANCELLED}),
-    L.QUEUED: frozenset({L.SCHEDULED, L.PAUSED, L.CANCELLED}),
-    L.SCHEDULED: frozenset({L.RUNNING, L.PAUSED, L.QUEUED, L.CANCELLED}),
-    L.PAUSED: frozenset({L.QUEUED, L.CANCELLED}),
-    L.RUNNING: frozenset({L.COMPLETED, L.FAILED, L.RETRYING, L.QUEUED, L.CANCELLED}),
-    L.RETRYING: frozenset({L.RUNNING, L.PAUSED, L.QUEUED, L.CANCELLED}),
-    L.FAILED: frozenset(),
-    L.COMPLETED: frozenset(),
-    L.CANCELLED: frozenset(),
-}
-del L
-
-
-def can_transition(current: TaskLifecycle, target: TaskLifecycle) -> bool:
-    return target in TRANSITIONS[current]
-
-
-class Transition(NamedTuple):
-    """One recorded lifecycle change."""
-
-    at: datetime
-    from_state: TaskLifecycle
-    to_state: TaskLifecycle
-    reason: str | None
-
-
-@dataclass(slots=True)
-class TaskMetadata:
-    """Who created a task and from where, plus free-form tags and an audit trail."""
-
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    created_by: str = "system"
-    source_ip: str | None = None
-    source_component: str | None = None
-    tags: list[str] = field(default_factory=list)
-    audit_trail: list[dict[str, Any]] = field(default_factory=list)
-
+from asched.model.codec import decode_record, encode_record, record_dict
+from asched.model.metadata import TaskMetadata
+from asched.model.states import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    TaskLifecycle,
+    TaskPriority,
+    Transition,
+)
 
 _id_prefix = os.urandom(5).hex()
 _id_counter = count(1)
@@ -112,16 +37,6 @@ def new_task_id() -> str:
 
 def to_utc_datetime(epoch_s: float | None) -> datetime | None:
     return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
-
-
-def encode_json(value: Any, field_name: str) -> bytes:
-    """JSON-encode ``value`` or raise TaskValidationError naming ``field_name``."""
-    try:
-        encoded = orjson.dumps(value)
-    except TypeError as exc:
-        raise TaskValidationError(field_name, value, f"not JSON-serialisable ({exc})") from None
-    # orjson hands back its whole (4 KiB) output buffer; keep a compact copy instead.
-    return bytes(memoryview(encoded))
 
 
 _EMPTY_JSON_OBJECT = b"{}"
@@ -286,47 +201,11 @@ class Task:
     # -- serialisation -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec's keys, plus asched's own; JSON-safe."""
-        meta = self.metadata
-        return {
-            "version": RECORD_VERSION,
-            "id": self.id,
-            "type": self.type,
-            "data": self.data,
-            "priority": self.priority.name,
-            "lifecycle": self.lifecycle.name,
-            "created_at": self.created_at.isoformat(),
-            "scheduled_for": self.scheduled_for.isoformat(),
-            "started_at": _iso(self.started_s),
-            "completed_at": _iso(self.finished_s),
-            "executor_type": self.executor_type,
-            "retries": self.retries,
-            "max_retries": self.max_retries,
-            "backoff_factor": self.backoff_factor,
-            "timeout": self.timeout_s,
-            "dependencies": list(self.dependencies),
-            "concurrency_key": self.concurrency_key,
-            "idempotency_key": self.idempotency_key,
-            "user_paused": self.user_paused,
-            "wait_reason": self.wait_reason,
-            "result": self.result,
-            "error": self.error,
-            "history": [
-                [t.at.isoformat(), t.from_state.name, t.to_state.name, t.reason]
-                for t in self.history
-            ],
-            "metadata": {
-                "created_at": meta.created_at.isoformat(),
-                "created_by": meta.created_by,
-                "source_ip": meta.source_ip,
-                "source_component": meta.source_component,
-                "tags": list(meta.tags),
-                "audit_trail": meta.audit_trail,
-            },
-        }
+        """The spec's keys, plus asched's own; JSON-safe (see :mod:`asched.model.codec`)."""
+        return record_dict(self)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return encode_record(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Task:
@@ -339,10 +218,4 @@ class Task:
     @classmethod
     def from_dict(cls, data: Any) -> Task:
         """Build a task from :meth:`to_dict` output, naming the first bad field."""
-        from asched._parse import TaskDictReader
-
-        return TaskDictReader(data).read()
-
-
-def _iso(epoch_s: float | None) -> str | None:
-    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC).isoformat()
+        return decode_record(data, cls)
