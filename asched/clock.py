@@ -56,6 +56,18 @@ class LoopClock:
         return self._loop.call_later(delay - 0.001, callback)
 
 
+class WallClock:
+    """Wall-clock time with timers on whichever loop is running (before a start)."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        return time.time()
+
+    def call_at(self, when_s: float, callback: Callable[[], None]) -> TimerHandle:
+        return LoopClock(asyncio.get_running_loop()).call_at(when_s, callback)
+
+
 def wall_now() -> float:
     """Epoch seconds, for code that has no Clock (operator commands, stores, defaults)."""
     return time.time()

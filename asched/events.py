@@ -28,6 +28,8 @@ class TaskEvent(Event):
     from_state: TaskLifecycle
     to_state: TaskLifecycle
     reason: str | None
+    #: when the task's latest attempt started (None before its first)
+    started_s: float | None = None
 
 
 class TaskQueued(TaskEvent):

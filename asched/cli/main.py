@@ -209,4 +209,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     return command(args)
-

@@ -171,9 +171,20 @@ class TaskIntake:
             _metadata(now_s, tags, created_by) if tags or created_by else None,
         )
 
-    def due_of(self, now_s: float, moment: datetime) -> float:
-        """Epoch seconds of an aware or naive (configured-zone) datetime."""
-        return self._due(now_s, moment, None)
+    def window_of(self, now_s: float, window: Any) -> tuple[float, float]:
+        """A ``(not_before, not_after)`` pair of datetimes as epoch seconds."""
+        if (
+            not isinstance(window, tuple | list)
+            or len(window) != 2
+            or not all(isinstance(w, datetime) for w in window)
+        ):
+            raise TaskValidationError(
+                "window", window, "expected (not_before, not_after) datetimes"
+            )
+        start, end = (self._due(now_s, w, None) for w in window)
+        if end < start:
+            raise TaskValidationError("window", window, "not_after is before not_before")
+        return start, end
 
     def _due(
         self, now_s: float, execution_time: datetime | None, delay: timedelta | float | None

@@ -1,48 +1,37 @@
 """The engine: one event loop owns every piece of mutable scheduler state.
 
 Future tasks wait in the timer wheel, which arms a single clock timer for its
-earliest deadline.  Due tasks move to the ready queue, keyed on (priority, due
+earliest deadline.  Due tasks move to the ready line, keyed on (priority, due
 time, sequence).  The dispatcher starts them while the concurrency limits have
 room; a finished attempt frees its slot and settles the task: completed,
 retried after a backoff, failed, or cancelled.  No locks: every method here
-runs on the loop.
+runs on the loop.  Every state change goes through :meth:`Engine.move`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, Protocol
 
-import orjson
-
-from asched.clock import Clock, TimerHandle
+from asched.clock import Clock, WallClock
 from asched.config import SchedulerConfig
 from asched.core.dependencies import DependencyGraph
 from asched.core.limits import ConcurrencyLimits
-from asched.core.queue import TaskQueue
-from asched.core.wheel import Timer, TimerWheel
-from asched.core.windows import OutcomeWindow
-from asched.engine.policies import (
-    OUTCOME_ABANDONED,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCEEDED,
-    Gate,
-    Policies,
-)
+from asched.core.wheel import Timer
+from asched.engine import control, lifecycle
+from asched.engine.attempts import LEASE_LOST, Attempts
+from asched.engine.hub import EventHub, Listener, emit
+from asched.engine.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Policies
+from asched.engine.ready import ReadyLine
 from asched.engine.registry import Registry
 from asched.engine.shared import SharedStoreCoordinator
-from asched.errors import SchedulerStateError, TaskTimeoutError
-from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE, Event, TaskQueued
-from asched.executors import (
-    AsyncExecutor,
-    Executor,
-    LocalExecutor,
-    ProcessExecutor,
-    ThreadExecutor,
-)
-from asched.model import Task, TaskLifecycle
+from asched.engine.timers import ArmedWheel
+from asched.engine.writeback import WriteBack
+from asched.errors import SchedulerStateError
+from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE
+from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import (
     CANCELLED,
     COMPLETED,
@@ -55,21 +44,26 @@ from asched.model.states import (
     SCHEDULED,
 )
 from asched.stores import Store
+from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
 
 logger = logging.getLogger(__name__)
 
-_EMPTY = b"{}"
-CANCELLED_BY_REQUEST = "cancelled"  # a _cancel_reasons value: cancel_task
-_FLUSH_BACKOFF_MIN_S = 0.05
-_FLUSH_BACKOFF_MAX_S = 5.0
-_TIMED_OUT = "timeout"
-_LEASE_LOST = "lease lost"
-_SHUTDOWN = "shutdown"
+#: Unmet dependency ids, and the first dependency that ended without completing.
+DependencyPlan = tuple[list[str], str | None]
+_ARMED = (QUEUED, SCHEDULED, RETRYING)
+
+
+class Service(Protocol):
+    """A collaborator the engine starts after recovery and stops before draining."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Engine:
-    """Arming, dispatching and settling tasks.  The public API lives in Scheduler."""
+    """Arms, dispatches, runs and settles tasks.  :class:`asched.Scheduler` holds one."""
 
     def __init__(
         self,
@@ -81,562 +75,434 @@ class Engine:
         fair: FairShare | None,
     ) -> None:
         self.config = config
-        self._policies = policies
-        self._gated: set[str] = set()
-        self._ranker = ranker
-        self._fair = fair
-        self._rerank_timer: TimerHandle | None = None
-        self._store = store
-        self._clock_override = clock
-        self._registry = Registry()
-        self._listeners: list[Callable[[Event], None]] = []
-        self._active: dict[str, Task] = {}
-        self._ready: TaskQueue[str, Task] = TaskQueue()
-        self._wheel: TimerWheel[Task] = TimerWheel()
-        self._limits: ConcurrencyLimits[str, Task] = ConcurrencyLimits(
+        self.registry = Registry()
+        self.policies = policies
+        self.limits: ConcurrencyLimits[str, Task] = ConcurrencyLimits(
             config.max_concurrency, config.key_concurrency
         )
-        self._deps = DependencyGraph()
-        self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
-        self._cancel_reasons: dict[str, str] = {}
-        self._state_counts = [0] * (len(TaskLifecycle) + 1)
-        self.outcomes = OutcomeWindow()
-        # task type -> [completed attempts, their total seconds]
-        self._durations: dict[str, list[float]] = {}
-        self._executors: dict[str, Executor] = {
-            "async": AsyncExecutor(),
-            "local": LocalExecutor(),
-            "thread": ThreadExecutor(config.thread_pool_size),
-            "process": ProcessExecutor(config.process_pool_size),
-        }
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.line = ReadyLine(self.limits, policies, ranker, fair, self._defer_until)
+        self.attempts = Attempts(config, self.registry, self)
+        self.clock_override = clock
+        self.clock: Clock = clock or WallClock()
+        self.loop: asyncio.AbstractEventLoop  # set by start()
+        self.wheel: ArmedWheel[Task]  # set by start()
+        self.services: list[Service] = []
+        self.hub = EventHub()
+        self.active: dict[str, Task] = {}
+        self.deps = DependencyGraph()
+        self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        self.state_counts = [0] * (len(TaskLifecycle) + 1)
         self._dispatch_pending = False
-        self._closing = False
-        self._running = False
-        self._dirty: dict[str, Task] = {}
-        self._flush_wanted: asyncio.Event | None = None
-        self._flusher: asyncio.Task[None] | None = None
-        self._persists = not store.shares_objects
-        self._on_settle: Callable[[Task], None] | None = None
-        self._shared: SharedStoreCoordinator | None = None
-        self.store_errors = 0
+        self.is_closing = False
+        self.is_running = False
+        self.shared_coordinator: SharedStoreCoordinator | None = None
+        self._use_store(store)
 
-    # -- wiring ------------------------------------------------------------------
+    # -- configuration (before or while running) ------------------------------------
 
-    def _bind(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
-        self._loop = loop
-        self.clock = clock
-        self._wheel = TimerWheel(clock.now())
-        if self._persists:
-            self._flush_wanted = asyncio.Event()
-            self._flusher = loop.create_task(self._flush_forever())
+    def _use_store(self, store: Store) -> None:
+        self.store = store
+        self.memory = store if isinstance(store, MemoryStore) else None
+        self.writeback = None if store.shares_objects else WriteBack(store)
 
-    def _move(self, task: Task, target: TaskLifecycle, now_s: float, reason: str | None) -> None:
-        """The one way a task changes state: table-checked, recorded, counted, announced."""
+    def use_store(self, store: Store) -> None:
+        if self.is_running or self.is_closing:
+            raise SchedulerStateError("the store can only be replaced before start()")
+        self._use_store(store)
+
+    def set_type_limit(self, task_type: str, limit: int) -> None:
+        self.limits.type_limits[task_type] = limit
+
+    def set_key_limit(self, key: str, limit: int) -> None:
+        self.limits.key_limits[key] = limit
+        if self.is_running:
+            self._request_dispatch()
+
+    def set_max_concurrency(self, limit: int) -> None:
+        self.limits.total_limit = limit
+        if self.is_running:
+            self._request_dispatch()
+
+    def gate_type(self, task_type: str) -> None:
+        """Tasks of this type pass a rate limit or a circuit breaker before starting."""
+        self.line.gated.add(task_type)
+
+    def attach(self, service: Service) -> None:
+        self.services.append(service)
+
+    # -- events ----------------------------------------------------------------------
+
+    def subscribe(
+        self, listener: Listener, states: Collection[TaskLifecycle] | None = None
+    ) -> Callable[[], None]:
+        """Hear task events (only those entering ``states``, if given) and, without
+        ``states``, circuit breaker events.  Returns the unsubscribe function."""
+        return self.hub.subscribe(listener, states)
+
+    def on_settled(self, hook: Callable[[Task], None]) -> Callable[[], None]:
+        """Call ``hook`` with every task that reaches a terminal state here."""
+        return self.hub.on_settled(hook)
+
+    # -- the one door for state changes ------------------------------------------------
+
+    def move(self, task: Task, target: TaskLifecycle, now_s: float, reason: str | None) -> None:
+        """Table-checked, recorded, counted, announced and written back."""
         previous = task.lifecycle
         task.transition(target, now_s, reason)
-        counts = self._state_counts
+        counts = self.state_counts
         counts[previous] -= 1
         counts[target] += 1
-        if self._listeners:
-            self._emit(
-                EVENT_FOR_STATE[target](
-                    task.id, task.type, task.priority, now_s, previous, target, reason
-                )
+        hears = self.hub.by_state[target]
+        if hears:
+            event = EVENT_FOR_STATE[target](
+                task.id, task.type, task.priority, now_s, previous, target, reason, task.started_s
             )
+            emit(hears, event)
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
-        if self._persists and target is not SCHEDULED:
-            self._touch(task)
+        if target is not SCHEDULED and self.writeback is not None:
+            self.writeback.touch(task)
 
-    def _touch(self, task: Task) -> None:
-        """Mark a task's stored copy as stale; the flusher writes it soon."""
-        if self._persists:
-            self._dirty[task.id] = task
-            assert self._flush_wanted is not None
-            self._flush_wanted.set()
+    def touch(self, task: Task) -> None:
+        """A field other than the state changed: write the task back."""
+        if self.writeback is not None:
+            self.writeback.touch(task)
 
-    def _emit(self, event: Event) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("event listener %r failed on %r", listener, event)
+    # -- admission and arming --------------------------------------------------------------
 
-    async def _flush_forever(self) -> None:
-        """Write changed tasks, a batch per loop iteration; on a store error keep the
-        batch, back off and try again, so no acknowledged change is dropped."""
-        assert self._flush_wanted is not None
-        backoff_s = _FLUSH_BACKOFF_MIN_S
-        while True:
-            await self._flush_wanted.wait()
-            try:
-                await self._flush()
-            except Exception as exc:
-                self.store_errors += 1
-                logger.error(
-                    "saving %d task(s) failed, retrying in %.2fs: %s",
-                    len(self._dirty),
-                    backoff_s,
-                    exc,
-                )
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, _FLUSH_BACKOFF_MAX_S)
-                self._flush_wanted.set()
-            else:
-                backoff_s = _FLUSH_BACKOFF_MIN_S
-
-    async def _flush(self) -> None:
-        assert self._flush_wanted is not None
-        self._flush_wanted.clear()
-        if not self._dirty:
-            return
-        batch = list(self._dirty.values())
-        self._dirty.clear()
-        shared = self._shared
-        try:
-            refused = await self._store.save(batch, shared.fence_for(batch) if shared else None)
-        except BaseException:
-            for task in batch:
-                self._dirty.setdefault(task.id, task)
-            raise
-        if shared is not None:
-            for task in batch:  # a fenced write of these ended the lease in the store
-                if task.is_terminal or task.lifecycle is QUEUED:
-                    shared.done_with(task.id)
-            if refused:
-                shared.refused(refused)
-
-    # -- arming ------------------------------------------------------------------
+    async def submit(
+        self, tasks: list[Task], now_s: float, plans: list[DependencyPlan] | None = None
+    ) -> None:
+        """Store validated tasks (all or nothing), then hold, cancel or arm each."""
+        for task in tasks:
+            task.transition(QUEUED, now_s, None)
+        if self.memory is not None:
+            self.memory.insert_now(tasks)
+        else:
+            await self.store.insert(tasks)
+        for index, task in enumerate(tasks):
+            unmet, failed = ([], None) if plans is None else plans[index]
+            self._admit(task, now_s, unmet, failed)
 
     def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
-        """A task just accepted into the store (QUEUED): hold it, cancel it, or arm it."""
-        self._active[task.id] = task
-        self._state_counts[QUEUED] += 1
-        if self._listeners:
-            self._emit(TaskQueued(task.id, task.type, task.priority, now_s, CREATED, QUEUED, None))
-        if failed is None and not unmet:
-            self._move(task, SCHEDULED, now_s, None)
-            if task.due_s <= now_s and self._ranker is None and self._fair is None:
-                # _place's common case inlined: due now, plain ordering.
-                self._ready.push(task.id, task.priority, task.due_s, task)
-                if not self._dispatch_pending:
-                    self._dispatch_pending = True
-                    self._loop.call_soon(self._dispatch)
-            else:
-                self._place(task, now_s)
-        elif failed is not None:
-            self._move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
-            self._settle(task)
+        self.active[task.id] = task
+        self.state_counts[QUEUED] += 1
+        hears = self.hub.by_state[QUEUED]
+        if hears:
+            event = EVENT_FOR_STATE[QUEUED](
+                task.id, task.type, task.priority, now_s, CREATED, QUEUED, None, None
+            )
+            emit(hears, event)
+        if failed is not None:
+            self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
+            self.settle(task)
         elif unmet:
-            self._deps.hold(task.id, unmet)
-            self._move(task, PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
+            self.deps.hold(task.id, unmet)
+            self.move(task, PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
+        else:
+            self.arm(task, now_s)
 
-    def _arm(self, task: Task, now_s: float) -> None:
-        """QUEUED → SCHEDULED: into the ready queue if due, else into the wheel."""
-        self._move(task, SCHEDULED, now_s, None)
-        self._place(task, now_s)
+    def arm(self, task: Task, now_s: float) -> None:
+        """QUEUED → SCHEDULED: into the ready line if due, else into the wheel."""
+        self.move(task, SCHEDULED, now_s, None)
+        self.place(task, now_s)
 
-    def _push_ready(self, task: Task, now_s: float) -> None:
-        if self._ranker is None and self._fair is None:
-            self._ready.push(task.id, task.priority, task.due_s, task)
-            return
-        level = task.priority if self._ranker is None else self._ranker.rank(task, now_s)
-        order = task.due_s if self._fair is None else self._fair.stamp(level, task.concurrency_key)
-        self._ready.push(task.id, level, order, task)
-        if self._ranker is not None and self._rerank_timer is None:
-            every = self._ranker.rerank_every_s
-            if every is not None:
-                self._rerank_timer = self.clock.call_at(now_s + every, self._rerank)
-
-    def _rerank(self) -> None:
-        """Let a dynamic priority strategy re-rank every waiting task (ageing)."""
-        self._rerank_timer = None
-        ranker = self._ranker
-        if ranker is None or not self._ready:
-            return
-        now = self.clock.now()
-        for task in self._ready.unordered():
-            self._ready.reprioritize(task.id, ranker.rank(task, now))
-        if ranker.rerank_every_s is not None:
-            self._rerank_timer = self.clock.call_at(now + ranker.rerank_every_s, self._rerank)
-
-    def _place(self, task: Task, now_s: float) -> None:
-        due = task.due_s
-        if due <= now_s:
-            self._push_ready(task, now_s)
+    def place(self, task: Task, now_s: float) -> None:
+        if task.due_s <= now_s:
+            self.line.push(task, now_s)
             self._request_dispatch()
         else:
-            task._handle = self._wheel.insert(due, task)
-            if self._timer_at is None or due < self._timer_at:
-                self._set_timer(due)
+            task._handle = self.wheel.insert(task.due_s, task)
 
-    def _disarm(self, task: Task) -> None:
-        """Take a not-running task out of the wheel, the ready queue and the parking."""
+    def _defer_until(self, task: Task, wake_s: float) -> None:
+        task._handle = self.wheel.insert(wake_s, task)
+
+    def disarm(self, task: Task) -> None:
+        """Take a not-running task out of the wheel, the ready line and the parking."""
         handle = task._handle
         if isinstance(handle, Timer):
-            self._wheel.cancel(handle)
+            self.wheel.cancel(handle)
             task._handle = None
-        self._ready.remove(task.id)
-        limits = self._limits
-        limits.unpark(task.id)
-        woken = limits.forget(task.id)
-        if woken:
-            now = self.clock.now()
-            for again in woken:
-                self._push_ready(again, now)
+        if self.line.remove(task, self.clock.now()):
             self._request_dispatch()
 
-    def _set_timer(self, when_s: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when_s
-        self._timer = self.clock.call_at(when_s, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        now = self.clock.now()
-        ready = self._ready
-        simple = self._ranker is None and self._fair is None
-        for task in self._wheel.advance(now):
+    def on_due(self, tasks: list[Task], now_s: float) -> None:
+        line = self.line
+        for task in tasks:
             task._handle = None
-            if simple:
-                ready.push(task.id, task.priority, task.due_s, task)
-            else:
-                self._push_ready(task, now)
-        following = self._wheel.next_deadline()
-        if following is not None:
-            self._set_timer(following)
-        if ready:
+            line.push(task, now_s)
+        if line:
             self._dispatch()
 
-    # -- dispatching ---------------------------------------------------------------
+    # -- dispatching -------------------------------------------------------------------
 
     def _request_dispatch(self) -> None:
         if not self._dispatch_pending:
             self._dispatch_pending = True
-            self._loop.call_soon(self._dispatch)
+            self.loop.call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
-        if self._closing:
+        if self.is_closing:
             return
-        limits = self._limits
-        ready = self._ready
-        check_limits = bool(limits.type_limits)
-        gated = self._gated
-        fair = self._fair
-        shared = self._shared
+        next_startable = self.line.next_startable
+        shared = self.shared_coordinator
         now = self.clock.now()
-        while limits.running < limits.total_limit:
-            if fair is None:
-                task = ready.pop()
-                if task is None:
-                    return
+        while (task := next_startable(now)) is not None:
+            if shared is None:
+                self.begin(task, now)
             else:
-                popped = ready.pop_ordered()
-                if popped is None:
-                    return
-                task, level, stamp = popped
-                fair.dispatched(level, stamp)
-            if check_limits or task.concurrency_key is not None:
-                blocker = limits.blocker(task.type, task.concurrency_key)
-                if blocker is not None:
-                    for again in limits.park(blocker, task.id, task.priority, task.due_s, task):
-                        self._push_ready(again, now)
-                    continue
-            if gated and task.type in gated:
-                gate = self._policies.gate(task, now)
-                if gate is not None:
-                    self._defer(task, gate, now)
-                    continue
-            if shared is None and not check_limits and task.concurrency_key is None:
-                limits.running += 1  # _start's common case inlined
-                self._begin(task, now)
-            else:
-                self._start(task, now)
+                shared.want(task)  # starts it once this process holds its lease
 
-    def _defer(self, task: Task, gate: Gate, now_s: float) -> None:
-        """A due task must wait for a rate limit or a circuit; it spends no attempt."""
-        task.wait_reason = gate.reason
-        limits = self._limits
-        if gate.wake_at_s is not None:
-            task._handle = self._wheel.insert(gate.wake_at_s, task)
-            if self._timer_at is None or gate.wake_at_s < self._timer_at:
-                self._set_timer(gate.wake_at_s)
-            woken = limits.forget(task.id)
-        else:
-            assert gate.breaker is not None
-            blocker = ("breaker", gate.breaker)
-            woken = limits.park(blocker, task.id, task.priority, task.due_s, task)
-        for again in woken:
-            self._push_ready(again, now_s)
-
-    def _start(self, task: Task, now_s: float) -> None:
-        limits = self._limits
-        if task.concurrency_key is None and not limits.type_limits:
-            limits.running += 1
-        else:
-            limits.acquire(task.type, task.concurrency_key, task.id)
-        if self._shared is not None:
-            self._shared.want(task)  # starts it once this process holds its lease
-        else:
-            self._begin(task, now_s)
-
-    def _begin(self, task: Task, now_s: float) -> None:
+    def begin(self, task: Task, now_s: float) -> None:
         """Start an attempt of a task whose concurrency slot is already taken."""
-        self._move(task, RUNNING, now_s, None)
+        self.move(task, RUNNING, now_s, None)
         task.started_s = now_s
         task.wait_reason = None
-        definition = self._registry.definitions.get(task.type)
-        if definition is None:
-            error = f"no handler is registered for task type {task.type!r}"
+        error = self.attempts.begin(task, now_s, self.clock)
+        if error is not None:
             self._finish_failure(task, error, now_s, None, retry=False)
-            return
-        raw = task.data_json
-        kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
-        if task.executor_type == "async":
-            attempt = definition.handler(**kwargs)
-        else:
-            attempt = self._executors[task.executor_type].run(definition.handler, kwargs)
-        task._handle = self._loop.create_task(self._run(task, attempt))
-        if task.timeout_s is not None:
-            self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
 
-    # -- several processes on one store (see asched.engine.shared) ---------------------------
+    # -- the shared store's ports (see asched.engine.shared) ---------------------------
 
-    def _give_up_slot(self, task: Task, *, taken: bool) -> None:
-        """A claim failed or was moot: free the slot; forget the task if another
-        process holds it now."""
+    def claim_granted(self, task: Task) -> bool:
+        """This process now leases a task it wanted: start it if it still should run."""
+        if task.lifecycle not in (SCHEDULED, RETRYING):
+            return False
+        self.begin(task, self.clock.now())
+        return True
+
+    def claim_refused(self, task: Task, *, taken: bool) -> None:
+        """A wanted task will not start here: give its slot (and any breaker trial) back;
+        forget it if another process holds it now."""
+        self._report(task, OUTCOME_ABANDONED, self.clock.now())
         self._release(task)
-        if taken and self._active.pop(task.id, None) is not None:
-            self._state_counts[task.lifecycle] -= 1
+        if taken:
+            self.forget(task)
 
-    def _lost(self, task_id: str) -> None:
+    def lost(self, task_id: str) -> None:
         """Another process holds this task now: stop any attempt here, write nothing."""
-        task = self._active.get(task_id)
+        task = self.active.get(task_id)
         if task is None:
             return
-        handle = task._handle
-        if task.lifecycle is RUNNING and isinstance(handle, asyncio.Task) and not handle.done():
-            self._cancel_reasons[task_id] = _LEASE_LOST
-            handle.cancel()
-        else:
-            self._disarm(task)
-            self._forget(task)
+        if task.lifecycle is RUNNING and self.attempts.cancel(task, LEASE_LOST):
+            return
+        self.disarm(task)
+        self.forget(task)
 
-    def _forget(self, task: Task) -> None:
-        if self._active.pop(task.id, None) is not None:
-            self._state_counts[task.lifecycle] -= 1
-        self._dirty.pop(task.id, None)
-
-    def _adopt(self, task: Task, now_s: float) -> None:
+    def adopt(self, task: Task, now_s: float) -> None:
         """A due task this process just leased from the store: run it here."""
-        self._active[task.id] = task
-        self._state_counts[task.lifecycle] += 1
+        self.active[task.id] = task
+        self.state_counts[task.lifecycle] += 1
         if task.lifecycle is RUNNING:  # its owner's lease ran out mid-attempt
             reason = "lease expired while running; its owner is presumed dead"
             if task.retries >= task.max_retries:
                 task.error = reason
                 task.finished_s = now_s
-                self._move(task, FAILED, now_s, reason)
-                self._settle(task)
+                self.move(task, FAILED, now_s, reason)
+                self.settle(task)
                 return
             task.retries += 1
-            self._move(task, QUEUED, now_s, f"{reason}; attempt {task.retries} counted")
+            self.move(task, QUEUED, now_s, f"{reason}; attempt {task.retries} counted")
         if task.lifecycle is QUEUED:
-            self._arm(task, now_s)
+            self.arm(task, now_s)
         else:
-            self._place(task, now_s)
+            self.place(task, now_s)
 
-    async def _run(self, task: Task, attempt: Any) -> None:
-        try:
-            result = await attempt
-        except asyncio.CancelledError:
-            self._after_cancellation(task)
-        except Exception as exc:
-            if task.lifecycle is RUNNING:
-                now = self.clock.now()
-                self._report(task, OUTCOME_FAILED, now)
-                self._finish_failure(task, _describe(exc), now, exc, retry=True)
-            else:
-                self._report(task, OUTCOME_ABANDONED, self.clock.now())
-                self._release(task)
-        else:
-            if task.lifecycle is RUNNING:
-                self._finish_success(task, result)
-            else:
-                self._report(task, OUTCOME_ABANDONED, self.clock.now())
-                self._release(task)
+    def holds(self, task_id: str) -> bool:
+        return task_id in self.active
+
+    def active_ids(self) -> Collection[str]:
+        return self.active.keys()
+
+    def running_task(self, task_id: str) -> bool:
+        task = self.active.get(task_id)
+        return task is not None and task.lifecycle is RUNNING
+
+    def room_to_claim(self) -> int:
+        limits = self.limits
+        return 0 if self.is_closing else limits.total_limit - limits.running - len(self.line)
+
+    def forget(self, task: Task) -> None:
+        if self.active.pop(task.id, None) is not None:
+            self.state_counts[task.lifecycle] -= 1
+        if self.writeback is not None:
+            self.writeback.dirty.pop(task.id, None)
+
+    # -- how attempts end (the AttemptSink) ----------------------------------------------
+
+    def attempt_succeeded(self, task: Task, result: Any) -> None:
+        now = self.clock.now()
+        if self.line.gated:
+            self._report(task, OUTCOME_SUCCEEDED, now)
+        self._release(task)
+        task.result = result
+        task.finished_s = now
+        self.move(task, COMPLETED, now, None)
+        self.settle(task)
+
+    def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None:
+        now = self.clock.now()
+        self._report(task, OUTCOME_FAILED, now)
+        self._finish_failure(task, error, now, exc, retry=True)
+
+    def attempt_abandoned(self, task: Task) -> None:
+        """The attempt ended after the task was settled (cancelled while running)."""
+        self._report(task, OUTCOME_ABANDONED, self.clock.now())
+        self._release(task)
+
+    def attempt_interrupted(self, task: Task) -> None:
+        """Shutdown cancelled the attempt: hand the task back, no attempt spent."""
+        now = self.clock.now()
+        self._report(task, OUTCOME_ABANDONED, now)
+        self._release(task)
+        self.move(task, QUEUED, now, "interrupted by shutdown; handed back")
+
+    def attempt_lost(self, task: Task) -> None:
+        self._release(task)
+        self.forget(task)
+
+    # -- settling ----------------------------------------------------------------------
 
     def _report(self, task: Task, outcome: str, now_s: float) -> None:
         """Feed a gated task's breaker; announce its changes; wake tasks waiting on it."""
-        if task.type not in self._gated:
+        if task.type not in self.line.gated:
             return
-        name, changes = self._policies.report(task, outcome, now_s)
+        name, changes = self.policies.report(task, outcome, now_s)
         if name is None:
             return
-        if self._listeners:
-            for change in changes:
-                event = EVENT_FOR_BREAKER_STATE[change.to_state]
-                self._emit(
-                    event(change.name, change.from_state, change.to_state, change.at, change.reason)
-                )
-        woken = self._limits.unpark_all(("breaker", name))
-        for waiting in woken:
-            self._push_ready(waiting, now_s)
-        if woken:
-            self._request_dispatch()
-
-    def _time_out(self, task: Task, started_s: float) -> None:
-        if task.lifecycle is RUNNING and task.started_s == started_s:
-            deadline = started_s + (task.timeout_s or 0.0)
-            if self.clock.now() < deadline:  # clock timers may run a little early
-                self.clock.call_at(deadline, lambda: self._time_out(task, started_s))
-                return
-            handle = task._handle
-            if isinstance(handle, asyncio.Task) and not handle.done():
-                self._cancel_reasons[task.id] = _TIMED_OUT
-                handle.cancel()
-
-    def _after_cancellation(self, task: Task) -> None:
-        reason = self._cancel_reasons.pop(task.id, _SHUTDOWN)
-        now = self.clock.now()
-        if reason == _LEASE_LOST:
-            self._release(task)
-            self._forget(task)
-        elif task.lifecycle is not RUNNING:  # cancel_task already settled it
-            self._report(task, OUTCOME_ABANDONED, now)
-            self._release(task)
-        elif reason == _TIMED_OUT:
-            timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
-            self._report(task, OUTCOME_FAILED, now)
-            self._finish_failure(
-                task, f"timed out after {task.timeout_s:g}s", now, timeout, retry=True
+        listeners = self.hub.all
+        for change in changes if listeners else ():
+            event = EVENT_FOR_BREAKER_STATE[change.to_state]
+            emit(
+                listeners,
+                event(change.name, change.from_state, change.to_state, change.at, change.reason),
             )
-        else:
-            self._report(task, OUTCOME_ABANDONED, now)
-            self._release(task)
-            task._handle = None
-            self._move(task, QUEUED, now, "interrupted by shutdown; handed back")
-
-    # -- settling ------------------------------------------------------------------
+        if self.line.wake_breaker(name, now_s):
+            self._request_dispatch()
 
     def _release(self, task: Task) -> None:
         task._handle = None
-        limits = self._limits
-        if task.concurrency_key is None and not limits.type_limits:
-            limits.running -= 1
-        else:
-            woken = limits.release(task.type, task.concurrency_key)
-            if woken:
-                now = self.clock.now()
-                for parked in woken:
-                    self._push_ready(parked, now)
-        if self._ready:
+        self.line.release(task, self.clock.now())
+        if self.line:
             self._request_dispatch()
-
-    def _finish_success(self, task: Task, result: Any) -> None:
-        now = self.clock.now()
-        if self._gated:
-            self._report(task, OUTCOME_SUCCEEDED, now)
-        limits = self._limits
-        if task.concurrency_key is None and not limits.type_limits:
-            # _release's common case inlined
-            task._handle = None
-            limits.running -= 1
-            if self._ready and not self._dispatch_pending:
-                self._dispatch_pending = True
-                self._loop.call_soon(self._dispatch)
-        else:
-            self._release(task)
-        task.result = result
-        task.finished_s = now
-        self._move(task, COMPLETED, now, None)
-        took = now - (task.started_s or now)
-        self.outcomes.record(now, True, took)
-        stats = self._durations.get(task.type)
-        if stats is None:
-            self._durations[task.type] = [1, took]
-        else:
-            stats[0] += 1
-            stats[1] += took
-        # _settle's common case inlined: nobody waits and nothing depends on it.
-        if self._waiters or self._deps.has_dependents or self._on_settle is not None:
-            self._settle(task)
-        else:
-            del self._active[task.id]
 
     def _finish_failure(
         self, task: Task, error: str, now_s: float, exc: BaseException | None, *, retry: bool
     ) -> None:
         self._release(task)
         task.error = error
-        self.outcomes.record(now_s, False, now_s - (task.started_s or now_s))
-        delay = self._policies.retry_delay(task, exc) if retry else None
+        delay = self.policies.retry_delay(task, exc) if retry else None
         if delay is not None:
             task.retries += 1
             task.due_s = now_s + delay
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
             logger.info("task %s (%s): %s", task.id, task.type, reason)
-            self._move(task, RETRYING, now_s, reason)
-            self._place(task, now_s)
+            self.move(task, RETRYING, now_s, reason)
+            self.place(task, now_s)
             return
         task.finished_s = now_s
         logger.warning("task %s (%s) failed: %s", task.id, task.type, error)
-        self._move(task, FAILED, now_s, error)
-        self._settle(task)
+        self.move(task, FAILED, now_s, error)
+        self.settle(task)
 
-    def _settle(self, task: Task) -> None:
+    def settle(self, task: Task) -> None:
         """A task reached a terminal state: wake waiters, release or cancel dependents."""
-        self._active.pop(task.id, None)
-        if self._on_settle is not None:
-            self._on_settle(task)
-        if self._waiters:
-            waiters = self._waiters.pop(task.id, None)
-            if waiters:
-                for future in waiters:
-                    if not future.done():
-                        future.set_result(task)
-        if not self._deps.has_dependents:
-            return
-        if task.lifecycle is COMPLETED:
-            freed = self._deps.completed(task.id)
-            if freed:
-                now = self.clock.now()
-                for dep_id in freed:
-                    dependent = self._active.get(dep_id)
-                    if dependent is not None and not dependent.user_paused:
-                        self._move(dependent, QUEUED, now, f"dependency {task.id} completed")
-                        self._arm(dependent, now)
-        else:
-            doomed = self._deps.failed(task.id)
-            if doomed:
-                now = self.clock.now()
-                for dep_id in doomed:
-                    dependent = self._active.get(dep_id)
-                    if dependent is not None and not dependent.is_terminal:
-                        reason = f"dependency {task.id} ended {task.lifecycle.name}"
-                        self._move(dependent, CANCELLED, now, reason)
-                        self._settle(dependent)
+        self.active.pop(task.id, None)
+        for hook in self.hub.settled:
+            hook(task)
+        if self.waiters:
+            for future in self.waiters.pop(task.id, ()):
+                if not future.done():
+                    future.set_result(task)
+        if self.deps.has_dependents:
+            self._settle_dependents(task)
 
-    def _require_running(self) -> None:
-        if not self._running:
-            state = "shutting down" if self._closing else "not started"
+    def _settle_dependents(self, task: Task) -> None:
+        now = self.clock.now()
+        if task.lifecycle is COMPLETED:
+            for dep_id in self.deps.completed(task.id):
+                dependent = self.active.get(dep_id)
+                if dependent is not None and not dependent.user_paused:
+                    self.move(dependent, QUEUED, now, f"dependency {task.id} completed")
+                    self.arm(dependent, now)
+            return
+        for dep_id in self.deps.failed(task.id):
+            dependent = self.active.get(dep_id)
+            if dependent is not None and not dependent.is_terminal:
+                reason = f"dependency {task.id} ended {task.lifecycle.name}"
+                self.move(dependent, CANCELLED, now, reason)
+                self.settle(dependent)
+
+    # -- views ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.is_running
+
+    @property
+    def closing(self) -> bool:
+        return self.is_closing
+
+    @property
+    def shared(self) -> SharedStoreCoordinator | None:
+        return self.shared_coordinator
+
+    @property
+    def store_errors(self) -> int:
+        return 0 if self.writeback is None else self.writeback.errors
+
+    def tasks(self) -> Iterable[Task]:
+        """The tasks this process holds (not finished)."""
+        return self.active.values()
+
+    def state_count(self, state: TaskLifecycle) -> int:
+        return self.state_counts[state]
+
+    def timers_pending(self) -> int:
+        return len(self.wheel)
+
+    def require_running(self) -> None:
+        if not self.is_running:
+            state = "shutting down" if self.is_closing else "not started"
             raise SchedulerStateError(
                 f"the scheduler is {state}; use 'async with scheduler:' or await start()"
             )
 
-    def mean_durations(self) -> dict[str, float]:
-        """Mean seconds of a successful attempt, per task type, since start."""
-        return {kind: total / n for kind, (n, total) in self._durations.items()}
+    # -- the public surface: operations (asched.engine.control) and lifecycle --------------
 
-    def state_count(self, state: TaskLifecycle) -> int:
-        return self._state_counts[state]
+    async def lookup(self, task_id: str) -> Task:
+        """The live task if this process holds it, else the stored one."""
+        return await control.lookup(self, task_id)
 
+    async def list_tasks(
+        self, state: TaskLifecycle | None, task_type: str | None, limit: int | None
+    ) -> list[Task]:
+        return await control.list_tasks(self, state, task_type, limit)
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    async def wait(self, task_id: str, timeout_s: float | None) -> Task:
+        """The task once it has ended; TaskTimeoutError after ``timeout_s``."""
+        return await control.wait(self, task_id, timeout_s)
+
+    async def cancel(self, task_id: str, reason: str) -> bool:
+        return await control.cancel(self, task_id, reason)
+
+    async def pause(self, task_id: str) -> bool:
+        return await control.pause(self, task_id)
+
+    async def resume(self, task_id: str) -> bool:
+        return await control.resume(self, task_id)
+
+    async def set_priority(self, task_id: str, level: TaskPriority) -> bool:
+        return await control.set_priority(self, task_id, level)
+
+    async def start(self) -> None:
+        """Open the store and executors, recover unfinished tasks, start the services."""
+        await lifecycle.start(self)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drain within the grace period, hand back what did not finish, close the store."""
+        await lifecycle.stop(self, grace_s)
+
+    def end_grace(self) -> int:
+        return lifecycle.end_grace(self)

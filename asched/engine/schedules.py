@@ -1,4 +1,4 @@
-"""Runs recurring schedules inside a Scheduler: arms their next fires, turns each
+"""Runs recurring schedules inside the engine: arms their next fires, turns each
 fire into a task, and plans what to do about fires that were missed."""
 
 from __future__ import annotations
@@ -6,30 +6,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from asched.clock import TimerHandle
 from asched.core.misfire import plan_misfires
-from asched.core.wheel import Timer, TimerWheel
+from asched.core.wheel import Timer
+from asched.engine.intake import TaskIntake
 from asched.engine.recurring import Schedule
+from asched.engine.timers import ArmedWheel
 from asched.errors import ScheduleNotFoundError, TaskValidationError
 from asched.model import Task
 
 if TYPE_CHECKING:
-    from asched.scheduler import Scheduler
+    from asched.engine.loop import Engine
 
 logger = logging.getLogger(__name__)
 
 
 class ScheduleRunner:
-    def __init__(self, scheduler: Scheduler, rng: random.Random) -> None:
-        self._scheduler = scheduler
+    """A service of the engine: started after recovery, stopped before the drain."""
+
+    def __init__(self, engine: Engine, intake: TaskIntake, rng: random.Random) -> None:
+        self._engine = engine
+        self._intake = intake
         self._rng = rng
         self.schedules: dict[str, Schedule] = {}
         self._timers: dict[str, Timer[Schedule]] = {}
-        self._wheel: TimerWheel[Schedule] = TimerWheel()
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._wheel: ArmedWheel[Schedule] | None = None
+        self._unhook: Callable[[], None] | None = None
         self._instances: dict[str, set[str]] = {}
         self._lock = asyncio.Lock()
         self._firing: asyncio.Task[None] | None = None
@@ -37,10 +41,10 @@ class ScheduleRunner:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        s = self._scheduler
-        self._wheel = TimerWheel(s.clock.now())
+        engine = self._engine
+        self._wheel = ArmedWheel(engine.clock, self._on_due)
         self.schedules = {}
-        for record in await s._store.load_schedules():
+        for record in await engine.store.load_schedules():
             try:
                 schedule = Schedule.from_record(record)
             except TaskValidationError as exc:
@@ -49,14 +53,13 @@ class ScheduleRunner:
             self.schedules[schedule.id] = schedule
         self._instances = {sid: set() for sid in self.schedules}
         self._hook()
-        for task in s._active.values():
+        for task in engine.tasks():
             self.track(task)
         await self._settle(list(self.schedules.values()))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer, self._timer_at = None, None
+        if self._wheel is not None:
+            self._wheel.stop()
         if self._firing is not None:
             await asyncio.gather(self._firing, return_exceptions=True)
             self._firing = None
@@ -79,6 +82,12 @@ class ScheduleRunner:
             await self._settle_locked([schedule])
         return schedule.id
 
+    def infos(self) -> list[dict[str, Any]]:
+        """Every schedule's ``info()``, soonest next fire first."""
+        found = [s.info() for s in self.schedules.values()]
+        found.sort(key=lambda i: (i["next_fire"] is None, i["next_fire"] or 0, i["id"]))
+        return found
+
     def get(self, schedule_id: str) -> Schedule:
         schedule = self.schedules.get(schedule_id)
         if schedule is None:
@@ -93,7 +102,7 @@ class ScheduleRunner:
             schedule.paused = paused
             if paused:
                 self._disarm(schedule)
-                await self._scheduler._store.save_schedules([schedule.to_record()])
+                await self._engine.store.save_schedules([schedule.to_record()])
             else:
                 # Fires that fell due while paused are skipped, not caught up.
                 schedule.settled_until_s = max(schedule.settled_until_s, self._now())
@@ -108,14 +117,18 @@ class ScheduleRunner:
             self._disarm(schedule)
             self._instances.pop(schedule_id, None)
             self._hook()
-            await self._scheduler._store.delete_schedules([schedule_id])
+            await self._engine.store.delete_schedules([schedule_id])
         return True
 
     # -- instances -----------------------------------------------------------------------
 
     def _hook(self) -> None:
-        # The engine calls settled() for every finished task only while schedules exist.
-        self._scheduler._on_settle = self.settled if self.schedules else None
+        # Hear about finished tasks only while schedules exist.
+        if self.schedules and self._unhook is None:
+            self._unhook = self._engine.on_settled(self.settled)
+        elif not self.schedules and self._unhook is not None:
+            self._unhook()
+            self._unhook = None
 
     def track(self, task: Task) -> None:
         """Count a live task that a schedule created."""
@@ -133,7 +146,7 @@ class ScheduleRunner:
     # -- firing --------------------------------------------------------------------------
 
     def _now(self) -> float:
-        return self._scheduler.clock.now()
+        return self._engine.clock.now()
 
     async def _settle(self, schedules: list[Schedule]) -> None:
         async with self._lock:
@@ -148,7 +161,7 @@ class ScheduleRunner:
                 continue
             tasks += self._plan(schedule, now)
         await self._submit(tasks, now)
-        await self._scheduler._store.save_schedules([s.to_record() for s in schedules])
+        await self._engine.store.save_schedules([s.to_record() for s in schedules])
         for schedule in schedules:
             self._arm(schedule)
 
@@ -183,8 +196,7 @@ class ScheduleRunner:
         return tasks
 
     def _task_for(self, schedule: Schedule, fire: float, now: float) -> Task:
-        s = self._scheduler
-        task = s._intake.build(
+        task = self._intake.build(
             now,
             schedule.task_type,
             None,
@@ -203,7 +215,7 @@ class ScheduleRunner:
         so a durable store commits them together."""
         if not tasks:
             return
-        submit = self._scheduler._submit
+        submit = self._engine.submit
         outcomes = await asyncio.gather(
             *(submit([task], now) for task in tasks), return_exceptions=True
         )
@@ -222,34 +234,20 @@ class ScheduleRunner:
 
     def _arm(self, schedule: Schedule) -> None:
         self._disarm(schedule)
-        if schedule.paused or schedule.next_fire_s is None:
+        if schedule.paused or schedule.next_fire_s is None or self._wheel is None:
             return
         self._timers[schedule.id] = self._wheel.insert(schedule.next_fire_s, schedule)
-        if self._timer_at is None or schedule.next_fire_s < self._timer_at:
-            self._set_timer(schedule.next_fire_s)
 
     def _disarm(self, schedule: Schedule) -> None:
         timer = self._timers.pop(schedule.id, None)
-        if timer is not None:
+        if timer is not None and self._wheel is not None:
             self._wheel.cancel(timer)
 
-    def _set_timer(self, when_s: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when_s
-        self._timer = self._scheduler.clock.call_at(when_s, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer, self._timer_at = None, None
-        due = self._wheel.advance(self._now())
+    def _on_due(self, due: list[Schedule], now_s: float) -> None:
         for schedule in due:
             self._timers.pop(schedule.id, None)
-        following = self._wheel.next_deadline()
-        if following is not None:
-            self._set_timer(following)
-        if due:
-            previous = self._firing
-            self._firing = asyncio.get_running_loop().create_task(self._fire(due, previous))
+        previous = self._firing
+        self._firing = asyncio.get_running_loop().create_task(self._fire(due, previous))
 
     async def _fire(self, due: list[Schedule], previous: asyncio.Task[None] | None) -> None:
         if previous is not None:

@@ -16,10 +16,11 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asched.model import Task
-from asched.model.states import RETRYING, RUNNING, SCHEDULED
+from asched.model.states import QUEUED
 from asched.stores.base import Lease
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class SharedStoreCoordinator:
     def want(self, task: Task) -> None:
         """A due task has a slot: start it once its lease is granted (batched)."""
         if task.id in self.leases:
-            self._engine._begin(task, self._engine.clock.now())
+            if not self._engine.claim_granted(task):
+                self._engine.claim_refused(task, taken=False)
             return
         self._waiting.append(task)
         if not self._claiming:
@@ -69,13 +71,13 @@ class SharedStoreCoordinator:
                 batch, self._waiting = self._waiting, []
                 now = engine.clock.now()
                 try:
-                    granted = await engine._store.claim(
+                    granted = await engine.store.claim(
                         [t.id for t in batch], self.owner, now, self.lease_s
                     )
                 except Exception as exc:
-                    if engine._closing:  # stopping: the tasks stay in the store, unleased
+                    if engine.is_closing:  # stopping: the tasks stay in the store, unleased
                         for task in batch + self._waiting:
-                            engine._give_up_slot(task, taken=False)
+                            engine.claim_refused(task, taken=False)
                         self._waiting = []
                         return
                     # Keep the batch (and its slots) and try again: nothing is lost.
@@ -91,16 +93,15 @@ class SharedStoreCoordinator:
                     continue
                 backoff_s = 0.05
                 by_id = {lease.task_id: lease for lease in granted}
-                now = engine.clock.now()
                 for task in batch:
                     lease = by_id.get(task.id)
-                    if lease is not None and task.lifecycle in (SCHEDULED, RETRYING):
+                    if lease is not None:
                         self.leases[task.id] = lease
-                        engine._begin(task, now)
-                    else:
-                        if lease is not None:  # cancelled or paused meanwhile
-                            await engine._store.release([lease])
-                        engine._give_up_slot(task, taken=lease is None)
+                        if engine.claim_granted(task):
+                            continue
+                        del self.leases[task.id]  # cancelled or paused meanwhile
+                        await engine.store.release([lease])
+                    engine.claim_refused(task, taken=lease is None)
         finally:
             self._claiming = False
 
@@ -108,14 +109,22 @@ class SharedStoreCoordinator:
         """The lease ended with a fenced write (terminal or handed back)."""
         self.leases.pop(task_id, None)
 
-    def fence_for(self, tasks: list[Task]) -> dict[str, Lease]:
+    def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
 
-    def refused(self, task_ids: list[str]) -> None:
+    def written(self, tasks: Sequence[Task], refused: Sequence[str]) -> None:
+        """A fenced save went through: a terminal or handed-back task's lease ended."""
+        for task in tasks:
+            if task.is_terminal or task.lifecycle is QUEUED:
+                self.leases.pop(task.id, None)
+        if refused:
+            self.refused(refused)
+
+    def refused(self, task_ids: Sequence[str]) -> None:
         """Fenced writes were refused: another process holds those tasks now."""
         for task_id in task_ids:
             self.leases.pop(task_id, None)
-            self._engine._lost(task_id)
+            self._engine.lost(task_id)
 
     # -- heartbeat and polling ----------------------------------------------------------
 
@@ -124,7 +133,7 @@ class SharedStoreCoordinator:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                lost = await engine._store.renew(self.owner, engine.clock.now(), self.lease_s)
+                lost = await engine.store.renew(self.owner, engine.clock.now(), self.lease_s)
             except Exception:
                 logger.exception("lease heartbeat failed; retrying")
                 continue
@@ -136,33 +145,29 @@ class SharedStoreCoordinator:
         engine = self._engine
         while True:
             await asyncio.sleep(self.poll_s)
-            room = engine._limits.total_limit - engine._limits.running - len(engine._ready)
-            if room <= 0 or engine._closing:
+            room = engine.room_to_claim()
+            if room <= 0:
                 continue
             try:
-                found = await engine._store.claim_due(
-                    self.owner, engine.clock.now(), self.lease_s, room, engine._active.keys()
+                found = await engine.store.claim_due(
+                    self.owner, engine.clock.now(), self.lease_s, room, engine.active_ids()
                 )
             except Exception:
                 logger.exception("polling the store for due tasks failed")
                 continue
             now = engine.clock.now()
             for lease, task in found:
-                if task.id in engine._active:
-                    await engine._store.release([lease])
+                if engine.holds(task.id):
+                    await engine.store.release([lease])
                     continue
                 self.leases[task.id] = lease
-                engine._adopt(task, now)
+                engine.adopt(task, now)
 
     async def release_idle(self) -> None:
         """On stop: hand back leases of tasks that are not running here."""
         engine = self._engine
-        idle = [
-            lease
-            for task_id, lease in self.leases.items()
-            if (task := engine._active.get(task_id)) is None or task.lifecycle is not RUNNING
-        ]
+        idle = [lease for task_id, lease in self.leases.items() if not engine.running_task(task_id)]
         if idle:
-            await engine._store.release(idle)
+            await engine.store.release(idle)
             for lease in idle:
                 self.leases.pop(lease.task_id, None)

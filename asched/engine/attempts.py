@@ -1,0 +1,131 @@
+"""Running attempts: a task's handler on its executor, its timeout, and how it ended.
+
+The engine decides when an attempt starts; this module starts it on the
+right executor and turns the way it ended (a result, an exception, a timeout,
+a cancel and its cause) into one call on the engine's :class:`AttemptSink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import orjson
+
+from asched.clock import Clock
+from asched.config import SchedulerConfig
+from asched.engine.registry import Registry
+from asched.errors import TaskTimeoutError
+from asched.executors import AsyncExecutor, Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
+from asched.model import Task
+from asched.model.states import RUNNING
+
+_EMPTY = b"{}"
+
+#: Why the loop cancelled an attempt; anything else cancelling it is a shutdown.
+CANCEL_REQUESTED = "cancelled"
+TIMED_OUT = "timeout"
+LEASE_LOST = "lease lost"
+
+
+class AttemptSink(Protocol):
+    """How an attempt ended, as the engine hears it."""
+
+    def attempt_succeeded(self, task: Task, result: Any) -> None: ...
+
+    def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None: ...
+
+    def attempt_abandoned(self, task: Task) -> None: ...
+
+    def attempt_interrupted(self, task: Task) -> None: ...
+
+    def attempt_lost(self, task: Task) -> None: ...
+
+
+class Attempts:
+    def __init__(self, config: SchedulerConfig, registry: Registry, sink: AttemptSink) -> None:
+        self._registry = registry
+        self._sink = sink
+        self._reasons: dict[str, str] = {}
+        self.executors: dict[str, Executor] = {
+            "async": AsyncExecutor(),
+            "local": LocalExecutor(),
+            "thread": ThreadExecutor(config.thread_pool_size),
+            "process": ProcessExecutor(config.process_pool_size),
+        }
+
+    async def start(self) -> None:
+        for executor in self.executors.values():
+            await executor.start()
+
+    async def shutdown(self) -> None:
+        for executor in self.executors.values():
+            await executor.shutdown()
+
+    def begin(self, task: Task, now_s: float, clock: Clock) -> str | None:
+        """Start the handler of a RUNNING task; an error text if there is none."""
+        definition = self._registry.definitions.get(task.type)
+        if definition is None:
+            return f"no handler is registered for task type {task.type!r}"
+        raw = task.data_json
+        kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
+        if task.executor_type == "async":
+            attempt = definition.handler(**kwargs)
+        else:
+            attempt = self.executors[task.executor_type].run(definition.handler, kwargs)
+        task._handle = asyncio.get_running_loop().create_task(self._run(task, attempt))
+        if task.timeout_s is not None:
+            clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s, clock))
+        return None
+
+    def cancel(self, task: Task, why: str) -> bool:
+        """Cancel a running attempt for ``why``; False if none is running."""
+        handle = task._handle
+        if isinstance(handle, asyncio.Task) and not handle.done():
+            self._reasons[task.id] = why
+            handle.cancel()
+            return True
+        return False
+
+    async def _run(self, task: Task, attempt: Any) -> None:
+        sink = self._sink
+        try:
+            result = await attempt
+        except asyncio.CancelledError:
+            self._after_cancellation(task)
+        except Exception as exc:
+            if task.lifecycle is RUNNING:
+                sink.attempt_failed(task, describe(exc), exc)
+            else:
+                sink.attempt_abandoned(task)
+        else:
+            if task.lifecycle is RUNNING:
+                sink.attempt_succeeded(task, result)
+            else:
+                sink.attempt_abandoned(task)
+
+    def _time_out(self, task: Task, started_s: float, clock: Clock) -> None:
+        if task.lifecycle is RUNNING and task.started_s == started_s:
+            deadline = started_s + (task.timeout_s or 0.0)
+            if clock.now() < deadline:  # clock timers may run a little early
+                clock.call_at(deadline, lambda: self._time_out(task, started_s, clock))
+                return
+            self.cancel(task, TIMED_OUT)
+
+    def _after_cancellation(self, task: Task) -> None:
+        reason = self._reasons.pop(task.id, None)
+        sink = self._sink
+        if reason == LEASE_LOST:
+            sink.attempt_lost(task)
+        elif task.lifecycle is not RUNNING:  # cancel_task already settled it
+            sink.attempt_abandoned(task)
+        elif reason == TIMED_OUT:
+            timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
+            sink.attempt_failed(task, f"timed out after {task.timeout_s:g}s", timeout)
+        else:
+            sink.attempt_interrupted(task)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,110 @@
+"""Operations on one task, wherever it is in its life: find it, wait for it,
+cancel, pause, resume or re-rank it.  Each is a short sequence of the engine's
+verbs (``move``, ``arm``, ``disarm``, ``settle``), so every change still goes
+through the engine's one door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from asched.engine.attempts import CANCEL_REQUESTED
+from asched.errors import TaskNotFoundError, TaskTimeoutError
+from asched.model import Task, TaskLifecycle, TaskPriority
+from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
+
+if TYPE_CHECKING:
+    from asched.engine.loop import Engine
+
+_ARMED = (QUEUED, SCHEDULED, RETRYING)
+
+
+async def lookup(engine: Engine, task_id: str) -> Task:
+    task = engine.active.get(task_id)
+    if task is None and engine.writeback is not None:
+        # A task that just settled is still dirty until the flusher hands it over.
+        task = engine.writeback.dirty.get(task_id)
+    if task is None:
+        task = await engine.store.get(task_id)
+        if task is None:
+            raise TaskNotFoundError(task_id)
+    return task
+
+
+async def list_tasks(
+    engine: Engine, state: TaskLifecycle | None, task_type: str | None, limit: int | None
+) -> list[Task]:
+    if engine.writeback is not None and engine.writeback.dirty:
+        await engine.writeback.flush()  # hand over what this loop changed
+    return await engine.store.list_tasks(state, task_type, limit)
+
+
+async def wait(engine: Engine, task_id: str, timeout_s: float | None) -> Task:
+    task = await lookup(engine, task_id)
+    if task.is_terminal:
+        return task
+    future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+    engine.waiters.setdefault(task_id, []).append(future)
+    try:
+        return await asyncio.wait_for(future, timeout_s)
+    except TimeoutError:
+        raise TaskTimeoutError(task_id, timeout_s or 0.0, "wait") from None
+    finally:
+        waiting = engine.waiters.get(task_id)
+        if waiting and future in waiting:
+            waiting.remove(future)
+
+
+async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
+    task = await lookup(engine, task_id)
+    if task.is_terminal:
+        return False
+    now = engine.clock.now()
+    if task.lifecycle is RUNNING:
+        engine.attempts.cancel(task, CANCEL_REQUESTED)
+    else:
+        engine.disarm(task)
+        engine.deps.forget(task.id)
+    engine.move(task, TaskLifecycle.CANCELLED, now, reason)
+    task.finished_s = now
+    engine.settle(task)
+    return True
+
+
+async def pause(engine: Engine, task_id: str) -> bool:
+    task = await lookup(engine, task_id)
+    if task.lifecycle is PAUSED:
+        task.user_paused = True
+        engine.touch(task)
+        return True
+    if task.lifecycle not in _ARMED:
+        return False
+    engine.disarm(task)
+    task.user_paused = True
+    engine.move(task, PAUSED, engine.clock.now(), "paused by request")
+    return True
+
+
+async def resume(engine: Engine, task_id: str) -> bool:
+    task = await lookup(engine, task_id)
+    if task.lifecycle is not PAUSED or not task.user_paused:
+        return False
+    task.user_paused = False
+    if task.id in engine.deps:
+        engine.touch(task)  # still held by its dependencies
+    else:
+        now = engine.clock.now()
+        engine.move(task, QUEUED, now, "resumed by request")
+        engine.arm(task, now)
+    return True
+
+
+async def set_priority(engine: Engine, task_id: str, level: TaskPriority) -> bool:
+    task = await lookup(engine, task_id)
+    if task.is_terminal or task.lifecycle is RUNNING:
+        return False
+    task.priority = level
+    engine.line.reprioritize(task.id, level)
+    engine.touch(task)
+    return True

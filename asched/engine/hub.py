@@ -1,0 +1,59 @@
+"""Who hears what: event listeners by the state a task enters, and settled hooks.
+
+Events are only built for states someone listens to, so a subscriber that
+wants outcomes (COMPLETED, FAILED, RETRYING) costs nothing on the other
+transitions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+
+from asched.events import Event
+from asched.model import Task, TaskLifecycle
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+
+
+class EventHub:
+    __slots__ = ("all", "by_state", "settled")
+
+    def __init__(self) -> None:
+        #: index = TaskLifecycle value: who hears about tasks entering that state
+        self.by_state: list[list[Listener]] = [[] for _ in range(len(TaskLifecycle) + 1)]
+        #: who hears every event, circuit breaker changes included
+        self.all: list[Listener] = []
+        self.settled: list[Callable[[Task], None]] = []
+
+    def subscribe(
+        self, listener: Listener, states: Collection[TaskLifecycle] | None = None
+    ) -> Callable[[], None]:
+        chosen = list(TaskLifecycle) if states is None else list(states)
+        for state in chosen:
+            self.by_state[state].append(listener)
+        if states is None:
+            self.all.append(listener)
+
+        def unsubscribe() -> None:
+            for state in chosen:
+                if listener in self.by_state[state]:
+                    self.by_state[state].remove(listener)
+            if listener in self.all:
+                self.all.remove(listener)
+
+        return unsubscribe
+
+    def on_settled(self, hook: Callable[[Task], None]) -> Callable[[], None]:
+        self.settled.append(hook)
+        return lambda: self.settled.remove(hook)
+
+
+def emit(listeners: list[Listener], event: Event) -> None:
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            logger.exception("event listener %r failed on %r", listener, event)

@@ -1,0 +1,80 @@
+"""What a scheduler reports about itself: load figures, the execution forecast,
+and choosing a quiet slot from the forecast.  Read from the engine's views and
+the metrics subscriber; nothing here scans the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from asched.core.checks import require_number
+from asched.engine.loop import Engine
+from asched.engine.recurring import Schedule
+from asched.errors import TaskValidationError
+from asched.model.states import PAUSED, RETRYING
+from asched.observability.forecast import BUCKETS_S, build_forecast
+from asched.observability.metrics import LoadMetrics
+from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
+
+
+def load_metrics(engine: Engine, metrics: LoadMetrics) -> dict[str, Any]:
+    limits = engine.limits
+    figures = metrics.window(engine.clock.now())
+    figures.update(
+        {
+            "running": limits.running,
+            "ready": len(engine.line),
+            "waiting_for_limits": limits.parked_count(),
+            "scheduled": engine.timers_pending(),
+            "paused": engine.state_count(PAUSED),
+            "retrying": engine.state_count(RETRYING),
+            "max_concurrency": limits.total_limit,
+            "utilization": limits.running / limits.total_limit,
+        }
+    )
+    return figures
+
+
+def forecast(
+    engine: Engine,
+    schedules: Iterable[Schedule],
+    metrics: LoadMetrics,
+    lookahead_hours: float,
+    task_type: str | None,
+    bucket: str,
+    upcoming_limit: int,
+) -> dict[str, Any]:
+    hours = require_number("lookahead_hours", lookahead_hours, above=0)
+    if bucket not in BUCKETS_S:
+        raise TaskValidationError("bucket", bucket, f"one of {', '.join(BUCKETS_S)}")
+    return build_forecast(
+        engine.clock.now(),
+        hours * 3600,
+        BUCKETS_S[bucket],
+        engine.tasks(),
+        schedules,
+        metrics.mean_durations(),
+        task_type=task_type,
+        upcoming_limit=upcoming_limit,
+    )
+
+
+def quietest_slot(
+    engine: Engine,
+    schedules: Iterable[Schedule],
+    window_s: tuple[float, float],
+    scorer: SlotScorer | None,
+    task_type: str,
+    task_data: Mapping[str, Any] | None,
+) -> SlotChoice:
+    """The least busy hour in ``window_s`` by the forecast, or the best by ``scorer``."""
+    now = engine.clock.now()
+    start = max(window_s[0], now)
+    end = max(window_s[1], start)
+    expected = build_forecast(
+        now, end - now + 3600, 3600, engine.tasks(), schedules, {}, upcoming_limit=0
+    )
+    load = {int(b["start"].timestamp() // 3600): b["total"] for b in expected["buckets"]}
+    return choose_slot(
+        start, end, load, 3600, scorer=scorer, task_type=task_type, task_data=task_data
+    )
