@@ -8,6 +8,7 @@ scheduler's loop, so a subscriber must be quick (hand slow work to a task).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from asched.core.breaker import BreakerState
 from asched.model import TaskLifecycle, TaskPriority
@@ -19,8 +20,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TaskEvent(Event):
+class _TaskEventFields(NamedTuple):
     task_id: str
     task_type: str
     priority: TaskPriority
@@ -30,6 +30,13 @@ class TaskEvent(Event):
     reason: str | None
     #: when the task's latest attempt started (None before its first)
     started_s: float | None = None
+
+
+class TaskEvent(_TaskEventFields, Event):
+    """A task changed state.  An immutable tuple: one is built per transition that
+    somebody listens to, so it must be cheap (a frozen dataclass costs 5x more)."""
+
+    __slots__ = ()
 
 
 class TaskQueued(TaskEvent):

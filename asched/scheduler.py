@@ -85,6 +85,7 @@ class Scheduler:
         self._engine.attach(self._schedules)
         self._metrics = LoadMetrics()
         self._engine.subscribe(self._metrics.hear, OUTCOME_STATES)
+        self._engine.attach(self._metrics)
 
     # -- registration --------------------------------------------------------------
 
@@ -265,7 +266,8 @@ class Scheduler:
         :data:`asched.strategies.slots.SlotScorer`); the choice and its reason are
         recorded in the task's audit trail.
         """
-        self._engine.require_running()
+        if not self._engine.is_running:
+            self._engine.require_running()
         if "window" in options or "slot_strategy" in options:
             return await self._schedule_in_window(
                 task_type, task_data, execution_time, priority, options

@@ -8,6 +8,7 @@ a cancel and its cause) into one call on the engine's :class:`AttemptSink`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import orjson
@@ -47,6 +48,7 @@ class Attempts:
         self._registry = registry
         self._sink = sink
         self._reasons: dict[str, str] = {}
+        self._create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = _no_loop_yet
         self.executors: dict[str, Executor] = {
             "async": AsyncExecutor(),
             "local": LocalExecutor(),
@@ -55,6 +57,7 @@ class Attempts:
         }
 
     async def start(self) -> None:
+        self._create_task = asyncio.get_running_loop().create_task
         for executor in self.executors.values():
             await executor.start()
 
@@ -73,7 +76,7 @@ class Attempts:
             attempt = definition.handler(**kwargs)
         else:
             attempt = self.executors[task.executor_type].run(definition.handler, kwargs)
-        task._handle = asyncio.get_running_loop().create_task(self._run(task, attempt))
+        task._handle = self._create_task(self._run(task, attempt))
         if task.timeout_s is not None:
             clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s, clock))
         return None
@@ -124,6 +127,11 @@ class Attempts:
             sink.attempt_failed(task, f"timed out after {task.timeout_s:g}s", timeout)
         else:
             sink.attempt_interrupted(task)
+
+
+def _no_loop_yet(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    coro.close()
+    raise RuntimeError("attempts started before the engine")
 
 
 def describe(exc: BaseException) -> str:

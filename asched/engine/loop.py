@@ -51,7 +51,9 @@ logger = logging.getLogger(__name__)
 
 #: Unmet dependency ids, and the first dependency that ended without completing.
 DependencyPlan = tuple[list[str], str | None]
-_ARMED = (QUEUED, SCHEDULED, RETRYING)
+# Events are named tuples; building one straight from a tuple skips the keyword
+# handling of the generated constructor (a third of the cost on every transition).
+_new_event = tuple.__new__
 
 
 class Service(Protocol):
@@ -88,6 +90,7 @@ class Engine:
         self.wheel: ArmedWheel[Task]  # set by start()
         self.services: list[Service] = []
         self.hub = EventHub()
+        self._hears = self.hub.by_state
         self.active: dict[str, Task] = {}
         self.deps = DependencyGraph()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
@@ -152,12 +155,16 @@ class Engine:
         counts = self.state_counts
         counts[previous] -= 1
         counts[target] += 1
-        hears = self.hub.by_state[target]
+        hears = self._hears[target]
         if hears:
-            event = EVENT_FOR_STATE[target](
-                task.id, task.type, task.priority, now_s, previous, target, reason, task.started_s
-            )
-            emit(hears, event)
+            started = task.started_s
+            fields = (task.id, task.type, task.priority, now_s, previous, target, reason, started)
+            event = _new_event(EVENT_FOR_STATE[target], fields)
+            for listener in hears:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("event listener %r failed on %r", listener, event)
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
         if target is not SCHEDULED and self.writeback is not None:
@@ -187,12 +194,10 @@ class Engine:
     def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
         self.active[task.id] = task
         self.state_counts[QUEUED] += 1
-        hears = self.hub.by_state[QUEUED]
+        hears = self._hears[QUEUED]
         if hears:
-            event = EVENT_FOR_STATE[QUEUED](
-                task.id, task.type, task.priority, now_s, CREATED, QUEUED, None, None
-            )
-            emit(hears, event)
+            fields = (task.id, task.type, task.priority, now_s, CREATED, QUEUED, None, None)
+            emit(hears, _new_event(EVENT_FOR_STATE[QUEUED], fields))
         if failed is not None:
             self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self.settle(task)
@@ -200,7 +205,8 @@ class Engine:
             self.deps.hold(task.id, unmet)
             self.move(task, PAUSED, now_s, f"waiting for dependencies: {', '.join(unmet)}")
         else:
-            self.arm(task, now_s)
+            self.move(task, SCHEDULED, now_s, None)
+            self.place(task, now_s)
 
     def arm(self, task: Task, now_s: float) -> None:
         """QUEUED → SCHEDULED: into the ready line if due, else into the wheel."""
@@ -210,7 +216,8 @@ class Engine:
     def place(self, task: Task, now_s: float) -> None:
         if task.due_s <= now_s:
             self.line.push(task, now_s)
-            self._request_dispatch()
+            if not self._dispatch_pending:
+                self._request_dispatch()
         else:
             task._handle = self.wheel.insert(task.due_s, task)
 
@@ -245,14 +252,10 @@ class Engine:
         self._dispatch_pending = False
         if self.is_closing:
             return
-        next_startable = self.line.next_startable
-        shared = self.shared_coordinator
         now = self.clock.now()
-        while (task := next_startable(now)) is not None:
-            if shared is None:
-                self.begin(task, now)
-            else:
-                shared.want(task)  # starts it once this process holds its lease
+        shared = self.shared_coordinator
+        # With a shared store each starts once this process holds its lease.
+        self.line.drain(now, self.begin if shared is None else shared.want)
 
     def begin(self, task: Task, now_s: float) -> None:
         """Start an attempt of a task whose concurrency slot is already taken."""
@@ -383,8 +386,9 @@ class Engine:
 
     def _release(self, task: Task) -> None:
         task._handle = None
-        self.line.release(task, self.clock.now())
-        if self.line:
+        line = self.line
+        line.release(task)
+        if line.queue and not self._dispatch_pending:
             self._request_dispatch()
 
     def _finish_failure(
@@ -409,12 +413,15 @@ class Engine:
     def settle(self, task: Task) -> None:
         """A task reached a terminal state: wake waiters, release or cancel dependents."""
         self.active.pop(task.id, None)
+        if self.hub.settled or self.waiters or self.deps.has_dependents:
+            self._tell_watchers(task)
+
+    def _tell_watchers(self, task: Task) -> None:
         for hook in self.hub.settled:
             hook(task)
-        if self.waiters:
-            for future in self.waiters.pop(task.id, ()):
-                if not future.done():
-                    future.set_result(task)
+        for future in self.waiters.pop(task.id, ()):
+            if not future.done():
+                future.set_result(task)
         if self.deps.has_dependents:
             self._settle_dependents(task)
 

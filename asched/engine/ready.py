@@ -1,8 +1,8 @@
 """The ready line: due tasks in start order, and the rules that decide which starts.
 
 A due task waits here keyed on (priority, due time, sequence), or on the
-levels a dynamic priority strategy and fair share give it.  ``next_startable``
-pops tasks until one may start: a task whose type or key limit is full is
+levels a dynamic priority strategy and fair share give it.  ``drain`` pops
+tasks and starts each that may: a task whose type or key limit is full is
 parked until a slot frees; one held by a rate limit or an open circuit is
 deferred (it spends no attempt).  A task it returns holds its slot.
 """
@@ -91,8 +91,13 @@ class ReadyLine:
         self.push_all(woken, now_s)
         return bool(woken)
 
-    def next_startable(self, now_s: float) -> Task | None:
-        """Pop the best task that may start now and take its slot; None if none may."""
+    def drain(self, now_s: float, start: Callable[[Task, float], None]) -> None:
+        """Hand ``start`` every task that may start now, best first, its slot taken.
+
+        A task over a type or key limit is parked until a slot frees; one held by a
+        rate limit or an open circuit is deferred.  Stops when the total limit is
+        reached or the line is empty.
+        """
         limits = self.limits
         queue = self.queue
         fair = self._fair
@@ -102,11 +107,11 @@ class ReadyLine:
             if fair is None:
                 task = queue.pop()
                 if task is None:
-                    return None
+                    return
             else:
                 popped = queue.pop_ordered()
                 if popped is None:
-                    return None
+                    return
                 task, level, stamp = popped
                 fair.dispatched(level, stamp)
             key = task.concurrency_key
@@ -125,16 +130,18 @@ class ReadyLine:
                 limits.running += 1
             else:
                 limits.acquire(task.type, key, task.id)
-            return task
-        return None
+            start(task, now_s)
 
-    def release(self, task: Task, now_s: float) -> None:
+    def release(self, task: Task) -> None:
         """An attempt ended (or never started): free its slot, wake who waited for it."""
         limits = self.limits
         if task.concurrency_key is None and not limits.type_limits:
             limits.running -= 1
-        else:
-            self.push_all(limits.release(task.type, task.concurrency_key), now_s)
+            return
+        woken = limits.release(task.type, task.concurrency_key)
+        if woken:
+            assert self._clock is not None
+            self.push_all(woken, self._clock.now())
 
     def wake_breaker(self, name: str, now_s: float) -> bool:
         """A breaker changed or freed a trial: its parked tasks try again."""

@@ -52,7 +52,7 @@ class SharedStoreCoordinator:
 
     # -- claiming before a start --------------------------------------------------------
 
-    def want(self, task: Task) -> None:
+    def want(self, task: Task, now_s: float) -> None:
         """A due task has a slot: start it once its lease is granted (batched)."""
         if task.id in self.leases:
             if not self._engine.claim_granted(task):

@@ -1,13 +1,19 @@
 """Load metrics, built from events: a subscriber counts outcomes in sliding windows.
 
-The engine knows nothing of metrics.  :class:`LoadMetrics` hears the events
-of tasks that finished an attempt (COMPLETED, or FAILED / RETRYING from
-RUNNING) and keeps an :class:`~asched.core.windows.OutcomeWindow` plus the
-mean duration of successful attempts per task type.
+The engine knows nothing of metrics.  :class:`LoadMetrics` hears the events of
+tasks that finished an attempt (COMPLETED, or FAILED / RETRYING from RUNNING)
+and keeps an :class:`~asched.core.windows.OutcomeWindow` plus the mean
+duration of successful attempts per task type.
+
+Hearing an event only appends it to a list (a C call, no Python frame on the
+engine's hot path); the list is folded into the windows when the figures are
+read and once a second.  The windows are keyed on each event's own time, so
+folding late changes no figure.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asched.core.windows import OutcomeWindow
@@ -17,38 +23,70 @@ from asched.model.states import COMPLETED, RUNNING
 
 #: the states whose events LoadMetrics needs
 OUTCOME_STATES = (TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.RETRYING)
+FOLD_EVERY_S = 1.0
 
 
 class LoadMetrics:
-    __slots__ = ("_durations", "outcomes")
+    __slots__ = ("_durations", "_folder", "_pending", "hear", "outcomes")
 
     def __init__(self) -> None:
         self.outcomes = OutcomeWindow()
         # task type -> [completed attempts, their total seconds]
         self._durations: dict[str, list[float]] = {}
+        self._pending: list[Event] = []
+        #: the listener to subscribe (to OUTCOME_STATES)
+        self.hear = self._pending.append
+        self._folder: asyncio.Task[None] | None = None
 
-    def hear(self, event: Event) -> None:
-        if not isinstance(event, TaskEvent) or event.from_state is not RUNNING:
+    async def start(self) -> None:
+        self._folder = asyncio.get_running_loop().create_task(self._fold_forever())
+
+    async def stop(self) -> None:
+        if self._folder is not None:
+            self._folder.cancel()
+            await asyncio.gather(self._folder, return_exceptions=True)
+            self._folder = None
+        self.fold()
+
+    async def _fold_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FOLD_EVERY_S)
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the events heard since the last fold."""
+        pending = self._pending
+        if not pending:
             return
-        now = event.at_s
-        took = now - (event.started_s if event.started_s is not None else now)
-        if event.to_state is not COMPLETED:
-            self.outcomes.record(now, False, took)
-            return
-        self.outcomes.record(now, True, took)
-        stats = self._durations.get(event.task_type)
-        if stats is None:
-            self._durations[event.task_type] = [1, took]
-        else:
-            stats[0] += 1
-            stats[1] += took
+        events = pending[:]
+        pending.clear()
+        record = self.outcomes.record
+        durations = self._durations
+        for event in events:
+            assert isinstance(event, TaskEvent)
+            _, task_type, _, now, from_state, to_state, _, started = event
+            if from_state is not RUNNING:
+                continue
+            took = now - (started if started is not None else now)
+            if to_state is not COMPLETED:
+                record(now, False, took)
+                continue
+            record(now, True, took)
+            stats = durations.get(task_type)
+            if stats is None:
+                durations[task_type] = [1, took]
+            else:
+                stats[0] += 1
+                stats[1] += took
 
     def mean_durations(self) -> dict[str, float]:
         """Mean seconds of a successful attempt, per task type, since start."""
+        self.fold()
         return {kind: total / n for kind, (n, total) in self._durations.items()}
 
     def window(self, now_s: float) -> dict[str, Any]:
         """The outcome figures of ``get_system_load_metrics``."""
+        self.fold()
         hour = self.outcomes.totals(now_s, 3600)
         minute = self.outcomes.totals(now_s, 60)
         return {
