@@ -46,8 +46,9 @@ class LoopClock:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def now(self) -> float:
-        return time.time()
+    #: ``time.time`` itself, so reading the clock costs no Python frame (the engine
+    #: reads it several times per task).
+    now = staticmethod(time.time)
 
     def call_at(self, when_s: float, callback: Callable[[], None]) -> TimerHandle:
         delay = when_s - time.time()

@@ -122,17 +122,11 @@ class Scheduler:
         one, e.g. ``lambda t: f"upload:{t.concurrency_key}"``); ``rate_limit``
         caps starts per ``concurrency_key`` (or per type, ``rate_limit_per="type"``).
         """
+        policy = TypePolicy.checked(retry, breaker, rate_limit, rate_limit_per)
         if retry is not None:
-            if not isinstance(retry, RetryPolicy):
-                raise TaskValidationError("retry", retry, "expected a RetryPolicy")
             max_retries = retry.max_retries if max_retries is None else max_retries
             backoff_factor = retry.backoff_factor if backoff_factor is None else backoff_factor
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise TaskValidationError("rate_limit", rate_limit, "expected a RateLimit")
-        if breaker is not None and not (isinstance(breaker, str) or callable(breaker)):
-            raise TaskValidationError("breaker", breaker, "expected a name or a function")
-        policy = TypePolicy(retry, breaker, rate_limit, rate_limit_per)
-        if retry is not None or breaker is not None or rate_limit is not None:
+        if policy.applies:
             self._policies.set_type_policy(name, policy)
         definition = self._engine.registry.register(
             name,
@@ -187,7 +181,7 @@ class Scheduler:
 
     @property
     def running(self) -> bool:
-        return self._engine.running
+        return self._engine.is_running
 
     @property
     def store(self) -> Store:
@@ -215,7 +209,7 @@ class Scheduler:
     def use_store(self, store: str | Store) -> None:
         """Replace the store (a URL or a Store) before the scheduler first starts,
         e.g. to let a worker command line override the app's choice."""
-        if self.running or self._engine.closing:
+        if self.running or self._engine.is_closing:
             raise SchedulerStateError("use_store() is only allowed before start()")
         self._engine.use_store(store if isinstance(store, Store) else open_store(store))
         if isinstance(store, str):
@@ -224,7 +218,7 @@ class Scheduler:
     def share_store(self, lease_s: float | None = None) -> None:
         """Coordinate with other processes on the same durable store (before start):
         every attempt then starts under a lease; see :mod:`asched.engine.shared`."""
-        if self.running or self._engine.closing:
+        if self.running or self._engine.is_closing:
             raise SchedulerStateError("share_store() must be called before start()")
         changes: dict[str, Any] = {"shared_store": True}
         if lease_s is not None:

@@ -46,13 +46,13 @@ class Admission:
             existing = await store.find_by_idempotency_key(key)
             if existing is not None:
                 return existing
-        plans: list[DependencyPlan] | None = None
+        plan: DependencyPlan | None = None
         if task.dependencies:
             if task.id in task.dependencies:
                 raise DependencyError("dependencies", task.id, "a task cannot depend on itself")
-            plans = [await self._plan(task, {task.id})]
+            plan = await self._plan(task, {task.id})
         try:
-            await engine.submit([task], now, plans)
+            await engine.submit_one(task, now, plan)
         except TaskValidationError as exc:
             # A concurrent call with the same key won the race: return its task.
             if key is not None and exc.field == "idempotency_key":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from typing import Protocol
 
 from asched.events import Event
 from asched.model import Task, TaskLifecycle
@@ -16,6 +17,14 @@ from asched.model import Task, TaskLifecycle
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
+
+
+class Service(Protocol):
+    """A collaborator the engine starts after recovery and stops before draining."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class EventHub:

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 from asched.clock import Clock, WallClock
 from asched.config import SchedulerConfig
 from asched.core.dependencies import DependencyGraph
 from asched.core.limits import ConcurrencyLimits
 from asched.core.wheel import Timer
-from asched.engine import control, lifecycle
-from asched.engine.attempts import LEASE_LOST, Attempts
-from asched.engine.hub import EventHub, Listener, emit
+from asched.engine import control, dependents, lifecycle
+from asched.engine.attempts import Attempts
+from asched.engine.hub import EventHub, Listener, Service, emit
 from asched.engine.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Policies
 from asched.engine.ready import ReadyLine
 from asched.engine.registry import Registry
@@ -50,18 +50,11 @@ from asched.strategies.priority import FairShare, PriorityStrategy
 logger = logging.getLogger(__name__)
 
 #: Unmet dependency ids, and the first dependency that ended without completing.
-DependencyPlan = tuple[list[str], str | None]
+DependencyPlan = tuple[Sequence[str], str | None]
 # Events are named tuples; building one straight from a tuple skips the keyword
 # handling of the generated constructor (a third of the cost on every transition).
 _new_event = tuple.__new__
-
-
-class Service(Protocol):
-    """A collaborator the engine starts after recovery and stops before draining."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
+_NO_PLAN: DependencyPlan = ((), None)
 
 
 class Engine:
@@ -188,10 +181,20 @@ class Engine:
         else:
             await self.store.insert(tasks)
         for index, task in enumerate(tasks):
-            unmet, failed = ([], None) if plans is None else plans[index]
+            unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
 
-    def _admit(self, task: Task, now_s: float, unmet: list[str], failed: str | None) -> None:
+    async def submit_one(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:
+        """:meth:`submit` for one task, without the batch's loops."""
+        task.transition(QUEUED, now_s, None)
+        if self.memory is not None:
+            self.memory.insert_now((task,))  # no await: the memory store cannot block
+        else:
+            await self.store.insert((task,))
+        unmet, failed = _NO_PLAN if plan is None else plan
+        self._admit(task, now_s, unmet, failed)
+
+    def _admit(self, task: Task, now_s: float, unmet: Sequence[str], failed: str | None) -> None:
         self.active[task.id] = task
         self.state_counts[QUEUED] += 1
         hears = self._hears[QUEUED]
@@ -266,65 +269,9 @@ class Engine:
         if error is not None:
             self._finish_failure(task, error, now_s, None, retry=False)
 
-    # -- the shared store's ports (see asched.engine.shared) ---------------------------
-
-    def claim_granted(self, task: Task) -> bool:
-        """This process now leases a task it wanted: start it if it still should run."""
-        if task.lifecycle not in (SCHEDULED, RETRYING):
-            return False
-        self.begin(task, self.clock.now())
-        return True
-
-    def claim_refused(self, task: Task, *, taken: bool) -> None:
-        """A wanted task will not start here: give its slot (and any breaker trial) back;
-        forget it if another process holds it now."""
-        self._report(task, OUTCOME_ABANDONED, self.clock.now())
-        self._release(task)
-        if taken:
-            self.forget(task)
-
-    def lost(self, task_id: str) -> None:
-        """Another process holds this task now: stop any attempt here, write nothing."""
-        task = self.active.get(task_id)
-        if task is None:
-            return
-        if task.lifecycle is RUNNING and self.attempts.cancel(task, LEASE_LOST):
-            return
-        self.disarm(task)
-        self.forget(task)
-
-    def adopt(self, task: Task, now_s: float) -> None:
-        """A due task this process just leased from the store: run it here."""
-        self.active[task.id] = task
-        self.state_counts[task.lifecycle] += 1
-        if task.lifecycle is RUNNING:  # its owner's lease ran out mid-attempt
-            reason = "lease expired while running; its owner is presumed dead"
-            if task.retries >= task.max_retries:
-                task.error = reason
-                task.finished_s = now_s
-                self.move(task, FAILED, now_s, reason)
-                self.settle(task)
-                return
-            task.retries += 1
-            self.move(task, QUEUED, now_s, f"{reason}; attempt {task.retries} counted")
-        if task.lifecycle is QUEUED:
-            self.arm(task, now_s)
-        else:
-            self.place(task, now_s)
-
     def holds(self, task_id: str) -> bool:
+        """Whether this process holds the task (armed, held or running here)."""
         return task_id in self.active
-
-    def active_ids(self) -> Collection[str]:
-        return self.active.keys()
-
-    def running_task(self, task_id: str) -> bool:
-        task = self.active.get(task_id)
-        return task is not None and task.lifecycle is RUNNING
-
-    def room_to_claim(self) -> int:
-        limits = self.limits
-        return 0 if self.is_closing else limits.total_limit - limits.running - len(self.line)
 
     def forget(self, task: Task) -> None:
         if self.active.pop(task.id, None) is not None:
@@ -337,8 +284,8 @@ class Engine:
     def attempt_succeeded(self, task: Task, result: Any) -> None:
         now = self.clock.now()
         if self.line.gated:
-            self._report(task, OUTCOME_SUCCEEDED, now)
-        self._release(task)
+            self.report(task, OUTCOME_SUCCEEDED, now)
+        self.release(task)
         task.result = result
         task.finished_s = now
         self.move(task, COMPLETED, now, None)
@@ -346,28 +293,28 @@ class Engine:
 
     def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None:
         now = self.clock.now()
-        self._report(task, OUTCOME_FAILED, now)
+        self.report(task, OUTCOME_FAILED, now)
         self._finish_failure(task, error, now, exc, retry=True)
 
     def attempt_abandoned(self, task: Task) -> None:
         """The attempt ended after the task was settled (cancelled while running)."""
-        self._report(task, OUTCOME_ABANDONED, self.clock.now())
-        self._release(task)
+        self.report(task, OUTCOME_ABANDONED, self.clock.now())
+        self.release(task)
 
     def attempt_interrupted(self, task: Task) -> None:
         """Shutdown cancelled the attempt: hand the task back, no attempt spent."""
         now = self.clock.now()
-        self._report(task, OUTCOME_ABANDONED, now)
-        self._release(task)
+        self.report(task, OUTCOME_ABANDONED, now)
+        self.release(task)
         self.move(task, QUEUED, now, "interrupted by shutdown; handed back")
 
     def attempt_lost(self, task: Task) -> None:
-        self._release(task)
+        self.release(task)
         self.forget(task)
 
     # -- settling ----------------------------------------------------------------------
 
-    def _report(self, task: Task, outcome: str, now_s: float) -> None:
+    def report(self, task: Task, outcome: str, now_s: float) -> None:
         """Feed a gated task's breaker; announce its changes; wake tasks waiting on it."""
         if task.type not in self.line.gated:
             return
@@ -384,7 +331,7 @@ class Engine:
         if self.line.wake_breaker(name, now_s):
             self._request_dispatch()
 
-    def _release(self, task: Task) -> None:
+    def release(self, task: Task) -> None:
         task._handle = None
         line = self.line
         line.release(task)
@@ -394,7 +341,7 @@ class Engine:
     def _finish_failure(
         self, task: Task, error: str, now_s: float, exc: BaseException | None, *, retry: bool
     ) -> None:
-        self._release(task)
+        self.release(task)
         task.error = error
         delay = self.policies.retry_delay(task, exc) if retry else None
         if delay is not None:
@@ -423,37 +370,9 @@ class Engine:
             if not future.done():
                 future.set_result(task)
         if self.deps.has_dependents:
-            self._settle_dependents(task)
-
-    def _settle_dependents(self, task: Task) -> None:
-        now = self.clock.now()
-        if task.lifecycle is COMPLETED:
-            for dep_id in self.deps.completed(task.id):
-                dependent = self.active.get(dep_id)
-                if dependent is not None and not dependent.user_paused:
-                    self.move(dependent, QUEUED, now, f"dependency {task.id} completed")
-                    self.arm(dependent, now)
-            return
-        for dep_id in self.deps.failed(task.id):
-            dependent = self.active.get(dep_id)
-            if dependent is not None and not dependent.is_terminal:
-                reason = f"dependency {task.id} ended {task.lifecycle.name}"
-                self.move(dependent, CANCELLED, now, reason)
-                self.settle(dependent)
+            dependents.settle(self, task)
 
     # -- views ----------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self.is_running
-
-    @property
-    def closing(self) -> bool:
-        return self.is_closing
-
-    @property
-    def shared(self) -> SharedStoreCoordinator | None:
-        return self.shared_coordinator
 
     @property
     def store_errors(self) -> int:

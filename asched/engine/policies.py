@@ -19,7 +19,7 @@ from typing import Any
 from asched.core.backoff import RetryPolicy
 from asched.core.breaker import BreakerState, BreakerTransition, CircuitBreakerCore
 from asched.core.ratelimit import RateLimit, RateLimiter
-from asched.errors import ConfigError
+from asched.errors import ConfigError, TaskValidationError
 from asched.model import Task
 from asched.strategies.retry import Retry
 
@@ -36,6 +36,31 @@ class TypePolicy:
     rate_limit: RateLimit | None = None
     #: "concurrency_key": one budget per key (e.g. per channel); "type": one for the type
     rate_limit_per: str = "concurrency_key"
+
+    @classmethod
+    def checked(
+        cls,
+        retry: Any,
+        breaker: Any,
+        rate_limit: Any,
+        rate_limit_per: Any = "concurrency_key",
+    ) -> TypePolicy:
+        """A policy from ``Scheduler.register``'s arguments, each checked."""
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TaskValidationError("retry", retry, "expected a RetryPolicy")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TaskValidationError("rate_limit", rate_limit, "expected a RateLimit")
+        if breaker is not None and not (isinstance(breaker, str) or callable(breaker)):
+            raise TaskValidationError("breaker", breaker, "expected a name or a function")
+        if rate_limit_per not in ("concurrency_key", "type"):
+            raise ConfigError(
+                "rate_limit_per", rate_limit_per, "expected 'concurrency_key' or 'type'"
+            )
+        return cls(retry, breaker, rate_limit, rate_limit_per)
+
+    @property
+    def applies(self) -> bool:
+        return self.retry is not None or self.breaker is not None or self.rate_limit is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from asched.engine import handover
 from asched.model import Task
 from asched.model.states import QUEUED
 from asched.stores.base import Lease
@@ -55,8 +56,8 @@ class SharedStoreCoordinator:
     def want(self, task: Task, now_s: float) -> None:
         """A due task has a slot: start it once its lease is granted (batched)."""
         if task.id in self.leases:
-            if not self._engine.claim_granted(task):
-                self._engine.claim_refused(task, taken=False)
+            if not handover.claim_granted(self._engine, task):
+                handover.claim_refused(self._engine, task, taken=False)
             return
         self._waiting.append(task)
         if not self._claiming:
@@ -77,7 +78,7 @@ class SharedStoreCoordinator:
                 except Exception as exc:
                     if engine.is_closing:  # stopping: the tasks stay in the store, unleased
                         for task in batch + self._waiting:
-                            engine.claim_refused(task, taken=False)
+                            handover.claim_refused(engine, task, taken=False)
                         self._waiting = []
                         return
                     # Keep the batch (and its slots) and try again: nothing is lost.
@@ -97,17 +98,13 @@ class SharedStoreCoordinator:
                     lease = by_id.get(task.id)
                     if lease is not None:
                         self.leases[task.id] = lease
-                        if engine.claim_granted(task):
+                        if handover.claim_granted(engine, task):
                             continue
                         del self.leases[task.id]  # cancelled or paused meanwhile
                         await engine.store.release([lease])
-                    engine.claim_refused(task, taken=lease is None)
+                    handover.claim_refused(engine, task, taken=lease is None)
         finally:
             self._claiming = False
-
-    def done_with(self, task_id: str) -> None:
-        """The lease ended with a fenced write (terminal or handed back)."""
-        self.leases.pop(task_id, None)
 
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
@@ -124,7 +121,7 @@ class SharedStoreCoordinator:
         """Fenced writes were refused: another process holds those tasks now."""
         for task_id in task_ids:
             self.leases.pop(task_id, None)
-            self._engine.lost(task_id)
+            handover.lost(self._engine, task_id)
 
     # -- heartbeat and polling ----------------------------------------------------------
 
@@ -145,12 +142,12 @@ class SharedStoreCoordinator:
         engine = self._engine
         while True:
             await asyncio.sleep(self.poll_s)
-            room = engine.room_to_claim()
+            room = handover.room_to_claim(engine)
             if room <= 0:
                 continue
             try:
                 found = await engine.store.claim_due(
-                    self.owner, engine.clock.now(), self.lease_s, room, engine.active_ids()
+                    self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
                 )
             except Exception:
                 logger.exception("polling the store for due tasks failed")
@@ -161,12 +158,16 @@ class SharedStoreCoordinator:
                     await engine.store.release([lease])
                     continue
                 self.leases[task.id] = lease
-                engine.adopt(task, now)
+                handover.adopt(engine, task, now)
 
     async def release_idle(self) -> None:
         """On stop: hand back leases of tasks that are not running here."""
         engine = self._engine
-        idle = [lease for task_id, lease in self.leases.items() if not engine.running_task(task_id)]
+        idle = [
+            lease
+            for task_id, lease in self.leases.items()
+            if not handover.running_task(engine, task_id)
+        ]
         if idle:
             await engine.store.release(idle)
             for lease in idle:

@@ -24,19 +24,26 @@ from asched.model.states import COMPLETED, RUNNING
 #: the states whose events LoadMetrics needs
 OUTCOME_STATES = (TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.RETRYING)
 FOLD_EVERY_S = 1.0
+#: fold sooner when this many events wait: a short list stays in the young GC generation
+FOLD_AT = 1024
 
 
 class LoadMetrics:
-    __slots__ = ("_durations", "_folder", "_pending", "hear", "outcomes")
+    __slots__ = ("_durations", "_folder", "_pending", "outcomes")
 
     def __init__(self) -> None:
         self.outcomes = OutcomeWindow()
         # task type -> [completed attempts, their total seconds]
         self._durations: dict[str, list[float]] = {}
         self._pending: list[Event] = []
-        #: the listener to subscribe (to OUTCOME_STATES)
-        self.hear = self._pending.append
         self._folder: asyncio.Task[None] | None = None
+
+    def hear(self, event: Event) -> None:
+        """The listener to subscribe (to OUTCOME_STATES)."""
+        pending = self._pending
+        pending.append(event)
+        if len(pending) >= FOLD_AT:
+            self.fold()
 
     async def start(self) -> None:
         self._folder = asyncio.get_running_loop().create_task(self._fold_forever())

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from asched.model import Task, TaskLifecycle
+from asched.stores.leases import HeldLeases, Lease, check_lease_s, check_limit, check_owner
+
+__all__ = ["CLAIMABLE_STATES", "LEASE_ENDING_STATES", "Lease", "Store"]
 
 #: States ``claim_due`` takes a due task from (RUNNING only once its lease has
 #: expired, which every state here needs anyway: its owner is presumed dead).
@@ -38,16 +40,6 @@ LEASE_ENDING_STATES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """One owner's hold on one task until ``expires_s``; ``token`` fences its writes."""
-
-    task_id: str
-    owner: str
-    token: int
-    expires_s: float
-
-
 class Store(ABC):
     """Persistence for tasks.  Methods are called from the scheduler's loop only."""
 
@@ -56,6 +48,9 @@ class Store(ABC):
     #: True when ``get`` returns the very objects the scheduler mutates, so
     #: ``save`` has nothing to do.
     shares_objects: bool = False
+
+    def __init__(self) -> None:
+        self._held = HeldLeases()
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Connect, create or migrate the schema."""
@@ -100,17 +95,22 @@ class Store(ABC):
     @abstractmethod
     async def count_by_state(self) -> dict[TaskLifecycle, int]: ...
 
-    # -- leases --------------------------------------------------------------------
+    # -- leases: the public calls keep the books, a backend does the small steps --------
 
-    @abstractmethod
     async def claim(
         self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
     ) -> list[Lease]:
         """Atomically lease those of ``task_ids`` that are free for ``owner`` (one it
         already holds is re-leased with a new token).  Returns the leases granted,
         in any order; the others are simply absent."""
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not task_ids:
+            return []
+        granted = await self._claim(list(dict.fromkeys(task_ids)), owner, now_s, expires_s)
+        self._held.grant(granted)
+        return granted
 
-    @abstractmethod
     async def claim_due(
         self,
         owner: str,
@@ -122,9 +122,17 @@ class Store(ABC):
         """Lease, in one transaction, up to ``limit`` due tasks (``due_s <= now_s``) in
         a claimable state that no valid lease holds -- not even one of ``owner``'s,
         which it already has -- best first by (priority, due_s), skipping ``exclude``.
-        Returns each lease with the task as stored, best first."""
+        Returns each lease with the task as stored, best first.  A task that cannot
+        be read stays leased to ``owner`` (so it is not handed round) but is not
+        returned."""
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not check_limit(limit):
+            return []
+        claimed = await self._claim_due(owner, now_s, expires_s, limit, exclude)
+        self._held.grant(lease for lease, _ in claimed)
+        return [(lease, task) for lease, task in claimed if task is not None]
 
-    @abstractmethod
     async def next_due_s(self, owner: str, now_s: float) -> float | None:
         """When ``claim_due`` could next find work for ``owner``, or None.
 
@@ -132,19 +140,53 @@ class Store(ABC):
         lease; a task another owner holds counts from its lease's expiry (if that
         owner dies, the task is free then), one ``owner`` holds not at all.  May be
         <= ``now_s``: there is work already."""
+        return await self._next_due_s(check_owner(owner), now_s)
 
-    @abstractmethod
     async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
         """Heartbeat: extend every valid lease of ``owner`` to ``now_s + lease_s``.
         Returns the ids of the leases it has lost: expired ones (ended now, so
         their writes are refused from here on) and, among those this store
         granted, ones taken over or ended since other than by ``owner``'s own
         ``release`` or lease-ending fenced ``save``."""
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        extended, expired = await self._renew(owner, now_s, expires_s)
+        return self._held.renewed(owner, extended, expired)
 
-    @abstractmethod
     async def release(self, leases: Sequence[Lease]) -> None:
         """Hand tasks back (no owner) without changing anything else; a lease no
         longer held is ignored."""
+        if leases:
+            kept = list(leases)
+            await self._release(kept)
+            self._held.drop(kept)
+
+    @abstractmethod
+    async def _claim(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
+    ) -> list[Lease]:
+        """Lease the free ones of these (distinct) tasks until ``expires_s``."""
+
+    @abstractmethod
+    async def _claim_due(
+        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+    ) -> list[tuple[Lease, Task | None]]:
+        """Lease up to ``limit`` (>= 1) due free tasks, best first; None for a task
+        whose record cannot be read."""
+
+    @abstractmethod
+    async def _next_due_s(self, owner: str, now_s: float) -> float | None: ...
+
+    @abstractmethod
+    async def _renew(
+        self, owner: str, now_s: float, expires_s: float
+    ) -> tuple[list[tuple[str, int]], list[str]]:
+        """Extend ``owner``'s valid leases; returns (extended (id, token) pairs, ids
+        whose lease had expired and is now ended)."""
+
+    @abstractmethod
+    async def _release(self, leases: list[Lease]) -> None:
+        """End these leases where still held."""
 
     # -- recurring schedules: JSON records (see asched.engine.recurring.Schedule) ---------
 

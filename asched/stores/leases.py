@@ -1,33 +1,35 @@
-"""Lease bookkeeping both stores share: argument checks and the leases a store granted."""
+"""Leases: what one is, the checks of lease arguments, and the leases a store granted."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from asched.core.checks import require_int, require_number, require_text
 from asched.errors import ConfigError
-from asched.stores.base import Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One owner's hold on one task until ``expires_s``; ``token`` fences its writes."""
+
+    task_id: str
+    owner: str
+    token: int
+    expires_s: float
 
 
 def check_owner(owner: Any) -> str:
-    if not isinstance(owner, str) or not owner:
-        raise ConfigError("owner", owner, "expected a non-empty string")
-    return owner
+    return require_text("owner", owner, error=ConfigError)
 
 
 def check_lease_s(lease_s: Any) -> float:
-    if isinstance(lease_s, bool) or not isinstance(lease_s, int | float):
-        raise ConfigError("lease_s", lease_s, "expected a finite number > 0")
-    if not (lease_s > 0 and math.isfinite(lease_s)):
-        raise ConfigError("lease_s", lease_s, "expected a finite number > 0")
-    return float(lease_s)
+    return require_number("lease_s", lease_s, above=0, error=ConfigError)
 
 
 def check_limit(limit: Any) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ConfigError("limit", limit, "expected an integer >= 0")
-    return limit
+    return require_int("limit", limit, minimum=0, error=ConfigError)
 
 
 class HeldLeases:

@@ -16,7 +16,6 @@ from typing import Any
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
 from asched.stores.base import CLAIMABLE_STATES, LEASE_ENDING_STATES, Lease, Store
-from asched.stores.leases import HeldLeases, check_lease_s, check_limit, check_owner
 
 
 class MemoryStore(Store):
@@ -24,13 +23,13 @@ class MemoryStore(Store):
     shares_objects = True
 
     def __init__(self) -> None:
+        super().__init__()
         self._tasks: dict[str, Task] = {}
         self._by_idempotency_key: dict[str, str] = {}
         #: The current lease of each leased task, valid or expired.
         self._leases: dict[str, Lease] = {}
         #: The last token granted per task: tokens outlive the leases.
         self._tokens: dict[str, int] = {}
-        self._held = HeldLeases()
         self._schedules: dict[str, dict[str, Any]] = {}
 
     async def insert(self, tasks: Sequence[Task]) -> None:
@@ -132,40 +131,30 @@ class MemoryStore(Store):
     async def count_by_state(self) -> dict[TaskLifecycle, int]:
         return dict(Counter(t.lifecycle for t in self._tasks.values()))
 
-    # -- leases ----------------------------------------------------------------------
+    # -- leases: the small steps (asched.stores.base keeps the books) -------------------
 
-    async def claim(
-        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    async def _claim(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
-        check_owner(owner)
-        expires_s = now_s + check_lease_s(lease_s)
         granted = []
-        for task_id in dict.fromkeys(task_ids):
+        for task_id in task_ids:
             task = self._tasks.get(task_id)
             if task is None or task.is_terminal or not self._free(task_id, owner, now_s):
                 continue
             granted.append(self._grant(task_id, owner, expires_s))
         return granted
 
-    async def claim_due(
-        self,
-        owner: str,
-        now_s: float,
-        lease_s: float,
-        limit: int,
-        exclude: Collection[str] = (),
-    ) -> list[tuple[Lease, Task]]:
-        check_owner(owner)
-        expires_s = now_s + check_lease_s(lease_s)
+    async def _claim_due(
+        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+    ) -> list[tuple[Lease, Task | None]]:
         skip = exclude if isinstance(exclude, set | frozenset | dict) else set(exclude)
         due = (t for t in self._claimable(now_s) if t.due_s <= now_s and t.id not in skip)
         # Dicts keep insertion order: the index breaks ties as SQLite's rowid does.
         ranked = ((t.priority, t.due_s, i, t) for i, t in enumerate(due))
-        best = heapq.nsmallest(check_limit(limit), ranked, key=lambda r: r[:3])
+        best = heapq.nsmallest(limit, ranked, key=lambda r: r[:3])
         return [(self._grant(t.id, owner, expires_s), t) for *_, t in best]
 
-    async def next_due_s(self, owner: str, now_s: float) -> float | None:
-        check_owner(owner)
+    async def _next_due_s(self, owner: str, now_s: float) -> float | None:
         times = [t.due_s for t in self._claimable(now_s)]
         for lease in self._leases.values():
             task = self._tasks[lease.task_id]
@@ -173,9 +162,9 @@ class MemoryStore(Store):
                 times.append(max(task.due_s, lease.expires_s))
         return min(times, default=None)
 
-    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
-        check_owner(owner)
-        expires_s = now_s + check_lease_s(lease_s)
+    async def _renew(
+        self, owner: str, now_s: float, expires_s: float
+    ) -> tuple[list[tuple[str, int]], list[str]]:
         extended: list[tuple[str, int]] = []
         expired: list[str] = []
         for task_id, lease in list(self._leases.items()):
@@ -187,13 +176,12 @@ class MemoryStore(Store):
             else:
                 del self._leases[task_id]
                 expired.append(task_id)
-        return self._held.renewed(owner, extended, expired)
+        return extended, expired
 
-    async def release(self, leases: Sequence[Lease]) -> None:
+    async def _release(self, leases: list[Lease]) -> None:
         for lease in leases:
             if self._holds(lease):
                 del self._leases[lease.task_id]
-        self._held.drop(leases)
 
     def _free(self, task_id: str, owner: str, now_s: float) -> bool:
         lease = self._leases.get(task_id)
@@ -212,7 +200,6 @@ class MemoryStore(Store):
         token = self._tokens.get(task_id, 0) + 1
         self._tokens[task_id] = token
         lease = self._leases[task_id] = Lease(task_id, owner, token, expires_s)
-        self._held.grant((lease,))
         return lease
 
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:

@@ -59,7 +59,6 @@ from asched.errors import (
 )
 from asched.model import Task, TaskLifecycle
 from asched.stores.base import Lease, Store
-from asched.stores.leases import HeldLeases, check_lease_s, check_limit, check_owner
 from asched.stores.sqlite.connection import (
     MIGRATIONS,
     ORDER_SQL,
@@ -96,6 +95,15 @@ from asched.stores.sqlite.leases import (
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
+
+#: what a heartbeat found: the (id, token) leases extended, and the expired ids
+Renewal = tuple[list[tuple[str, int]], list[str]]
+
+
+def _same(value: T) -> T:
+    return value
+
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -117,6 +125,7 @@ class SQLiteStore(Store):
         pragmas: Mapping[str, int | str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__()
         """``busy_timeout_ms`` is how long SQLite itself waits for a lock on each try;
         past it the store retries with jittered backoff until ``busy_deadline_s``,
         then raises :class:`StoreBusyError`.  ``pragmas`` are extra PRAGMAs set on
@@ -139,7 +148,6 @@ class SQLiteStore(Store):
         self._open_group = WriteGroup()
         self._inflight: WriteGroup | None = None
         self._closing = False
-        self._held = HeldLeases()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -291,72 +299,44 @@ class SQLiteStore(Store):
             op.settle(result)
         group.succeed(outcome.refused)
 
-    # -- leases (see asched.stores.sqlite.leases) -------------------------------------
+    # -- leases: the small steps (see asched.stores.sqlite.leases) ----------------------
 
-    async def claim(
-        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    async def _claim(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
-        expires_s = now_s + check_lease_s(lease_s)
-        check_owner(owner)
-        if not task_ids:
-            return []
-        ids = list(dict.fromkeys(task_ids))
-        op = LeaseOp(lambda db: claim_rows(db, ids, owner, now_s, expires_s), self._granted)
-        return await self._queue().add_lease_op(op)
-
-    async def claim_due(
-        self,
-        owner: str,
-        now_s: float,
-        lease_s: float,
-        limit: int,
-        exclude: Collection[str] = (),
-    ) -> list[tuple[Lease, Task]]:
-        expires_s = now_s + check_lease_s(lease_s)
-        check_owner(owner)
-        if not check_limit(limit):
-            return []
-        skip = list(exclude)
-        op = LeaseOp(
-            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._granted_due
+        op: LeaseOp[list[Lease], list[Lease]] = LeaseOp(
+            lambda db: claim_rows(db, task_ids, owner, now_s, expires_s), _same
         )
         return await self._queue().add_lease_op(op)
 
-    async def next_due_s(self, owner: str, now_s: float) -> float | None:
-        check_owner(owner)
+    async def _claim_due(
+        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+    ) -> list[tuple[Lease, Task | None]]:
+        skip = list(exclude)
+        op = LeaseOp(
+            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._decoded
+        )
+        return await self._queue().add_lease_op(op)
+
+    async def _next_due_s(self, owner: str, now_s: float) -> float | None:
         rows = await self._read(NEXT_DUE_SQL, {"owner": owner, "now": now_s})
         return earliest(rows[0])
 
-    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
-        expires_s = now_s + check_lease_s(lease_s)
-        check_owner(owner)
-
-        def lost(found: tuple[list[tuple[str, int]], list[str]]) -> list[str]:
-            return self._held.renewed(owner, *found)
-
-        op = LeaseOp(lambda db: renew_rows(db, owner, now_s, expires_s), lost)
+    async def _renew(
+        self, owner: str, now_s: float, expires_s: float
+    ) -> tuple[list[tuple[str, int]], list[str]]:
+        op: LeaseOp[
+            tuple[list[tuple[str, int]], list[str]], tuple[list[tuple[str, int]], list[str]]
+        ]
+        op = LeaseOp(lambda db: renew_rows(db, owner, now_s, expires_s), _same)
         return await self._queue().add_lease_op(op)
 
-    async def release(self, leases: Sequence[Lease]) -> None:
-        if leases:
-            kept = list(leases)
-            op = LeaseOp(lambda db: release_rows(db, kept), lambda _: self._held.drop(kept))
-            await self._queue().add_lease_op(op)
+    async def _release(self, leases: list[Lease]) -> None:
+        op: LeaseOp[None, None] = LeaseOp(lambda db: release_rows(db, leases), _same)
+        await self._queue().add_lease_op(op)
 
-    def _granted(self, leases: list[Lease]) -> list[Lease]:
-        self._held.grant(leases)
-        return leases
-
-    def _granted_due(self, claimed: list[Claimed]) -> list[tuple[Lease, Task]]:
-        """Leases with their tasks.  A row that cannot be read stays leased to this
-        owner (renewed with the rest), so it is not handed round while we live."""
-        self._held.grant(c.lease for c in claimed)
-        found = []
-        for lease, _, record in claimed:
-            task = self._decode(lease.task_id, record)
-            if task is not None:
-                found.append((lease, task))
-        return found
+    def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
+        return [(lease, self._decode(lease.task_id, record)) for lease, _, record in claimed]
 
     # -- recurring schedules -----------------------------------------------------------
 
