@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import calendar
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
@@ -142,7 +144,7 @@ def _day_rule(
     day_of_month: Sequence[int | str],
     month: Sequence[int | str],
     weekday: Sequence[int | str],
-    nth: dict[int, set[int | str]],
+    nth: Mapping[int, AbstractSet[int | Literal["l"]]],
     invalid: Callable[[str], TaskValidationError],
 ) -> _DayRule:
     """The day rule of the expanded day fields; a '*' in a list makes its field unrestricted."""
