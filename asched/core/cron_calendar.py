@@ -134,9 +134,7 @@ def parse_cron(expression: str) -> tuple[_DayRule, tuple[int, ...]]:
     if next_matching_day(rule, first_cycle_day, search_limit(first_cycle_day)) is None:
         raise invalid("it can never fire: no calendar day matches its day and month fields")
     seconds = _values(expanded[5], range(60)) if len(expanded) == 6 else (0,)
-    times = _times_of_day(
-        _values(expanded[1], range(24)), _values(expanded[0], range(60)), seconds
-    )
+    times = _times_of_day(_values(expanded[1], range(24)), _values(expanded[0], range(60)), seconds)
     return rule, times
 
 
