@@ -176,6 +176,34 @@ async def test_schedule_recurring_refuses_an_out_of_range_interval(
         assert await s.list_schedules() == []
 
 
+_SCHEDULE_OPTIONS_PORT = (
+    "schedule_recurring should bound misfire_grace and jitter with "
+    "asched.core.bounds.check_seconds (0 to MAX_INTERVAL_S) and pass timezone='' on "
+    "to the trigger instead of reading it as 'not given'"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=_SCHEDULE_OPTIONS_PORT)
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"interval": 60, "jitter": 1e300}, "jitter"),
+        ({"interval": 60, "misfire_grace": 1e300}, "misfire_grace"),
+        ({"cron": "@daily", "timezone": ""}, "timezone"),
+    ],
+)
+async def test_schedule_options_out_of_range_are_refused(
+    make_scheduler: Callable[..., Scheduler], options: dict[str, Any], field: str
+) -> None:
+    s = make_scheduler()
+    s.task("report")(_noop)
+    async with s:
+        with pytest.raises(TaskValidationError) as caught:
+            await s.schedule_recurring("report", **options)
+        assert caught.value.field == field
+        assert await s.list_schedules() == []
+
+
 async def test_a_refused_interval_leaves_a_durable_store_readable(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
     clock = FakeClock(datetime(2027, 1, 4, tzinfo=UTC).timestamp())
