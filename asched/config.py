@@ -8,6 +8,13 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from asched.core.bounds import (
+    DAY_S,
+    DEFAULT_MAX_BACKOFF_S,
+    MAX_BACKOFF_FACTOR,
+    MAX_BACKOFF_S,
+    check_seconds,
+)
 from asched.errors import ConfigError
 
 ENV_PREFIX = "ASCHED_"
@@ -19,7 +26,26 @@ class SchedulerConfig:
 
     ``timezone`` is how a naive ``execution_time`` is read: ``None`` means the
     machine's local zone (so ``datetime.now() + timedelta(hours=2)`` means what
-    it says); an IANA name such as ``"Europe/Madrid"`` pins it.
+    it says); an IANA name such as ``"Europe/Madrid"`` pins it (``""`` and
+    ``"localtime"`` are refused: the first names nothing, the second differs from
+    machine to machine).
+
+    Every number has a finite range, so no setting can overflow a date, a sleep or
+    a power later on (NaN and the infinities are always refused):
+
+    ==========================  ======================  ==========
+    setting                     range                   default
+    ==========================  ======================  ==========
+    ``default_backoff_factor``  1 to 100                2
+    ``default_timeout_s``       None, or (0, 366 days]  None
+    ``grace_period_s``          0 to 1 day              30 s
+    ``lease_s``                 50 ms to 1 day          30 s
+    ``poll_interval_s``         1 ms to 1 hour          0.5 s
+    ``max_backoff_s``           0 to 366 days           1 day
+    ==========================  ======================  ==========
+
+    ``max_backoff_s`` caps every retry delay: the backoff, a ``RetryPolicy``'s
+    delay and a delay a handler asks for with ``raise Retry(delay_s=...)``.
     """
 
     store_url: str = "memory://"
@@ -38,6 +64,8 @@ class SchedulerConfig:
     shared_store: bool = False
     lease_s: float = 30.0
     poll_interval_s: float = 0.5
+    #: the longest wait before a retry, whatever the backoff or the handler asks for
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -50,21 +78,22 @@ class SchedulerConfig:
         _check_type("default_max_retries", self.default_max_retries, int)
         if self.default_max_retries < 0:
             raise ConfigError("default_max_retries", self.default_max_retries, "must be >= 0")
-        _check_number("default_backoff_factor", self.default_backoff_factor, minimum=1.0)
-        _check_number("grace_period_s", self.grace_period_s, minimum=0.0)
-        if self.default_timeout_s is not None:
-            _check_number("default_timeout_s", self.default_timeout_s, minimum=0.0, strict=True)
+        self._check_ranges()
         if self.timezone is not None:
-            _check_type("timezone", self.timezone, str)
-            try:
-                ZoneInfo(self.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError("timezone", self.timezone, "unknown IANA time zone") from None
+            _check_zone(self.timezone)
         _check_type("strict_task_types", self.strict_task_types, bool)
         _check_type("shared_store", self.shared_store, bool)
-        _check_number("lease_s", self.lease_s, minimum=0.0, strict=True)
-        _check_number("poll_interval_s", self.poll_interval_s, minimum=0.0, strict=True)
         _check_type("use_uvloop", self.use_uvloop, bool)
+
+    def _check_ranges(self) -> None:
+        """The ranges of the class docstring's table."""
+        _check_range("default_backoff_factor", self.default_backoff_factor, 1.0, MAX_BACKOFF_FACTOR)
+        if self.default_timeout_s is not None:
+            _check_range("default_timeout_s", self.default_timeout_s, 0.0, 366 * DAY_S, strict=True)
+        _check_range("grace_period_s", self.grace_period_s, 0.0, DAY_S)
+        _check_range("lease_s", self.lease_s, 0.05, DAY_S)
+        _check_range("poll_interval_s", self.poll_interval_s, 0.001, 3600.0)
+        _check_range("max_backoff_s", self.max_backoff_s, 0.0, MAX_BACKOFF_S)
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -123,9 +152,19 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ConfigError(name, value, "must be >= 1")
 
 
-def _check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, value, "expected a number")
-    if value != value or value < minimum or (strict and value == minimum):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ConfigError(name, value, f"must be {bound}")
+def _check_range(
+    name: str, value: Any, minimum: float, maximum: float, *, strict: bool = False
+) -> None:
+    check_seconds(
+        ConfigError, name, value, minimum=minimum, maximum=maximum, include_minimum=not strict
+    )
+
+
+def _check_zone(name: Any) -> None:
+    _check_type("timezone", name, str)
+    if not name.strip() or name == "localtime":
+        raise ConfigError("timezone", name, "expected an IANA time zone name such as 'UTC'")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError("timezone", name, "unknown IANA time zone") from None

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import calendar
 import functools
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from asched.core.cron_syntax import check_fields
 from asched.errors import TaskValidationError
 
 DAY_S = 86_400
@@ -32,8 +34,6 @@ _ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_HASHED_VALUE = re.compile(r"^[hr](?:$|[(/])")
-_RANGE = re.compile(r"^([^-/]+)-([^-/]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,8 @@ def _times_of_day(
 
 
 def _values(field: Sequence[int | str], full_range: range) -> tuple[int, ...]:
-    return tuple(full_range) if list(field) == ["*"] else tuple(sorted(int(v) for v in field))
+    # A '*' anywhere in a list ('*,5') means every value, as a lone '*' does.
+    return tuple(full_range) if "*" in field else tuple(sorted({int(v) for v in field}))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -123,43 +124,44 @@ def parse_cron(expression: str) -> tuple[_DayRule, tuple[int, ...]]:
             "needs 5 fields (minute hour day-of-month month day-of-week) "
             f"or 6 with seconds last, got {len(fields)}"
         )
-    if any(_HASHED_VALUE.match(part) for f in fields for part in f.lower().split(",")):
-        raise invalid("hashed/random values (H, R) are not supported")
-    if "w" in fields[2].lower():
-        raise invalid("nearest-weekday days (W) are not supported")
-    if any(_is_equal_range(part) for f in fields for part in f.lower().split(",")):
-        raise invalid("an equal range like '5-5' reads as the whole field; write the single value")
+    check_fields(fields, invalid)
     try:
         expanded, nth = croniter.expand(" ".join(fields))
-    except CroniterError as exc:
+    except (CroniterError, ValueError, LookupError, OverflowError) as exc:
         raise invalid(f"not a valid cron expression ({exc})") from None
-    minute, hour, day_of_month, month, weekday = expanded[:5]
-    if nth and (set(weekday) != set(nth) or day_of_month != ["*"]):
-        raise invalid("'#' and 'L' weekdays cannot be mixed with plain weekdays or days of month")
-    rule = _DayRule(
-        months=frozenset(_values(month, range(1, 13))),
-        any_day_of_month=day_of_month == ["*"],
-        days_of_month=frozenset(int(v) for v in day_of_month if v not in ("*", "l")),
-        last_day_of_month="l" in day_of_month,
-        any_weekday=weekday == ["*"],
-        weekdays=frozenset() if nth else frozenset(int(v) for v in weekday if v != "*"),
-        nth_weekdays=frozenset((d, n) for d, ns in nth.items() for n in ns if n != "l"),
-        last_weekdays=frozenset(d for d, ns in nth.items() if "l" in ns),
-    )
+    rule = _day_rule(expanded[2], expanded[3], expanded[4], nth, invalid)
     first_cycle_day = date(2000, 1, 1)
     if next_matching_day(rule, first_cycle_day, search_limit(first_cycle_day)) is None:
         raise invalid("it can never fire: no calendar day matches its day and month fields")
     seconds = _values(expanded[5], range(60)) if len(expanded) == 6 else (0,)
-    times = _times_of_day(_values(hour, range(24)), _values(minute, range(60)), seconds)
+    times = _times_of_day(_values(expanded[1], range(24)), _values(expanded[0], range(60)), seconds)
     return rule, times
 
 
-def _is_equal_range(part: str) -> bool:
-    match = _RANGE.match(part)
-    if match is None:
-        return False
-    low, high = match.groups()
-    return int(low) == int(high) if low.isdigit() and high.isdigit() else low == high
+def _day_rule(
+    day_of_month: Sequence[int | str],
+    month: Sequence[int | str],
+    weekday: Sequence[int | str],
+    nth: Mapping[int, AbstractSet[int | Literal["l"]]],
+    invalid: Callable[[str], TaskValidationError],
+) -> _DayRule:
+    """The day rule of the expanded day fields; a '*' in a list makes its field unrestricted."""
+    any_day_of_month = "*" in day_of_month
+    any_weekday = "*" in weekday
+    if any_weekday:
+        nth = {}  # '*,5#3' is every day: the '#'/'L' days add nothing
+    if nth and (set(weekday) != set(nth) or not any_day_of_month):
+        raise invalid("'#' and 'L' weekdays cannot be mixed with plain weekdays or days of month")
+    return _DayRule(
+        months=frozenset(_values(month, range(1, 13))),
+        any_day_of_month=any_day_of_month,
+        days_of_month=frozenset(int(v) for v in day_of_month if v not in ("*", "l")),
+        last_day_of_month="l" in day_of_month,
+        any_weekday=any_weekday,
+        weekdays=frozenset() if nth else frozenset(int(v) for v in weekday if v != "*"),
+        nth_weekdays=frozenset((d, n) for d, ns in nth.items() for n in ns if n != "l"),
+        last_weekdays=frozenset(d for d, ns in nth.items() if "l" in ns),
+    )
 
 
 def load_zone(timezone: str | ZoneInfo) -> ZoneInfo:

@@ -15,12 +15,21 @@ Cron expressions
     Friday) and ``L5`` (last Friday) are accepted, and the aliases ``@yearly``,
     ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight`` and
     ``@hourly``. When both day fields are restricted a day matching *either*
-    fires (classic cron). Refused with :class:`~asched.errors.TaskValidationError`:
-    ``H``/``R`` (hashed or random values: a stored schedule must mean the same
-    everywhere), ``W`` (nearest weekday), a 7th (year) field, ``#``/``L``
-    weekdays combined with a day of month, equal ranges such as ``5-5`` (croniter
-    reads them as the whole field) and expressions that can never fire
-    (``0 0 30 2 *``). ``0 0 29 2 *`` is valid and fires on leap days.
+    fires (classic cron). A ``*`` inside a list means every value of its field
+    and leaves the field unrestricted, as a lone ``*`` does: ``*,5 * * * *`` fires
+    every minute, ``0 0 *,15 * *`` and ``0 0 * * *,0`` every day, and
+    ``0 0 * * *,5#3`` (a ``*`` beside ``#``/``L`` weekdays) every day too.
+    Refused with :class:`~asched.errors.TaskValidationError` (field ``"cron"``,
+    the message naming the cron field and the part): ``H``/``R`` (hashed or
+    random values: a stored schedule must mean the same everywhere), ``W``
+    (nearest weekday), a 7th (year) field, ``#``/``L`` weekdays combined with
+    plain weekdays or a day of month, ranges whose ends are the same value
+    however spelled (``5-5``, ``jan-1``, ``mon-1``, ``0-sun``, ``7-0``: croniter
+    reads them as the whole field; ``0-7`` is the whole week), steps outside 1 to
+    the width of their field (``*/0``, ``*/61`` in minutes, ``*/8`` in weekdays)
+    and expressions that can never fire (``0 0 30 2 *``). ``0 0 29 2 *`` is
+    valid and fires on leap days. The checks on the text live in
+    :mod:`asched.core.cron_syntax`.
 
 Daylight saving time (the rule, in the trigger's IANA zone)
     * A wall time that does not exist (spring forward) fires once, at the first
@@ -63,6 +72,13 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import ClassVar, TypeAlias
 from zoneinfo import ZoneInfo
 
+from asched.core.bounds import (
+    MAX_EPOCH_S,
+    MAX_INTERVAL_S,
+    MIN_EPOCH_S,
+    MIN_INTERVAL_S,
+    check_seconds,
+)
 from asched.core.cron_calendar import (
     LAST_YEAR,
     end_of_repeated_span,
@@ -119,6 +135,18 @@ def _epoch(field: str, value: float | datetime) -> float:
     if not math.isfinite(value):
         raise TaskValidationError(field, value, "must be finite")
     return float(value)
+
+
+def _instant(field: str, value: float | datetime) -> float:
+    """Epoch seconds of a fire time or a first fire: year 1 to the end of year 9998."""
+    epoch = _epoch(field, value)
+    if not MIN_EPOCH_S <= epoch <= MAX_EPOCH_S:
+        raise TaskValidationError(field, value, "must fall between year 1 and the end of 9998")
+    return epoch
+
+
+def _optional_instant(field: str, value: float | datetime | None) -> float | None:
+    return None if value is None else _instant(field, value)
 
 
 def _optional_epoch(field: str, value: float | datetime | None) -> float | None:
@@ -207,7 +235,7 @@ class DateTrigger(Trigger):
     kind = "date"
 
     def __init__(self, at: float | datetime) -> None:
-        self._at = _epoch("at", at)
+        self._at = _instant("at", at)
 
     @property
     def at(self) -> float:
@@ -229,12 +257,15 @@ class IntervalTrigger(Trigger):
     no ``start`` the grid is anchored at the Unix epoch (k any integer), so
     ``IntervalTrigger(3600)`` fires on every UTC hour. ``end`` (inclusive) is the
     last moment a fire may happen. Elapsed time knows no DST. ``seconds`` must be
-    at least 1 ms, which keeps every step far above float resolution.
+    a finite number from 1 ms (which keeps every step far above float resolution)
+    to 366 days (use a cron expression for longer periods); ``start`` must fall
+    between year 1 and the end of 9998, and no fire is produced after 9998.
     """
 
     __slots__ = ("_end", "_seconds", "_start")
     kind = "interval"
-    MIN_SECONDS: ClassVar[float] = 0.001
+    MIN_SECONDS: ClassVar[float] = MIN_INTERVAL_S
+    MAX_SECONDS: ClassVar[float] = MAX_INTERVAL_S
 
     def __init__(
         self,
@@ -243,17 +274,14 @@ class IntervalTrigger(Trigger):
         start: float | datetime | None = None,
         end: float | datetime | None = None,
     ) -> None:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
-            or seconds < self.MIN_SECONDS
-        ):
-            raise TaskValidationError(
-                "interval", seconds, f"must be a finite number of seconds >= {self.MIN_SECONDS}"
-            )
-        self._seconds = float(seconds)
-        self._start = _optional_epoch("start", start)
+        self._seconds = check_seconds(
+            TaskValidationError,
+            "interval",
+            seconds,
+            minimum=self.MIN_SECONDS,
+            maximum=self.MAX_SECONDS,
+        )
+        self._start = _optional_instant("start", start)
         self._end = _optional_epoch("end", end)
         _check_bounds(self._start, self._end)
 
@@ -271,13 +299,17 @@ class IntervalTrigger(Trigger):
 
     def next_fire(self, after_epoch: float) -> float | None:
         _check_reference(after_epoch)
+        if after_epoch >= self._last:
+            return None
         fire = self._fire(self._first_step_after(after_epoch))
-        return fire if self._end is None or fire <= self._end else None
+        return fire if fire <= self._last else None
 
     def fires_between(self, start_epoch: float, end_epoch: float, limit: int) -> list[float]:
         _check_window(start_epoch, end_epoch, limit)
-        last = end_epoch if self._end is None else min(end_epoch, self._end)
+        last = min(end_epoch, self._last)
         fires: list[float] = []
+        if start_epoch >= last:
+            return fires
         step = self._first_step_after(start_epoch)
         while len(fires) < limit and (fire := self._fire(step)) <= last:
             fires.append(fire)
@@ -293,10 +325,18 @@ class IntervalTrigger(Trigger):
             "end": self._end,
         }
 
+    @property
+    def _last(self) -> float:
+        """The last instant a fire may happen: ``end``, and never after year 9998."""
+        return MAX_EPOCH_S if self._end is None else min(self._end, MAX_EPOCH_S)
+
     def _fire(self, step: int) -> float:
         return (self._start or 0.0) + step * self._seconds
 
     def _first_step_after(self, after_epoch: float) -> int:
+        # Far outside the calendar a step of the grid is below float resolution
+        # and the nudging below would never end; no fire is that early anyway.
+        after_epoch = max(after_epoch, MIN_EPOCH_S)
         bounded = self._start is not None
         step = math.floor((after_epoch - (self._start or 0.0)) / self._seconds) + 1
         if bounded:
@@ -337,7 +377,7 @@ class CronTrigger(Trigger):
         self._rule, self._times = parse_cron(expression)
         self._expression = " ".join(expression.split())
         self._zone = load_zone(timezone)
-        self._start = _optional_epoch("start", start)
+        self._start = _optional_instant("start", start)
         self._end = _optional_epoch("end", end)
         _check_bounds(self._start, self._end)
         self._steady_day: tuple[int, int] | None = None  # [midnight, next midnight) epochs
