@@ -343,7 +343,8 @@ class Engine:
     ) -> None:
         self.release(task)
         task.error = error
-        delay = self.policies.retry_delay(task, exc) if retry else None
+        max_s = self.config.max_backoff_s
+        delay = self.policies.retry_delay(task, exc, max_s) if retry else None
         if delay is not None:
             task.retries += 1
             task.due_s = now_s + delay

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from asched.core.backoff import RetryPolicy
+from asched.core.backoff import RetryPolicy, cap_delay_s, retry_delay_s
+from asched.core.bounds import DEFAULT_MAX_BACKOFF_S
 from asched.core.breaker import BreakerState, BreakerTransition, CircuitBreakerCore
 from asched.core.ratelimit import RateLimit, RateLimiter
 from asched.errors import ConfigError, TaskValidationError
@@ -168,16 +169,18 @@ class Policies:
 
     # -- retries ---------------------------------------------------------------------
 
-    def retry_delay(self, task: Task, exc: BaseException | None) -> float | None:
+    def retry_delay(
+        self, task: Task, exc: BaseException | None, max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    ) -> float | None:
         """Seconds before the next attempt, or None to give up.  ``exc`` is None for
         failures without an exception (a timeout is passed as its error)."""
         if task.retries >= task.max_retries:
             return None
         if isinstance(exc, Retry) and exc.delay_s is not None:
-            return exc.delay_s
+            return retry_delay_s(1.0, 0, requested_s=exc.delay_s, max_backoff_s=max_backoff_s)
         policy = self.retry_policy(task.type)
         if policy is None:
-            return task.backoff_factor ** (task.retries + 1)
+            return retry_delay_s(task.backoff_factor, task.retries + 1, max_backoff_s=max_backoff_s)
         if (
             exc is not None
             and not isinstance(exc, Retry)
@@ -186,4 +189,4 @@ class Policies:
             return None
         if policy.backoff_factor != task.backoff_factor:
             policy = replace(policy, backoff_factor=task.backoff_factor)
-        return policy.delay_s(task.retries + 1, self._rng)
+        return cap_delay_s(policy.delay_s(task.retries + 1, self._rng), max_backoff_s)

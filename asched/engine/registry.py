@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from asched.core.backoff import check_backoff_factor
+from asched.core.bounds import MAX_INTERVAL_S
+from asched.core.checks import require_int, require_number
 from asched.errors import TaskValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,10 +87,8 @@ class Registry:
         check_retries(max_retries)
         check_backoff(backoff_factor)
         check_timeout(timeout)
-        if concurrency is not None and (
-            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
-        ):
-            raise TaskValidationError("concurrency", concurrency, "must be an integer >= 1")
+        if concurrency is not None:
+            require_int("concurrency", concurrency, minimum=1)
         definition = TaskDefinition(
             name,
             handler,
@@ -101,20 +102,20 @@ class Registry:
         return definition
 
 
+#: the most retries a task may ask for (a bound keeps every count storable)
+MAX_RETRIES = 1_000_000
+
+
 def check_retries(value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise TaskValidationError("max_retries", value, "must be an integer >= 0")
+    if value is not None:
+        require_int("max_retries", value, minimum=0, maximum=MAX_RETRIES)
 
 
 def check_backoff(value: Any) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not value >= 1
-    ):
-        raise TaskValidationError("backoff_factor", value, "must be a number >= 1")
+    if value is not None:
+        check_backoff_factor(value)
 
 
 def check_timeout(value: Any) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-    ):
-        raise TaskValidationError("timeout", value, "must be a number of seconds > 0")
+    if value is not None:
+        require_number("timeout", value, above=0, maximum=MAX_INTERVAL_S, unit="seconds")

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from asched.core.bounds import MAX_INTERVAL_S, check_seconds
+from asched.core.checks import require_int
 from asched.core.triggers import CronTrigger, IntervalTrigger, Trigger
 from asched.engine.intake import SPEC_FIELDS, TaskIntake
 from asched.engine.recurring import Schedule, local_zone_name
@@ -58,13 +60,13 @@ def build_schedule(
         raise TaskValidationError("cron", cron, "give exactly one of cron or interval")
     if not isinstance(coalesce, bool):
         raise TaskValidationError("coalesce", coalesce, "expected True or False")
-    if isinstance(max_instances, bool) or not isinstance(max_instances, int) or max_instances < 1:
-        raise TaskValidationError("max_instances", max_instances, "must be an integer >= 1")
+    require_int("max_instances", max_instances, minimum=1)
     if schedule_id is not None and (
         not isinstance(schedule_id, str) or not schedule_id or "@" in schedule_id
     ):
         raise TaskValidationError("schedule_id", schedule_id, "a non-empty string without '@'")
-    trigger = _trigger(cron, interval, start, end, timezone or default_zone, now_s)
+    zone = default_zone if timezone is None else timezone
+    trigger = _trigger(cron, interval, start, end, zone, now_s)
     return Schedule(
         id=schedule_id or f"s{new_task_id()}",
         task_type=task_type,
@@ -95,7 +97,7 @@ def _trigger(
     if cron is not None:
         if not isinstance(cron, str):
             raise TaskValidationError("cron", cron, "expected a cron expression string")
-        return CronTrigger(cron, zone or local_zone_name(), start=start, end=end)
+        return CronTrigger(cron, local_zone_name() if zone is None else zone, start=start, end=end)
     seconds = _seconds("interval", interval, allow_none=False)
     assert seconds is not None
     if not seconds > 0:
@@ -111,6 +113,4 @@ def _seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
         raise TaskValidationError(name, value, "missing")
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise TaskValidationError(name, value, "expected a number of seconds >= 0")
-    return float(value)
+    return check_seconds(TaskValidationError, name, value, minimum=0.0, maximum=MAX_INTERVAL_S)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeAlias, TypeVar, overload
 
-from asched.core.backoff import Jitter, RetryPolicy
+from asched.core.backoff import Jitter, RetryPolicy, cap_delay_s
 from asched.errors import TaskValidationError
 
 __all__ = ["Retry", "Sleep", "retry"]
@@ -142,6 +142,7 @@ def _with_retries(
                 delay_s = request.delay_s
                 if delay_s is None:
                     delay_s = policy.delay_s(retries, rng)
+                delay_s = cap_delay_s(delay_s)  # a requested delay obeys the same cap
                 failure: BaseException = request
             except _STOP_SIGNALS:
                 raise
