@@ -11,6 +11,7 @@
     ├── ScheduleNotFoundError      (LookupError)  no recurring schedule with that id
     ├── InvalidTransitionError     (RuntimeError) the lifecycle table forbids a change
     ├── SchedulerStateError        (RuntimeError) scheduler not started / shutting down
+    ├── TaskHeldElsewhereError     (RuntimeError) another process holds (runs) the task
     ├── TaskFailedError            (RuntimeError) awaited task ended FAILED
     ├── TaskCancelledError                        awaited task ended CANCELLED
     ├── TaskTimeoutError           (TimeoutError) an attempt or a wait ran out of time
@@ -85,6 +86,14 @@ class InvalidTransitionError(AschedError, RuntimeError):
 
 class SchedulerStateError(AschedError, RuntimeError):
     pass
+
+
+class TaskHeldElsewhereError(AschedError, RuntimeError):
+    """Another process holds the task (it is running there): this one cannot change it."""
+
+    def __init__(self, task_id: str, state: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} is {state} in another process; it was not changed")
 
 
 class TaskFailedError(AschedError, RuntimeError):

@@ -238,6 +238,15 @@ class Scheduler:
     async def start(self) -> None:
         await self._engine.start()
 
+    async def connect(self) -> None:
+        """Open the store for operator calls on stored tasks (``get_task``,
+        ``list_tasks``, ``cancel_task``) without starting: nothing is armed or run.
+        Close with :meth:`disconnect`."""
+        await self._engine.connect()
+
+    async def disconnect(self) -> None:
+        await self._engine.disconnect()
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running tasks finish within the grace period, then
         cancel them and hand them back (QUEUED).  Nothing is dropped."""
@@ -335,7 +344,8 @@ class Scheduler:
 
     async def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel a task in any non-terminal state, RUNNING included.  False if it had
-        already ended."""
+        already ended.  A task this process does not hold is cancelled in the store
+        under a lease; TaskHeldElsewhereError if another process is running it."""
         return await self._engine.cancel(task_id, reason)
 
     async def pause_task(self, task_id: str) -> bool:

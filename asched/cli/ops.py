@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
 
 from asched.cli.format import plural, table, when
+from asched.clock import wall_now
 from asched.engine.recurring import Schedule
-from asched.errors import AschedError, TaskValidationError
+from asched.errors import (
+    AschedError,
+    TaskHeldElsewhereError,
+    TaskNotFoundError,
+    TaskValidationError,
+)
 from asched.model import Task, TaskLifecycle
 from asched.observability.forecast import BUCKETS_S, build_forecast, render_timeline
+from asched.scheduler import Scheduler
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 
@@ -53,30 +59,20 @@ async def reading(store: Store) -> AsyncIterator[Store]:
 
 
 async def cancel_task(store: Store, task_id: str, reason: str) -> None:
-    """Cancel a task that is not running.  The lease makes it safe against workers
-    that claim before they start (``--shared``): once CANCELLED is written, no claim
-    is granted, and a holder's late write is refused."""
-    owner = f"asched-cli:{os.getpid()}"
-    async with reading(store):
-        task = await store.get(task_id)
-        if task is None:
-            raise OpsError(f"no task with id {task_id!r}")
-        if task.is_terminal:
+    """Cancel a stored task through a scheduler that runs nothing: the change goes
+    through the engine's one door, under a lease (see ``Scheduler.cancel_task``)."""
+    scheduler = Scheduler(store)
+    await scheduler.connect()
+    try:
+        if not await scheduler.cancel_task(task_id, reason):
+            task = await scheduler.get_task(task_id)
             raise OpsError(f"task {task_id} has already ended {task.lifecycle.name}")
-        now = time.time()
-        leases = await store.claim([task_id], owner, now, 30.0)
-        if not leases:
-            raise OpsError(f"task {task_id} is running in a worker; cancel it there")
-        task = await store.get(task_id)
-        assert task is not None
-        if task.lifecycle is TaskLifecycle.RUNNING or task.is_terminal:
-            await store.release(leases)
-            raise OpsError(f"task {task_id} is {task.lifecycle.name}; nothing cancelled")
-        task.transition(TaskLifecycle.CANCELLED, now, reason)
-        task.finished_s = now
-        refused = await store.save([task], {task_id: leases[0]})
-        if refused:
-            raise OpsError(f"task {task_id} changed hands meanwhile; nothing cancelled")
+    except TaskNotFoundError:
+        raise OpsError(f"no task with id {task_id!r}") from None
+    except TaskHeldElsewhereError as exc:
+        raise OpsError(f"{exc}; cancel it in that worker") from None
+    finally:
+        await scheduler.disconnect()
     print(f"cancelled {task_id}")
 
 
@@ -203,7 +199,7 @@ async def show_forecast(store: Store, hours: float, bucket: str, task_type: str 
         tasks = await store.load_unfinished()
         schedules = await _load_schedules(store)
     forecast = build_forecast(
-        time.time(),
+        wall_now(),
         hours * 3600,
         BUCKETS_S[bucket],
         tasks,

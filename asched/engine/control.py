@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from asched.engine.attempts import CANCEL_REQUESTED
-from asched.errors import TaskNotFoundError, TaskTimeoutError
+from asched.errors import TaskHeldElsewhereError, TaskNotFoundError, TaskTimeoutError
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
 
@@ -57,6 +57,8 @@ async def wait(engine: Engine, task_id: str, timeout_s: float | None) -> Task:
 
 
 async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
+    if not engine.holds(task_id):
+        return await _cancel_held_elsewhere(engine, task_id, reason)
     task = await lookup(engine, task_id)
     if task.is_terminal:
         return False
@@ -68,6 +70,32 @@ async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
         engine.deps.forget(task.id)
     engine.move(task, TaskLifecycle.CANCELLED, now, reason)
     task.finished_s = now
+    engine.settle(task)
+    return True
+
+
+async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> bool:
+    """Cancel a stored task this process does not hold, under a lease: once CANCELLED
+    is written no worker's claim is granted, and a holder's late write is refused."""
+    store = engine.store
+    task = await lookup(engine, task_id)
+    if task.is_terminal:
+        return False
+    now = engine.clock.now()
+    leases = await store.claim([task_id], engine.owner, now, engine.config.lease_s)
+    if not leases:
+        raise TaskHeldElsewhereError(task_id, task.lifecycle.name)
+    task = await store.get(task_id) or task
+    if task.is_terminal or task.lifecycle is RUNNING:
+        await store.release(leases)
+        if task.is_terminal:
+            return False
+        raise TaskHeldElsewhereError(task_id, task.lifecycle.name)
+    engine.move(task, TaskLifecycle.CANCELLED, now, reason)
+    task.finished_s = now
+    engine.forget(task)  # written here, fenced by the lease, not by the write-back
+    if await store.save([task], {task_id: leases[0]}):
+        raise TaskHeldElsewhereError(task_id, "claimed")
     engine.settle(task)
     return True
 

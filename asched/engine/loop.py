@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -78,6 +80,8 @@ class Engine:
         self.line = ReadyLine(self.limits, policies, ranker, fair, self._defer_until)
         self.attempts = Attempts(config, self.registry, self)
         self.clock_override = clock
+        #: who this engine is when it leases tasks in a store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.clock: Clock = clock or WallClock()
         self.loop: asyncio.AbstractEventLoop  # set by start()
         self.wheel: ArmedWheel[Task]  # set by start()
@@ -430,6 +434,13 @@ class Engine:
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain within the grace period, hand back what did not finish, close the store."""
         await lifecycle.stop(self, grace_s)
+
+    async def connect(self) -> None:
+        """Open the store for operations on stored tasks, without running anything."""
+        await self.store.open()
+
+    async def disconnect(self) -> None:
+        await self.store.close()
 
     def end_grace(self) -> int:
         return lifecycle.end_grace(self)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -33,7 +31,7 @@ logger = logging.getLogger(__name__)
 class SharedStoreCoordinator:
     def __init__(self, engine: Engine, lease_s: float, poll_s: float) -> None:
         self._engine = engine
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.owner = engine.owner
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.leases: dict[str, Lease] = {}
