@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asched.config import SchedulerConfig
+from asched.core.breaker import BreakerSettings
 from asched.core.ratelimit import RateLimit
 from asched.errors import (
     AschedError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ageing",
     "AschedError",
+    "BreakerSettings",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",

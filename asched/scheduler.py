@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
+from asched.core.breaker import BreakerSettings
 from asched.core.checks import require_int
 from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
 from asched.core.ratelimit import RateLimit
@@ -142,11 +143,12 @@ class Scheduler:
         if self._policies.is_gated(name):
             self._engine.gate_type(name)
 
-    def configure_breaker(self, name: str, **settings: Any) -> None:
-        """Settings for the circuit breaker ``name``: ``failure_threshold``,
-        ``failure_rate``, ``window_s``, ``min_calls``, ``recovery_s``,
-        ``half_open_max_calls`` (see :class:`asched.core.breaker.BreakerSettings`)."""
-        self._policies.configure_breaker(name, **settings)
+    def configure_breaker(
+        self, name: str, settings: BreakerSettings | None = None, **changes: Any
+    ) -> None:
+        """Settings for the circuit breaker ``name``: a :class:`BreakerSettings`, or its
+        fields by keyword (``failure_threshold=3, recovery_s=60``)."""
+        self._policies.configure_breaker(name, settings, **changes)
 
     def limit_key(self, concurrency_key: str, limit: int) -> None:
         """Allow ``limit`` tasks with this ``concurrency_key`` to run at once."""

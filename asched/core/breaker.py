@@ -25,10 +25,11 @@ Each state change is queued as a :class:`BreakerTransition` (the last
 from __future__ import annotations
 
 import enum
-import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
+from asched.core.checks import require_int, require_number
 from asched.errors import ConfigError
 
 __all__ = ["MAX_PENDING_TRANSITIONS", "BreakerState", "BreakerTransition", "CircuitBreakerCore"]
@@ -55,8 +56,10 @@ class BreakerTransition:
     reason: str
 
 
-class CircuitBreakerCore:
-    """Decides whether calls to one dependency may go ahead.
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """How a circuit breaker trips and recovers; the one place its settings and
+    defaults are written.
 
     Trips when ``failure_threshold`` consecutive failures are recorded, or, if
     ``failure_rate`` is set, when at least ``min_calls`` outcomes in the last
@@ -65,6 +68,35 @@ class CircuitBreakerCore:
     admits ``half_open_max_calls`` trial calls; if all succeed it closes, the
     first failure re-opens it.
     """
+
+    failure_threshold: int = 5
+    failure_rate: float | None = None
+    window_s: float = 60.0
+    min_calls: int = 10
+    recovery_s: float = 30.0
+    half_open_max_calls: int = 1
+
+    def __post_init__(self) -> None:
+        require_int("failure_threshold", self.failure_threshold, minimum=1, error=ConfigError)
+        require_int("min_calls", self.min_calls, minimum=1, error=ConfigError)
+        require_int("half_open_max_calls", self.half_open_max_calls, minimum=1, error=ConfigError)
+        if self.failure_rate is not None:
+            require_number("failure_rate", self.failure_rate, above=0, maximum=1, error=ConfigError)
+        require_number("window_s", self.window_s, above=0, unit="seconds", error=ConfigError)
+        require_number("recovery_s", self.recovery_s, minimum=0, unit="seconds", error=ConfigError)
+
+    @classmethod
+    def of(cls, base: BreakerSettings | None = None, **changes: Any) -> BreakerSettings:
+        """``base`` (default: the defaults) with ``changes``; an unknown name is a ConfigError."""
+        unknown = sorted(set(changes) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(unknown[0], changes[unknown[0]], "not a circuit breaker setting")
+        return replace(base or cls(), **changes)
+
+
+class CircuitBreakerCore:
+    """Decides whether calls to one dependency may go ahead, by its
+    :class:`BreakerSettings` (copied into slots: they are read on every call)."""
 
     __slots__ = (
         "_bucket_calls",
@@ -86,44 +118,26 @@ class CircuitBreakerCore:
         "min_calls",
         "name",
         "recovery_s",
+        "settings",
         "window_s",
     )
 
-    def __init__(
-        self,
-        name: str,
-        failure_threshold: int = 5,
-        failure_rate: float | None = None,
-        window_s: float = 60.0,
-        min_calls: int = 10,
-        recovery_s: float = 30.0,
-        half_open_max_calls: int = 1,
-    ) -> None:
-        _require_positive_int("failure_threshold", failure_threshold)
-        _require_positive_int("min_calls", min_calls)
-        _require_positive_int("half_open_max_calls", half_open_max_calls)
-        if failure_rate is not None and not (
-            isinstance(failure_rate, int | float)
-            and not isinstance(failure_rate, bool)
-            and 0.0 < failure_rate <= 1.0
-        ):
-            raise ConfigError("failure_rate", failure_rate, "must be None or in (0, 1]")
-        _require_seconds("window_s", window_s, allow_zero=False)
-        _require_seconds("recovery_s", recovery_s, allow_zero=True)
+    def __init__(self, name: str, settings: BreakerSettings | None = None) -> None:
         self.name = name
-        self.failure_threshold = failure_threshold
-        self.failure_rate = failure_rate
-        self.window_s = window_s
-        self.min_calls = min_calls
-        self.recovery_s = recovery_s
-        self.half_open_max_calls = half_open_max_calls
+        self.settings = settings = settings or BreakerSettings()
+        self.failure_threshold = settings.failure_threshold
+        self.failure_rate = settings.failure_rate
+        self.window_s = settings.window_s
+        self.min_calls = settings.min_calls
+        self.recovery_s = settings.recovery_s
+        self.half_open_max_calls = settings.half_open_max_calls
         self._state = BreakerState.CLOSED
         self._generation = 0
         self._open_until = 0.0
         self._consecutive_failures = 0
         self._trials_in_flight = 0
         self._trial_successes = 0
-        self._bucket_s = window_s / _BUCKETS
+        self._bucket_s = settings.window_s / _BUCKETS
         self._bucket_calls = [0] * _BUCKETS
         self._bucket_failures = [0] * _BUCKETS
         self._head_bucket = -(2**62)
@@ -268,20 +282,3 @@ class CircuitBreakerCore:
             self._bucket_failures[slot] = 0
         self._window_calls = 0
         self._window_failures = 0
-
-
-def _require_positive_int(field: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(field, value, "must be an integer >= 1")
-
-
-def _require_seconds(field: str, value: object, *, allow_zero: bool) -> None:
-    ok = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(field, value, f"must be a finite number of seconds {bound}")

@@ -18,7 +18,12 @@ from typing import Any
 
 from asched.core.backoff import RetryPolicy, cap_delay_s, retry_delay_s
 from asched.core.bounds import DEFAULT_MAX_BACKOFF_S
-from asched.core.breaker import BreakerState, BreakerTransition, CircuitBreakerCore
+from asched.core.breaker import (
+    BreakerSettings,
+    BreakerState,
+    BreakerTransition,
+    CircuitBreakerCore,
+)
 from asched.core.ratelimit import RateLimit, RateLimiter
 from asched.errors import ConfigError, TaskValidationError
 from asched.model import Task
@@ -78,7 +83,7 @@ class Policies:
         self._rng = rng or random.Random()
         self._types: dict[str, TypePolicy] = {}
         self._limiters: dict[str, RateLimiter[str | None]] = {}
-        self._breaker_settings: dict[str, dict[str, Any]] = {}
+        self._breaker_settings: dict[str, BreakerSettings] = {}
         self.breakers: dict[str, CircuitBreakerCore] = {}
         # task id -> (breaker, generation) for attempts admitted through a breaker
         self._admitted: dict[str, tuple[CircuitBreakerCore, int]] = {}
@@ -92,10 +97,14 @@ class Policies:
         if policy.rate_limit is not None:
             self._limiters[task_type] = RateLimiter(policy.rate_limit)
 
-    def configure_breaker(self, name: str, **settings: Any) -> CircuitBreakerCore:
-        """Settings for breaker ``name`` (CircuitBreakerCore's keywords); replaces it."""
-        breaker = CircuitBreakerCore(name, **settings)
-        self._breaker_settings[name] = settings
+    def configure_breaker(
+        self, name: str, settings: BreakerSettings | None = None, **changes: Any
+    ) -> CircuitBreakerCore:
+        """Settings for breaker ``name`` (a BreakerSettings, or its fields by keyword);
+        replaces the breaker."""
+        chosen = BreakerSettings.of(settings, **changes)
+        breaker = CircuitBreakerCore(name, chosen)
+        self._breaker_settings[name] = chosen
         self.breakers[name] = breaker
         return breaker
 
@@ -135,7 +144,7 @@ class Policies:
             return None
         breaker = self.breakers.get(name)
         if breaker is None:
-            breaker = self.configure_breaker(name, **self._breaker_settings.get(name, {}))
+            breaker = self.configure_breaker(name, self._breaker_settings.get(name))
         return breaker
 
     @staticmethod

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeAlias, TypeVar, overload
 
-from asched.core.breaker import BreakerState, BreakerTransition, CircuitBreakerCore
+from asched.clock import monotonic
+from asched.core.breaker import BreakerSettings, BreakerState, BreakerTransition, CircuitBreakerCore
 from asched.errors import CircuitOpenError, ConfigError
 
 __all__ = ["CircuitBreaker", "Clock", "circuit_breaker"]
@@ -60,30 +60,18 @@ class CircuitBreaker:
     def __init__(
         self,
         name: str,
+        settings: BreakerSettings | None = None,
         *,
-        failure_threshold: int = 5,
-        failure_rate: float | None = None,
-        window_s: float = 60.0,
-        min_calls: int = 10,
-        recovery_s: float = 30.0,
-        half_open_max_calls: int = 1,
         failure_on: tuple[type[BaseException], ...] = (Exception,),
-        clock: Clock = time.monotonic,
+        clock: Clock = monotonic,
         on_transition: TransitionListener | None = None,
+        **changes: Any,
     ) -> None:
         if not isinstance(failure_on, tuple) or not all(
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in failure_on
         ):
             raise ConfigError("failure_on", failure_on, "must be a tuple of exception classes")
-        self.core = CircuitBreakerCore(
-            name,
-            failure_threshold=failure_threshold,
-            failure_rate=failure_rate,
-            window_s=window_s,
-            min_calls=min_calls,
-            recovery_s=recovery_s,
-            half_open_max_calls=half_open_max_calls,
-        )
+        self.core = CircuitBreakerCore(name, BreakerSettings.of(settings, **changes))
         self.failure_on = failure_on
         self._clock = clock
         self._on_transition = on_transition
@@ -159,15 +147,11 @@ def circuit_breaker(
     *,
     breaker: CircuitBreaker | None = None,
     name: str | None = None,
-    failure_threshold: int | None = None,
-    failure_rate: float | None = None,
-    window_s: float | None = None,
-    min_calls: int | None = None,
-    recovery_s: float | None = None,
-    half_open_max_calls: int | None = None,
+    settings: BreakerSettings | None = None,
     failure_on: tuple[type[BaseException], ...] | None = None,
     clock: Clock | None = None,
     on_transition: TransitionListener | None = None,
+    **changes: Any,
 ) -> Callable[[_AsyncFunc[P, T]], _Wrapped[P, T]]: ...
 
 
@@ -177,47 +161,40 @@ def circuit_breaker(
     *,
     breaker: CircuitBreaker | None = None,
     name: str | None = None,
-    failure_threshold: int | None = None,
-    failure_rate: float | None = None,
-    window_s: float | None = None,
-    min_calls: int | None = None,
-    recovery_s: float | None = None,
-    half_open_max_calls: int | None = None,
+    settings: BreakerSettings | None = None,
     failure_on: tuple[type[BaseException], ...] | None = None,
     clock: Clock | None = None,
     on_transition: TransitionListener | None = None,
+    **changes: Any,
 ) -> _Wrapped[P, T] | Callable[[_AsyncFunc[P, T]], _Wrapped[P, T]]:
     """Guard a coroutine function with a circuit breaker; usable bare or with arguments.
 
     Without ``breaker=``, each decorated function gets its own breaker named
     ``name`` (default: the function's qualified name), shared by all instances
-    when it is a method. Pass ``breaker=`` to share one breaker between
-    functions; settings are then taken from that breaker and may not be given.
-    ``None`` settings take :class:`CircuitBreaker`'s defaults.
+    when it is a method, with ``settings`` and any :class:`BreakerSettings`
+    field given by keyword (``failure_threshold=3``). Pass ``breaker=`` to share
+    one breaker between functions; settings are then taken from that breaker and
+    may not be given.
     """
-    settings: dict[str, Any] = {
+    options: dict[str, Any] = {
         key: value
         for key, value in (
-            ("failure_threshold", failure_threshold),
-            ("failure_rate", failure_rate),
-            ("window_s", window_s),
-            ("min_calls", min_calls),
-            ("recovery_s", recovery_s),
-            ("half_open_max_calls", half_open_max_calls),
+            ("settings", settings),
             ("failure_on", failure_on),
             ("clock", clock),
             ("on_transition", on_transition),
         )
         if value is not None
     }
-    if breaker is not None and (settings or name is not None):
-        given = ", ".join(sorted([*settings, *(["name"] if name is not None else [])]))
+    options.update(changes)
+    if breaker is not None and (options or name is not None):
+        given = ", ".join(sorted([*options, *(["name"] if name is not None else [])]))
         raise ConfigError("breaker", breaker.name, f"given together with {given}; pass one")
 
     def decorate(fn: _AsyncFunc[P, T]) -> _Wrapped[P, T]:
         if breaker is not None:
             return breaker(fn)
         label: str = name if name is not None else getattr(fn, "__qualname__", repr(fn))
-        return CircuitBreaker(label, **settings)(fn)
+        return CircuitBreaker(label, **options)(fn)
 
     return decorate if func is None else decorate(func)

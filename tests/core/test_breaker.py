@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from asched.core.breaker import (
     MAX_PENDING_TRANSITIONS,
+    BreakerSettings,
     BreakerState,
     BreakerTransition,
     CircuitBreakerCore,
@@ -42,12 +43,14 @@ def run(core: CircuitBreakerCore, script: str) -> list[tuple[BreakerState, Break
 
 
 def count_mode(**kwargs: Any) -> CircuitBreakerCore:
-    return CircuitBreakerCore("svc", **{"failure_threshold": 3, "recovery_s": 10.0, **kwargs})
+    return CircuitBreakerCore(
+        "svc", BreakerSettings.of(**{"failure_threshold": 3, "recovery_s": 10.0, **kwargs})
+    )
 
 
 def rate_mode(**kwargs: Any) -> CircuitBreakerCore:
     options = {"failure_rate": 0.5, "min_calls": 4, "window_s": 60.0, "recovery_s": 10.0}
-    return CircuitBreakerCore("svc", **{**options, **kwargs})
+    return CircuitBreakerCore("svc", BreakerSettings.of(**{**options, **kwargs}))
 
 
 TRIP = [(CLOSED, OPEN)]
@@ -226,7 +229,7 @@ def test_stale_outcomes_are_ignored() -> None:
 )
 def test_invalid_settings_name_the_field(kwargs: dict[str, Any], field_name: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        CircuitBreakerCore("svc", **kwargs)
+        CircuitBreakerCore("svc", BreakerSettings.of(**kwargs))
     assert caught.value.field == field_name
 
 
@@ -329,11 +332,13 @@ def test_core_matches_the_model(
 ) -> None:
     core = CircuitBreakerCore(
         "svc",
-        failure_threshold=threshold,
-        failure_rate=rate,
-        min_calls=min_calls,
-        recovery_s=recovery_s,
-        half_open_max_calls=trials,
+        BreakerSettings(
+            failure_threshold=threshold,
+            failure_rate=rate,
+            min_calls=min_calls,
+            recovery_s=recovery_s,
+            half_open_max_calls=trials,
+        ),
     )
     model = ModelBreaker(threshold, rate, min_calls, recovery_s, trials)
     now = 0.0
