@@ -1,22 +1,23 @@
 """SchedulerFacade: the Scheduler's API, synchronous, for code without an event loop.
 
 It runs a :class:`Scheduler` on a background thread with its own loop (uvloop
-where available) and forwards each call to it.  Producers often schedule task
-types that a worker elsewhere handles, so unless told otherwise the facade
-accepts task types with no local handler; such a task fails with a clear
-error only if it comes due here with no handler registered.
+where available), through an anyio blocking portal, and forwards each call to
+it.  Producers often schedule task types that a worker elsewhere handles, so
+unless told otherwise the facade accepts task types with no local handler; such
+a task fails with a clear error only if it comes due here with no handler
+registered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import threading
+import importlib.util
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import Future
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
+
+from anyio.from_thread import start_blocking_portal
 
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.scheduler import Scheduler
@@ -24,18 +25,7 @@ from asched.stores import Store
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
-    if use_uvloop:
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-            pass
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return asyncio.new_event_loop()
+_HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
 class SchedulerFacade:
@@ -52,22 +42,22 @@ class SchedulerFacade:
             settings.setdefault("strict_task_types", False)
             scheduler = Scheduler(store, **settings)
         self.scheduler = scheduler
-        self._loop = new_event_loop(scheduler.config.use_uvloop)
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="asched-facade", daemon=True
-        )
-        self._thread.start()
+        options = {"use_uvloop": scheduler.config.use_uvloop and _HAS_UVLOOP}
+        self._portal_cm = start_blocking_portal("asyncio", backend_options=options)
+        self._portal = self._portal_cm.__enter__()
         self._closed = False
         try:
-            self._call(scheduler.start())
+            self._portal.call(scheduler.start)
         except BaseException:
-            self._stop_loop()
+            self._portal_cm.__exit__(None, None, None)
             raise
         atexit.register(self.close)
 
     def _call(self, coro: Coroutine[Any, Any, R]) -> R:
-        future: Future[R] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result()
+        async def run() -> R:
+            return await coro
+
+        return self._portal.call(run)
 
     # -- registration ----------------------------------------------------------------
 
@@ -145,14 +135,9 @@ class SchedulerFacade:
         self._closed = True
         atexit.unregister(self.close)
         try:
-            self._call(self.scheduler.stop(grace_s))
+            self._portal.call(self.scheduler.stop, grace_s)
         finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+            self._portal_cm.__exit__(None, None, None)
 
     def __enter__(self) -> SchedulerFacade:
         return self

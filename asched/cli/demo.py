@@ -9,8 +9,9 @@ import random
 import time
 from typing import Any
 
+from asched.cli.eventloop import new_event_loop
+from asched.clock import wall_now
 from asched.errors import AschedError
-from asched.facade import new_event_loop
 from asched.model import Task, TaskPriority
 from asched.scheduler import Scheduler
 
@@ -61,7 +62,7 @@ def build_scheduler(store: str) -> tuple[Scheduler, dict[str, int]]:
 
 async def scenario(store: str, channels: int) -> tuple[list[Task], float]:
     scheduler, _ = build_scheduler(store)
-    started = time.time()
+    started = wall_now()
     async with scheduler:
         ids: list[str] = []
         for n in range(1, channels + 1):

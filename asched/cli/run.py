@@ -17,9 +17,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from asched.cli.app import App, describe_store
+from asched.cli.eventloop import new_event_loop
 from asched.cli.format import plural
 from asched.errors import AschedError
-from asched.facade import new_event_loop
 from asched.model import TaskLifecycle
 from asched.scheduler import Scheduler
 

@@ -13,17 +13,14 @@ cap on any retry delay      0 to 366 days, default 1 day        ``MAX_BACKOFF_S`
 an instant (epoch seconds)  year 1 to the end of year 9998      ``MIN_EPOCH_S``/``MAX_EPOCH_S``
 ==========================  ==================================  =====================
 
-The checks raise the error class the caller names (``TaskValidationError`` for
-task and schedule input, ``ConfigError`` for settings), with the field and value.
+The checks themselves live in :mod:`asched.core.checks`.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
-from typing import Protocol, TypeGuard
 
-from asched.errors import AschedError
+from asched.core.checks import FieldError, check_seconds, is_number
 
 __all__ = [
     "DAY_S",
@@ -34,6 +31,7 @@ __all__ = [
     "MAX_INTERVAL_S",
     "MIN_EPOCH_S",
     "MIN_INTERVAL_S",
+    "FieldError",
     "check_seconds",
     "is_number",
 ]
@@ -47,41 +45,3 @@ MAX_BACKOFF_S = 366 * DAY_S
 #: the instants a trigger may name: within what ``datetime`` represents in any zone
 MIN_EPOCH_S = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 MAX_EPOCH_S = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
-
-
-class FieldError(Protocol):
-    """The constructor shape shared by ``TaskValidationError`` and ``ConfigError``."""
-
-    def __call__(self, field: str, value: object, reason: str) -> AschedError: ...
-
-
-def is_number(value: object) -> TypeGuard[int | float]:
-    """An int or float that is not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_seconds(
-    error: FieldError,
-    field: str,
-    value: object,
-    *,
-    minimum: float,
-    maximum: float,
-    include_minimum: bool = True,
-) -> float:
-    """``value`` as a float if it is a finite number in range, else ``error(field, ...)``.
-
-    The range is ``[minimum, maximum]``, or ``(minimum, maximum]`` without
-    ``include_minimum``; NaN and the infinities are always refused.
-    """
-    low = "[" if include_minimum else "("
-    if not is_number(value):
-        raise error(field, value, f"expected a number in {low}{minimum:g}, {maximum:g}]")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the float range
-        number = math.inf
-    in_range = minimum <= number if include_minimum else minimum < number
-    if not (math.isfinite(number) and in_range and number <= maximum):
-        raise error(field, value, f"must be a finite number in {low}{minimum:g}, {maximum:g}]")
-    return number

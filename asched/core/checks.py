@@ -7,12 +7,20 @@ so every check refuses it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
-from asched.errors import TaskValidationError
+from asched.errors import AschedError, TaskValidationError
 
-#: ConfigError or TaskValidationError (or a subclass): built as ``error(field, value, reason)``.
-FieldError = type[Exception]
+
+class FieldError(Protocol):
+    """The constructor shape shared by ``TaskValidationError`` and ``ConfigError``."""
+
+    def __call__(self, field: str, value: object, reason: str) -> AschedError: ...
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def require_int(
@@ -46,7 +54,10 @@ def require_number(
     bounds = _bounds(minimum, above, maximum)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise error(field, value, f"must be {what}{bounds}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
     if not math.isfinite(number):
         raise error(field, value, f"must be a finite {what.removeprefix('a ')}{bounds}")
     if (
@@ -84,3 +95,30 @@ def _bounds(minimum: float | None, above: float | None, maximum: float | None) -
     if maximum is not None:
         parts.append(f"<= {maximum:g}")
     return " " + " and ".join(parts) if parts else ""
+
+
+def check_seconds(
+    error: FieldError,
+    field: str,
+    value: object,
+    *,
+    minimum: float,
+    maximum: float,
+    include_minimum: bool = True,
+) -> float:
+    """``value`` as a float if it is a finite number in range, else ``error(field, ...)``.
+
+    The range is ``[minimum, maximum]``, or ``(minimum, maximum]`` without
+    ``include_minimum``; NaN and the infinities are always refused.
+    """
+    low = "[" if include_minimum else "("
+    if not is_number(value):
+        raise error(field, value, f"expected a number in {low}{minimum:g}, {maximum:g}]")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    in_range = minimum <= number if include_minimum else minimum < number
+    if not (math.isfinite(number) and in_range and number <= maximum):
+        raise error(field, value, f"must be a finite number in {low}{minimum:g}, {maximum:g}]")
+    return number

@@ -36,6 +36,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from asched.core.checks import require_int, require_number
 from asched.core.triggers import Trigger
 from asched.errors import TaskValidationError
 
@@ -171,10 +172,8 @@ def _latest_fire(trigger: Trigger, after: float, upto: float) -> float | None:
 
 
 def _check_epoch(field: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TaskValidationError(field, value, "must be a finite number of seconds")
+    require_number(field, value, unit="seconds")
 
 
 def _check_count(field: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TaskValidationError(field, value, "must be an int >= 1")
+    require_int(field, value, minimum=1)

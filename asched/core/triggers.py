@@ -79,6 +79,7 @@ from asched.core.bounds import (
     MIN_INTERVAL_S,
     check_seconds,
 )
+from asched.core.checks import is_number, require_int, require_number
 from asched.core.cron_calendar import (
     LAST_YEAR,
     end_of_repeated_span,
@@ -130,11 +131,9 @@ def _epoch(field: str, value: float | datetime) -> float:
         if value.utcoffset() is None:
             raise TaskValidationError(field, value, "naive datetime; attach a tzinfo (e.g. UTC)")
         return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise TaskValidationError(field, value, "must be epoch seconds or an aware datetime")
-    if not math.isfinite(value):
-        raise TaskValidationError(field, value, "must be finite")
-    return float(value)
+    return require_number(field, value)
 
 
 def _instant(field: str, value: float | datetime) -> float:
@@ -224,8 +223,7 @@ def _check_window(start_epoch: float, end_epoch: float, limit: int) -> None:
     _check_reference(start_epoch)
     if not math.isfinite(end_epoch):
         raise TaskValidationError("end_epoch", end_epoch, "must be finite epoch seconds")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise TaskValidationError("limit", limit, "must be an int >= 0")
+    require_int("limit", limit, minimum=0)
 
 
 class DateTrigger(Trigger):
@@ -530,7 +528,7 @@ def _str_field(data: Mapping[str, object], key: str) -> str:
 
 def _number_field(data: Mapping[str, object], key: str) -> float:
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise TaskValidationError("trigger", data, f"{key!r} must be a number")
     return float(value)
 

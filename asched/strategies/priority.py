@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from asched.core.checks import require_number
 from asched.errors import ConfigError
 from asched.model import Task, TaskPriority
 
@@ -42,10 +43,7 @@ class Ageing:
     def __init__(
         self, threshold_s: float = 300.0, ceiling: TaskPriority = TaskPriority.HIGH
     ) -> None:
-        if isinstance(threshold_s, bool) or not isinstance(threshold_s, int | float):
-            raise ConfigError("threshold_s", threshold_s, "expected a number of seconds")
-        if not threshold_s > 0:
-            raise ConfigError("threshold_s", threshold_s, "must be > 0")
+        require_number("threshold_s", threshold_s, above=0, unit="seconds", error=ConfigError)
         if not isinstance(ceiling, TaskPriority):
             raise ConfigError("ceiling", ceiling, "expected a TaskPriority")
         self.threshold_s = float(threshold_s)
@@ -70,8 +68,7 @@ class FairShare:
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         weights = dict(weights or {})
         for key, weight in weights.items():
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-                raise ConfigError(f"weights[{key!r}]", weight, "must be a number > 0")
+            require_number(f"weights[{key!r}]", weight, above=0, error=ConfigError)
         self.weights = weights
         # Per priority level: the virtual time of the last dispatched task, and
         # each flow's last stamp.
