@@ -564,8 +564,9 @@ class Scheduler(RecurringAPI, InsightAPI):
         self._settle(task)
         return True
 
-    async def pause_task(self, task_id: str) -> bool:
-        """Hold a task that has not started.  False if it is running or has ended."""
+    async def pause_task(self, task_id: str, reason: str = "paused by request") -> bool:
+        """Hold a task that has not started.  False if it is running or has ended.
+        ``reason`` is recorded in the task's history."""
         task = await self._lookup(task_id)
         if task.lifecycle is PAUSED:
             task.user_paused = True
@@ -575,11 +576,12 @@ class Scheduler(RecurringAPI, InsightAPI):
             return False
         self._disarm(task)
         task.user_paused = True
-        self._move(task, PAUSED, self.clock.now(), "paused by request")
+        self._move(task, PAUSED, self.clock.now(), reason)
         return True
 
-    async def resume_task(self, task_id: str) -> bool:
-        """Release a task held by ``pause_task``; it still waits for unmet dependencies."""
+    async def resume_task(self, task_id: str, reason: str = "resumed by request") -> bool:
+        """Release a task held by ``pause_task``; it still waits for unmet dependencies.
+        ``reason`` is recorded in the task's history."""
         task = await self._lookup(task_id)
         if task.lifecycle is not PAUSED or not task.user_paused:
             return False
@@ -588,7 +590,7 @@ class Scheduler(RecurringAPI, InsightAPI):
             self._touch(task)  # still held by its dependencies
         else:
             now = self.clock.now()
-            self._move(task, QUEUED, now, "resumed by request")
+            self._move(task, QUEUED, now, reason)
             self._arm(task, now)
         return True
 
