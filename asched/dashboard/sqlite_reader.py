@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,29 +45,34 @@ class SQLiteReader(TaskReader):
         super().__init__(store)
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
+        # A thread lock, not an asyncio one: a cancelled request leaves its query
+        # running on the worker thread, and close() must wait for it.
+        self._lock = threading.Lock()
 
     async def open(self) -> None:
         """Nothing to do: the connection opens on the first query, once the store
         has created the database."""
 
     async def close(self) -> None:
-        async with self._lock:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self._lock:
-            return await asyncio.to_thread(self._run, sql, params)
+        return await asyncio.to_thread(self._run, sql, params)
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        if self._db is None:
-            uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout = 1000")
-            self._db = db
-        return self._db.execute(sql, params).fetchall()
+        with self._lock:
+            if self._db is None:
+                uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 1000")
+                self._db = db
+            return self._db.execute(sql, params).fetchall()
 
     async def page(self, query: TaskQuery) -> Page:
         where, params = _filters(query)
