@@ -50,7 +50,8 @@ async def overview(request: Request) -> Response:
     board = _dashboard(request)
     source = board.source
     now = source.now()
-    values = await source.metrics()
+    counts = await source.counts()
+    values = await source.metrics(counts)
     board.history.record(now, values)
     running = await source.running()
     return json(
@@ -58,7 +59,7 @@ async def overview(request: Request) -> Response:
             "now": now,
             "mode": board.mode,
             "metrics": values,
-            "counts": (await source.counts()).as_dict(),
+            "counts": counts.as_dict(),
             "running": [task_summary(t, now) for t in running],
             "key_load": key_load(running),
             "breakers": source.breakers(),

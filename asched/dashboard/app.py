@@ -26,8 +26,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from asched.dashboard import api
 from asched.dashboard.auth import Forbidden, Guard
@@ -57,6 +56,12 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+}
+
+
+ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
 }
 
 
@@ -123,7 +128,7 @@ def create_app(
     return app
 
 
-def _routes(board: Dashboard) -> list[Route | Mount]:
+def _routes(board: Dashboard) -> list[Route]:
     def guarded(endpoint: Endpoint) -> Endpoint:
         async def run(request: Request) -> Response:
             try:
@@ -166,8 +171,25 @@ def _routes(board: Dashboard) -> list[Route | Mount]:
         post("/api/schedules/{schedule_id}/{action}", api.schedule_action),
         get("/api/forecast", api.forecast),
         get("/api/workers", api.workers),
-        Mount("/static", StaticFiles(packages=[("asched.dashboard", "static")]), name="static"),
+        Route("/static/{name}", _assets(), methods=["GET"]),
     ]
+
+
+def _assets() -> Endpoint:
+    """The page's script and stylesheet, read once from the package and served
+    from memory."""
+    folder = resources.files("asched.dashboard").joinpath("static")
+    assets = {name: (folder.joinpath(name).read_bytes(), media) for name, media in ASSETS.items()}
+
+    async def asset(request: Request) -> Response:
+        found = assets.get(request.path_params["name"])
+        if found is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        body, media = found
+        headers = {"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"}
+        return Response(body, media_type=media, headers=headers)
+
+    return asset
 
 
 def render_page(guard: Guard) -> str:

@@ -23,12 +23,14 @@ MAX_PAGE = 100
 #: The generic reader filters by key and tag in Python, over at most this many
 #: tasks in due order; the page says when the window was cut.
 GENERIC_SCAN_CAP = 5000
+ORDERS = ("newest", "due", "due_desc")
 PENDING_STATES = (TaskLifecycle.QUEUED, TaskLifecycle.SCHEDULED, TaskLifecycle.RETRYING)
 
 
 @dataclass(frozen=True, slots=True)
 class TaskQuery:
-    """One page of tasks: filters, then ``offset``/``limit`` in due order."""
+    """One page of tasks: filters, then ``offset``/``limit`` in ``order``: ``newest``
+    (most recently created first), ``due`` or ``due_desc``."""
 
     state: TaskLifecycle | None = None
     task_type: str | None = None
@@ -36,16 +38,18 @@ class TaskQuery:
     tag: str | None = None
     offset: int = 0
     limit: int = DEFAULT_PAGE
-    newest_first: bool = False
+    order: str = "due"
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> TaskQuery:
         """Read ``state``, ``type``, ``key``, ``tag``, ``offset``, ``limit``, ``order``;
-        ``limit`` is clamped to :data:`MAX_PAGE`."""
+        ``limit`` is clamped to :data:`MAX_PAGE`.  The default order is the one an
+        index serves: newest first, or by due time within one state (latest first
+        for a finished state)."""
         state = _state(params.get("state"))
-        order = params.get("order") or ("desc" if state in TERMINAL_STATES else "asc")
-        if order not in ("asc", "desc"):
-            raise TaskValidationError("order", order, "asc or desc")
+        order = params.get("order") or _default_order(state)
+        if order not in ORDERS:
+            raise TaskValidationError("order", order, f"one of {', '.join(ORDERS)}")
         return cls(
             state=state,
             task_type=params.get("type") or None,
@@ -53,7 +57,7 @@ class TaskQuery:
             tag=params.get("tag") or None,
             offset=_int(params, "offset", 0, 0, 10_000_000),
             limit=min(_int(params, "limit", DEFAULT_PAGE, 1, 1_000_000), MAX_PAGE),
-            newest_first=order == "desc",
+            order=order,
         )
 
     def matches(self, task: Task) -> bool:
@@ -96,13 +100,28 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class PendingRun:
-    """The fields the forecast reads from a pending task."""
+    """One upcoming one-off run."""
 
+    due_s: float
+    priority: TaskPriority
     id: str
     type: str
-    priority: TaskPriority
-    due_s: float
-    lifecycle: TaskLifecycle
+
+
+#: (bucket index from the origin, task type, priority, how many)
+BucketCount = tuple[int, str, TaskPriority, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastQuery:
+    """Pending one-off tasks due before ``until_s``, counted per bucket of ``bucket_s``
+    from ``origin_s`` (overdue ones in bucket 0), and the first ``upcoming`` of them."""
+
+    origin_s: float
+    bucket_s: int
+    until_s: float
+    task_type: str | None
+    upcoming: int
 
 
 class TaskReader:
@@ -123,7 +142,11 @@ class TaskReader:
     async def counts(self, now_s: float) -> Counts:
         raise NotImplementedError
 
-    async def pending(self, until_s: float) -> list[PendingRun]:
+    async def state_counts(self, now_s: float) -> Counts:
+        """Only ``by_state`` and ``due_now`` (what the load metrics need)."""
+        return await self.counts(now_s)
+
+    async def pending(self, query: ForecastQuery) -> tuple[list[BucketCount], list[PendingRun]]:
         raise NotImplementedError
 
     async def lease_owners(self, now_s: float) -> list[dict[str, Any]]:
@@ -137,12 +160,14 @@ class GenericReader(TaskReader):
 
     async def page(self, query: TaskQuery) -> Page:
         needed = query.offset + query.limit + 1
-        simple = query.key is None and query.tag is None and not query.newest_first
+        simple = query.key is None and query.tag is None and query.order == "due"
         window = needed if simple else GENERIC_SCAN_CAP
         found = await self.store.list_tasks(query.state, query.task_type, window)
         capped = not simple and len(found) >= window
-        if query.newest_first:
+        if query.order == "due_desc":
             found.reverse()
+        elif query.order == "newest":
+            found.sort(key=lambda t: t.created_s, reverse=True)
         matching = [t for t in found if query.matches(t)]
         chosen = matching[query.offset : query.offset + query.limit]
         return Page(chosen, len(matching) > query.offset + query.limit, capped)
@@ -159,12 +184,27 @@ class GenericReader(TaskReader):
         )
         return counts
 
-    async def pending(self, until_s: float) -> list[PendingRun]:
-        return [
-            PendingRun(t.id, t.type, t.priority, t.due_s, t.lifecycle)
+    async def pending(self, query: ForecastQuery) -> tuple[list[BucketCount], list[PendingRun]]:
+        found = [
+            t
             for t in await self.store.load_unfinished()
-            if t.lifecycle in PENDING_STATES and t.due_s < until_s
+            if t.lifecycle in PENDING_STATES
+            and t.due_s < query.until_s
+            and (query.task_type is None or t.type == query.task_type)
         ]
+        counts: Counter[tuple[int, str, TaskPriority]] = Counter(
+            (max(0, int((t.due_s - query.origin_s) // query.bucket_s)), t.type, t.priority)
+            for t in found
+        )
+        found.sort(key=lambda t: (t.due_s, t.priority))
+        runs = [PendingRun(t.due_s, t.priority, t.id, t.type) for t in found[: query.upcoming]]
+        return [(i, kind, p, n) for (i, kind, p), n in counts.items()], runs
+
+
+def _default_order(state: TaskLifecycle | None) -> str:
+    if state is None:
+        return "newest"
+    return "due_desc" if state in TERMINAL_STATES else "due"
 
 
 def _names(counter: Counter[str]) -> dict[str, int]:

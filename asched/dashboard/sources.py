@@ -72,9 +72,13 @@ def reader_for(store: Store) -> TaskReader:
 class DashboardSource(ABC):
     """The dashboard's one view of a scheduler or a store."""
 
+    #: How long counts are reused: the page asks for them several ways at once.
+    counts_ttl_s = 1.0
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.reader = reader_for(store)
+        self._counts: tuple[float, Counts] | None = None
 
     def now(self) -> float:
         return time.time()
@@ -89,18 +93,26 @@ class DashboardSource(ABC):
         return await self.reader.page(query)
 
     async def counts(self) -> Counts:
-        return await self.reader.counts(self.now())
+        now = self.now()
+        cached = self._counts
+        if cached is not None and now - cached[0] < self.counts_ttl_s:
+            return cached[1]
+        counts = await self.reader.counts(now)
+        self._counts = (now, counts)
+        return counts
 
     async def running(self, limit: int = 100) -> list[Task]:
         found = await self.reader.page(TaskQuery(TaskLifecycle.RUNNING, limit=limit))
         return found.tasks
 
     @abstractmethod
-    async def metrics(self) -> dict[str, Any]: ...
+    async def metrics(self, counts: Counts | None = None) -> dict[str, Any]:
+        """The load metrics; ``counts`` just read, if the source can use them."""
 
     @abstractmethod
-    async def forecast(self, hours: float, bucket: str, task_type: str | None) -> dict[str, Any]:
-        ...
+    async def forecast(
+        self, hours: float, bucket: str, task_type: str | None
+    ) -> dict[str, Any]: ...
 
     @abstractmethod
     async def schedules(self) -> list[dict[str, Any]]: ...
@@ -142,7 +154,7 @@ class LiveSource(DashboardSource):
     async def start(self) -> None:
         pass  # the reader opens on first use: the app may start before the scheduler
 
-    async def metrics(self) -> dict[str, Any]:
+    async def metrics(self, counts: Counts | None = None) -> dict[str, Any]:
         return await self.scheduler.get_system_load_metrics()
 
     async def forecast(self, hours: float, bucket: str, task_type: str | None) -> dict[str, Any]:

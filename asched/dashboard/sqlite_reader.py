@@ -4,9 +4,10 @@ A separate read-only connection (WAL lets it read beside the writer), used on
 a worker thread one query at a time, runs
 queries the Store contract does not offer: counts grouped by state, type and
 priority are index-only scans (``tasks_by_state``, ``tasks_by_type``,
-``tasks_claimable``); a page of tasks picks its row ids from an index, in due
-order, before any record is read; the forecast reads five columns of the
-pending rows, not their records.  No query reads every record of the store.
+``tasks_claimable``); a page of tasks picks its row ids from an index, in an
+order an index serves, before any record is read; the forecast counts the
+pending rows per bucket, type and priority inside SQLite.  No query reads
+every record of the store.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from urllib.parse import quote
 
 from asched.dashboard.queries import (
     PENDING_STATES,
+    BucketCount,
     Counts,
+    ForecastQuery,
     Page,
     PendingRun,
     TaskQuery,
@@ -37,88 +40,139 @@ _PENDING_SQL = ", ".join(f"'{s.name}'" for s in PENDING_STATES)
 _CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 _PRIORITY_NAMES = {p.value: p.name for p in TaskPriority}
 _STATES = TaskLifecycle.__members__
+#: Each order is one an index serves: the table's rowid (creation order), or
+#: ``tasks_by_state``/``tasks_by_type`` once a state or type is chosen.
+_ORDER_SQL = {
+    "newest": " ORDER BY rowid DESC",
+    "due": " ORDER BY due_s, priority, rowid",
+    "due_desc": " ORDER BY due_s DESC, priority DESC, rowid DESC",
+}
 _TAG_SQL = "EXISTS (SELECT 1 FROM json_each(record, '$.metadata.tags') WHERE value = ?)"
 
 
 class SQLiteReader(TaskReader):
+    #: Read connections used at once: a quick query need not wait behind a slow one.
+    connections = 3
+
     def __init__(self, store: Store, path: str) -> None:
         super().__init__(store)
         self.path = path
-        self._db: sqlite3.Connection | None = None
-        # A thread lock, not an asyncio one: a cancelled request leaves its query
-        # running on the worker thread, and close() must wait for it.
-        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._opened = 0
+        self._closed = False
+        # A thread condition, not an asyncio lock: a cancelled request leaves its
+        # query running on a worker thread, and close() must wait for it.
+        self._free = threading.Condition()
 
     async def open(self) -> None:
-        """Nothing to do: the connection opens on the first query, once the store
-        has created the database."""
+        """Nothing to do: connections open on first use, once the store has
+        created the database."""
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close)
+        await asyncio.to_thread(self._close_all)
 
-    def _close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+    def _close_all(self) -> None:
+        with self._free:
+            self._closed = True
+            while len(self._idle) < self._opened:
+                self._free.wait()
+            for db in self._idle:
+                db.close()
+            self._idle.clear()
+            self._opened = 0
+            self._closed = False
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return await asyncio.to_thread(self._run, sql, params)
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        with self._lock:
-            if self._db is None:
-                uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
-                db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-                db.execute("PRAGMA busy_timeout = 1000")
-                self._db = db
-            return self._db.execute(sql, params).fetchall()
+        db = self._take()
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            with self._free:
+                self._idle.append(db)
+                self._free.notify_all()
+
+    def _take(self) -> sqlite3.Connection:
+        with self._free:
+            while not self._idle and (self._opened >= self.connections or self._closed):
+                self._free.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._opened += 1
+        try:
+            return self._connect()
+        except BaseException:
+            with self._free:
+                self._opened -= 1
+                self._free.notify_all()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 1000")
+        return db
 
     async def page(self, query: TaskQuery) -> Page:
         where, params = _filters(query)
-        direction = "DESC" if query.newest_first else "ASC"
-        order = f" ORDER BY due_s {direction}, priority, rowid {direction}"
+        order = _ORDER_SQL[query.order]
         picked = f"SELECT rowid FROM tasks{where}{order} LIMIT ? OFFSET ?"
         sql = f"SELECT id, record FROM tasks WHERE rowid IN ({picked}){order}"
         rows = await self._rows(sql, (*params, query.limit + 1, query.offset))
         tasks = [t for t in (_decode(i, r) for i, r in rows[: query.limit]) if t is not None]
         return Page(tasks, len(rows) > query.limit)
 
+    async def state_counts(self, now_s: float) -> Counts:
+        by_state, due = await asyncio.gather(
+            self._rows("SELECT lifecycle, COUNT(*) FROM tasks GROUP BY lifecycle"),
+            self._rows(
+                f"SELECT COUNT(*) FROM tasks WHERE lifecycle IN ({_PENDING_SQL}) AND due_s <= ?",
+                (now_s,),
+            ),
+        )
+        ordered = sorted(by_state, key=lambda row: _STATES.get(row[0], 99))
+        return Counts(by_state={str(name): int(n) for name, n in ordered}, due_now=int(due[0][0]))
+
     async def counts(self, now_s: float) -> Counts:
-        by_state = await self._rows("SELECT lifecycle, COUNT(*) FROM tasks GROUP BY lifecycle")
-        by_type = await self._rows("SELECT type, COUNT(*) FROM tasks GROUP BY type")
-        claimable = await self._rows(
-            f"SELECT priority, COUNT(*) FROM tasks WHERE {_CLAIMABLE_SQL} GROUP BY priority"
+        states = asyncio.ensure_future(self.state_counts(now_s))
+        by_type, claimable, paused = await asyncio.gather(
+            self._rows("SELECT type, COUNT(*) FROM tasks GROUP BY type"),
+            self._rows(
+                f"SELECT priority, COUNT(*) FROM tasks WHERE {_CLAIMABLE_SQL} GROUP BY priority"
+            ),
+            self._rows(
+                "SELECT priority, COUNT(*) FROM tasks WHERE lifecycle = 'PAUSED' GROUP BY priority"
+            ),
         )
-        paused = await self._rows(
-            "SELECT priority, COUNT(*) FROM tasks WHERE lifecycle = 'PAUSED' GROUP BY priority"
-        )
-        due = await self._rows(
-            f"SELECT COUNT(*) FROM tasks WHERE lifecycle IN ({_PENDING_SQL}) AND due_s <= ?",
-            (now_s,),
-        )
+        counts = await states
         by_priority: dict[str, int] = {}
         for value, n in [*claimable, *paused]:
             name = _PRIORITY_NAMES.get(value, str(value))
             by_priority[name] = by_priority.get(name, 0) + int(n)
-        ordered = sorted(by_state, key=lambda row: _STATES.get(row[0], 99))
-        return Counts(
-            by_state={str(name): int(n) for name, n in ordered},
-            by_type={str(name): int(n) for name, n in by_type},
-            by_priority=dict(sorted(by_priority.items(), key=lambda kv: _priority_rank(kv[0]))),
-            due_now=int(due[0][0]),
-        )
+        counts.by_type = {str(name): int(n) for name, n in by_type}
+        counts.by_priority = dict(sorted(by_priority.items(), key=lambda kv: _priority_rank(kv[0])))
+        return counts
 
-    async def pending(self, until_s: float) -> list[PendingRun]:
-        rows = await self._rows(
-            "SELECT id, type, priority, due_s, lifecycle FROM tasks "
-            f"WHERE lifecycle IN ({_PENDING_SQL}) AND due_s < ?",
-            (until_s,),
+    async def pending(self, query: ForecastQuery) -> tuple[list[BucketCount], list[PendingRun]]:
+        where = f"WHERE lifecycle IN ({_PENDING_SQL}) AND due_s < ?"
+        params: tuple[Any, ...] = (query.until_s,)
+        if query.task_type is not None:
+            where += " AND type = ?"
+            params += (query.task_type,)
+        grouped = await self._rows(
+            "SELECT MAX(0, CAST((due_s - ?) / ? AS INTEGER)) AS bucket, type, priority, "
+            f"COUNT(*) FROM tasks {where} GROUP BY bucket, type, priority",
+            (query.origin_s, query.bucket_s, *params),
         )
-        return [
-            PendingRun(str(i), str(kind), TaskPriority(p), float(due), _STATES[state])
-            for i, kind, p, due, state in rows
-        ]
+        first = await self._rows(
+            f"SELECT due_s, priority, id, type FROM tasks {where} ORDER BY due_s, priority LIMIT ?",
+            (*params, query.upcoming),
+        )
+        counts = [(int(b), str(kind), TaskPriority(p), int(n)) for b, kind, p, n in grouped]
+        runs = [PendingRun(float(d), TaskPriority(p), str(i), str(k)) for d, p, i, k in first]
+        return counts, runs
 
     async def lease_owners(self, now_s: float) -> list[dict[str, Any]]:
         rows = await self._rows(

@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from asched.dashboard.queries import Counts
+from asched.dashboard.forecast_merge import add_pending
+from asched.dashboard.queries import Counts, ForecastQuery
 from asched.dashboard.sources import (
     HOST,
     RETRYABLE,
@@ -39,14 +40,18 @@ L = TaskLifecycle
 _PAUSABLE = frozenset({L.QUEUED, L.SCHEDULED, L.RETRYING})
 _LEASE_S = 30.0
 _WINDOW_S = 3600.0
+_UPCOMING = 50
 
 
 class StoreSource(DashboardSource):
+    forecast_ttl_s = 10.0
+
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self.owner = f"asched-dashboard:{HOST}:{os.getpid()}"
         # (time, completed, failed) totals, for rates without a scan.
         self._finished: deque[tuple[float, int, int]] = deque()
+        self._forecasts: dict[tuple[float, str, str | None], tuple[float, dict[str, Any]]] = {}
 
     async def start(self) -> None:
         await self.store.open()
@@ -58,18 +63,18 @@ class StoreSource(DashboardSource):
 
     # -- reads ---------------------------------------------------------------------
 
-    async def counts(self) -> Counts:
-        counts = await super().counts()
-        now = self.now()
-        by_state = counts.by_state
+    def _note_finished(self, now: float, by_state: dict[str, int]) -> None:
         self._finished.append((now, by_state.get("COMPLETED", 0), by_state.get("FAILED", 0)))
         while self._finished and self._finished[0][0] < now - _WINDOW_S:
             self._finished.popleft()
-        return counts
 
-    async def metrics(self) -> dict[str, Any]:
-        """The keys of ``Scheduler.get_system_load_metrics``, from the store's counts."""
-        counts = await self.counts()
+    async def metrics(self, counts: Counts | None = None) -> dict[str, Any]:
+        """The keys of ``Scheduler.get_system_load_metrics``, from the store's counts
+        by state (an index-only query), never a scan of the tasks."""
+        now = self.now()
+        if counts is None:
+            counts = await self.reader.state_counts(now)
+        self._note_finished(now, counts.by_state)
         state = counts.by_state
         completed, failed = self._since(_WINDOW_S)
         minute = self._since(60.0, need_s=50.0)
@@ -102,19 +107,35 @@ class StoreSource(DashboardSource):
         return max(0, completed - base[1]), max(0, failed - base[2])
 
     async def forecast(self, hours: float, bucket: str, task_type: str | None) -> dict[str, Any]:
+        """Pending tasks counted by the store, schedules by their triggers; reused for
+        ``forecast_ttl_s`` (a 24 h view does not change in seconds, and the page polls it)."""
         now = self.now()
-        pending = await self.reader.pending(now + hours * 3600)
-        schedules = await self._schedules()
-        return build_forecast(
+        key = (hours, bucket, task_type)
+        cached = self._forecasts.get(key)
+        if cached is not None and now - cached[0] < self.forecast_ttl_s:
+            return cached[1]
+        found = await self._build_forecast(now, hours, bucket, task_type)
+        self._forecasts = {key: (now, found)}
+        return found
+
+    async def _build_forecast(
+        self, now: float, hours: float, bucket: str, task_type: str | None
+    ) -> dict[str, Any]:
+        bucket_s = BUCKETS_S[bucket]
+        origin = int(now // bucket_s) * bucket_s
+        query = ForecastQuery(origin, bucket_s, now + hours * 3600, task_type, _UPCOMING)
+        counts, runs = await self.reader.pending(query)
+        recurring = build_forecast(
             now,
             hours * 3600,
-            BUCKETS_S[bucket],
-            pending,  # type: ignore[arg-type]  # the forecast reads only PendingRun's fields
-            schedules,
+            bucket_s,
+            (),
+            await self._schedules(),
             {},  # mean durations are only known to a running scheduler
             task_type=task_type,
-            upcoming_limit=50,
+            upcoming_limit=_UPCOMING,
         )
+        return add_pending(recurring, counts, runs, origin, _UPCOMING)
 
     async def _schedules(self) -> list[Schedule]:
         found = []
@@ -273,6 +294,7 @@ class StoreSource(DashboardSource):
         if not paused:  # fires due while paused are skipped, as Scheduler.resume_schedule does
             record["settled_until_s"] = max(float(record.get("settled_until_s", 0.0)), self.now())
         await self.store.save_schedules([record])
-        logger.info("schedule %s: %s %s", schedule_id, "paused" if paused else "resumed",
-                    actor.describe())
+        logger.info(
+            "schedule %s: %s %s", schedule_id, "paused" if paused else "resumed", actor.describe()
+        )
         return {"schedule": schedule_id, "paused": paused}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,10 +53,8 @@ async def _populate(url: str) -> Populated:
         made.completed = await scheduler.schedule_task("render_video", {"channel_id": "c0"})
         made.failed = await scheduler.schedule_task("upload", {"channel_id": "c0"})
         for tid in (made.completed, made.failed):
-            try:
+            with contextlib.suppress(Exception):  # the upload fails by design
                 await scheduler.wait_for(tid, timeout=10)
-            except Exception:  # the upload fails by design
-                pass
         for i in range(6):
             made.pending.append(
                 await scheduler.schedule_task(

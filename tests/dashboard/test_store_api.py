@@ -66,7 +66,8 @@ async def test_task_list_filters(client: httpx.AsyncClient, populated: Populated
     assert await ids(tag="weekly") == [populated.tagged]
     assert await ids(tag="<b>bold</b>") == [populated.tagged]
     assert set(await ids(type="render_video", state="QUEUED")) == set(populated.pending)
-    assert await ids(type="render_video", state="QUEUED", order="desc") == populated.pending[::-1]
+    latest_first = await ids(type="render_video", state="QUEUED", order="due_desc")
+    assert latest_first == populated.pending[::-1]
 
 
 async def test_task_list_is_paged_and_never_more_than_a_page(

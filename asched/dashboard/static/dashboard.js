@@ -259,10 +259,10 @@
     try { await work(); } catch (e) { setStatus(String(e.message || e)); }
   }
   const refreshOverview = () => guarded(async () => drawOverview(await get("api/overview")));
-  const refreshSlow = () => guarded(async () => {
-    drawSchedules(await get("api/schedules"));
-    drawForecast(await get("api/forecast?hours=24&bucket=hour"));
-  });
+  const refreshSlow = () => {
+    guarded(async () => drawSchedules(await get("api/schedules")));
+    guarded(async () => drawForecast(await get("api/forecast?hours=24&bucket=hour")));
+  };
   const refreshHistory = () => guarded(async () => drawHistory(await get("api/metrics/history")));
   const refreshTasks = () => guarded(loadTasks);
   function refreshAll() { refreshOverview(); refreshSlow(); refreshHistory(); refreshTasks(); }
