@@ -13,6 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asched.dashboard.queries import BucketCount, PendingRun
+from asched.model import TaskPriority
+
+
+def _run_order(run: dict[str, Any]) -> tuple[Any, ...]:
+    # The order build_forecast gives its runs: time, then priority, then id.
+    return run["time"], TaskPriority[run["priority"]], run["id"]
 
 
 def add_pending(
@@ -49,9 +55,7 @@ def add_pending(
         }
         for run in runs
     ]
-    upcoming = heapq.nsmallest(
-        upcoming_limit, forecast["upcoming"] + one_offs, key=lambda u: (u["time"], u["priority"])
-    )
+    upcoming = heapq.nsmallest(upcoming_limit, forecast["upcoming"] + one_offs, key=_run_order)
     return {
         **forecast,
         "total": forecast["total"] + sum(n for *_, n in counts),

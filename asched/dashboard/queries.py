@@ -196,7 +196,7 @@ class GenericReader(TaskReader):
             (max(0, int((t.due_s - query.origin_s) // query.bucket_s)), t.type, t.priority)
             for t in found
         )
-        found.sort(key=lambda t: (t.due_s, t.priority))
+        found.sort(key=lambda t: (t.due_s, t.priority, t.id))
         runs = [PendingRun(t.due_s, t.priority, t.id, t.type) for t in found[: query.upcoming]]
         return [(i, kind, p, n) for (i, kind, p), n in counts.items()], runs
 

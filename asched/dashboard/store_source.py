@@ -64,6 +64,8 @@ class StoreSource(DashboardSource):
     # -- reads ---------------------------------------------------------------------
 
     def _note_finished(self, now: float, by_state: dict[str, int]) -> None:
+        if self._finished and now < self._finished[-1][0]:
+            return  # a concurrent read finished first with a later sample
         self._finished.append((now, by_state.get("COMPLETED", 0), by_state.get("FAILED", 0)))
         while self._finished and self._finished[0][0] < now - _WINDOW_S:
             self._finished.popleft()
@@ -76,11 +78,12 @@ class StoreSource(DashboardSource):
             counts = await self.reader.state_counts(now)
         self._note_finished(now, counts.by_state)
         state = counts.by_state
-        completed, failed = self._since(_WINDOW_S)
-        minute = self._since(60.0, need_s=50.0)
+        completed, failed, _ = self._finished_since(_WINDOW_S)
+        minute_done, minute_failed, reach_s = self._finished_since(60.0)
         finished = completed + failed
         return {
-            "tasks_per_minute": None if minute is None else sum(minute),
+            # Known once the samples reach back most of a minute.
+            "tasks_per_minute": minute_done + minute_failed if reach_s >= 50.0 else None,
             "success_rate_1h": completed / finished if finished else None,
             "completed_1h": completed,
             "failed_1h": failed,
@@ -95,16 +98,14 @@ class StoreSource(DashboardSource):
             "utilization": None,
         }
 
-    def _since(self, window_s: float, need_s: float = 0.0) -> Any:
-        """Completed and failed since ``window_s`` ago, from the samples; None when
-        the samples do not yet reach back ``need_s``."""
+    def _finished_since(self, window_s: float) -> tuple[int, int, float]:
+        """(completed, failed) since ``window_s`` ago by the samples, and how far
+        back the samples actually reach."""
         if not self._finished:
-            return None if need_s else (0, 0)
+            return 0, 0, 0.0
         now, completed, failed = self._finished[-1]
         base = next((s for s in self._finished if s[0] >= now - window_s), self._finished[-1])
-        if now - base[0] < need_s:
-            return None
-        return max(0, completed - base[1]), max(0, failed - base[2])
+        return max(0, completed - base[1]), max(0, failed - base[2]), now - base[0]
 
     async def forecast(self, hours: float, bucket: str, task_type: str | None) -> dict[str, Any]:
         """Pending tasks counted by the store, schedules by their triggers; reused for
