@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asched._cli_app import App, describe_store
 from asched._cli_format import plural
@@ -22,6 +22,9 @@ from asched.errors import AschedError
 from asched.facade import new_event_loop
 from asched.model import TaskLifecycle
 from asched.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from asched.dashboard.serve import BesideServer
 
 logger = logging.getLogger("asched.cli")
 
@@ -83,8 +86,9 @@ async def serve(
     try:
         await scheduler.start()
         code = 0
-        board = await _start_dashboard(scheduler, dashboard_port)
+        board: BesideServer | None = None
         try:
+            board = await _start_dashboard(scheduler, dashboard_port)
             print(banner(app, grace_s), file=sys.stderr, flush=True)
             if app.on_start is not None:
                 await app.on_start(scheduler)
@@ -93,12 +97,11 @@ async def serve(
             else:
                 await drain.requested.wait()
         except Exception:
-            logger.exception("on_start(scheduler) failed; stopping the worker")
+            logger.exception("starting failed (on_start or the dashboard); stopping the worker")
             code = 1
         finally:
             if board is not None:
-                board.cancel()
-                await asyncio.gather(board, return_exceptions=True)
+                await board.stop()
             await drain.drain()
     finally:
         drain.remove(loop)
@@ -107,14 +110,16 @@ async def serve(
     return code
 
 
-async def _start_dashboard(scheduler: Scheduler, port: int | None) -> asyncio.Task[None] | None:
+async def _start_dashboard(scheduler: Scheduler, port: int | None) -> BesideServer | None:
     if port is None:
         return None
-    from asched.dashboard.serve import serve_beside
+    from asched.dashboard.serve import BesideServer
 
     token = os.environ.get("ASCHED_DASHBOARD_TOKEN") or None
+    board = BesideServer(scheduler, port, "127.0.0.1", token)
+    await board.start()
     logger.info("dashboard on http://127.0.0.1:%d/", port)
-    return await serve_beside(scheduler, port, token=token)
+    return board
 
 
 async def _idle(scheduler: Scheduler) -> None:

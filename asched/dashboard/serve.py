@@ -11,9 +11,12 @@ then read every task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -48,19 +51,28 @@ def check_exposure(host: str, token: str | None) -> None:
         )
 
 
+class DashboardServer(uvicorn.Server):
+    """uvicorn, leaving stop signals to its host: ``asched run`` drains its worker
+    on them, and :func:`run_dashboard` installs its own."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def build_server(
     target: Scheduler | str,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     token: str | None = None,
-) -> uvicorn.Server:
+) -> DashboardServer:
     """A uvicorn server for the dashboard (not yet serving).  Bound to loopback
     without a token, it accepts only loopback Host names (no DNS rebinding)."""
     check_exposure(host, token)
     trusted = list(LOOPBACK_NAMES) if is_loopback(host) and not token else None
     app = create_app(target, token, trusted_hosts=trusted)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    return uvicorn.Server(config)
+    return DashboardServer(config)
 
 
 def check_store_url(url: str) -> None:
@@ -79,20 +91,40 @@ def run_dashboard(
     port: int = DEFAULT_PORT,
     token: str | None = None,
 ) -> None:
-    """Serve the dashboard of the store at ``store_url`` until interrupted."""
+    """Serve the dashboard of the store at ``store_url`` until SIGINT or SIGTERM."""
     check_store_url(store_url)
     server = build_server(store_url, host, port, token)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+        await server.serve()
+
     print(f"asched dashboard for {store_url} on http://{_url_host(host)}:{port}/", flush=True)
-    asyncio.run(server.serve())
+    asyncio.run(serve())
 
 
-async def serve_beside(
-    scheduler: Scheduler, port: int, host: str = DEFAULT_HOST, token: str | None = None
-) -> asyncio.Task[None]:
-    """Start serving the dashboard of ``scheduler`` on this loop (e.g. inside
-    ``asched run``); cancel the returned task, or set ``should_exit``, to stop."""
-    server = build_server(scheduler, host, port, token)
-    return asyncio.get_running_loop().create_task(server.serve())
+class BesideServer:
+    """The dashboard served on the loop of a scheduler running in this process."""
+
+    def __init__(self, scheduler: Scheduler, port: int, host: str, token: str | None) -> None:
+        self.server = build_server(scheduler, host, port, token)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Serve in the background; returns once listening (raises if it cannot)."""
+        self._task = asyncio.get_running_loop().create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # the bind failed: raise its error
+                raise OSError("the dashboard stopped before it started")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _url_host(host: str) -> str:
