@@ -178,7 +178,8 @@ class LiveSource(DashboardSource):
             "host": HOST,
             "pid": os.getpid(),
             "this_process": True,
-            "running": s.running,
+            "started": s.running,
+            "running_tasks": s.state_count(TaskLifecycle.RUNNING),
             "max_concurrency": s.config.max_concurrency,
             "task_types": s.task_types,
         }

@@ -156,3 +156,19 @@ async def test_the_task_list_is_paged(
         return found
 
     assert sorted(await listed()) == sorted(ids)
+
+
+async def test_mounted_in_a_users_app(scheduler: Scheduler) -> None:
+    from starlette.routing import Mount
+
+    board = create_app(scheduler, token="t")
+    outer = Starlette(routes=[Mount("/asched", board)])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        page = await c.get("/asched/")
+        assert page.status_code == 200 and 'src="static/dashboard.js"' in page.text
+        assert (await c.get("/asched/static/dashboard.js")).status_code == 200
+        assert (await c.get("/asched/api/metrics")).status_code == 401
+        metrics = await c.get("/asched/api/metrics", headers={"X-Asched-Token": "t"})
+        assert metrics.json()["max_concurrency"] == scheduler.config.max_concurrency
+    await board.state.dashboard.stop()

@@ -119,7 +119,9 @@
       button("Cancel", () => act(`api/tasks/${enc(t.id)}/cancel`, `cancel ${t.id}`))]));
     fill($("key-load"), ["key", "running"], o.key_load.map((k) => [k.key, k.running]));
     fill($("breakers"), ["breaker", "state"], Object.entries(o.breakers).map(([n, s]) => [n, s]));
-    fill($("workers"), ["worker", "tasks"], o.workers.map((w) => [w.id, w.leased_tasks ?? w.max_concurrency ?? "–"]));
+    fill($("workers"), ["worker", "tasks"], o.workers.map((w) => [w.id, w.this_process
+      ? `${w.running_tasks} running of ${w.max_concurrency} (this process)`
+      : `${w.leased_tasks} leased`]));
   }
   const button = (label, onclick) => el("button", { type: "button", onclick, class: "small" }, label);
   const taskLink = (id) => el("a", { href: "#", class: "task-link", onclick: (e) => { e.preventDefault(); openTask(id); } }, id);
@@ -205,15 +207,18 @@
     if (!keys.length) box.append(el("p", { class: "muted" }, "collecting samples…"));
   }
   function miniChart(samples, key, label) {
+    // The window is the last hour, shortened to what has been sampled (at least 5 min).
     const W = 240, H = 70;
     const points = samples.filter((s) => typeof s[key] === "number").map((s) => [s.at, s[key]]);
     const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "mini", role: "img", "aria-label": label });
     const now = Date.now() / 1000;
+    const span = Math.min(3600, Math.max(300, points.length ? now - points[0][0] : 0));
     const peak = Math.max(1e-9, ...points.map((p) => p[1]));
-    const xy = points.map(([at, v]) => [W * (1 - (now - at) / 3600), H - 4 - (H - 12) * (v / peak)]);
+    const xy = points.map(([at, v]) => [W * (1 - (now - at) / span), H - 4 - (H - 12) * (v / peak)]);
     chart.append(svg("polyline", { points: xy.map((p) => p.join(",")).join(" "), class: "line" }));
     const last = points.length ? points[points.length - 1][1] : null;
-    return el("figure", {}, chart, el("figcaption", {}, `${label}: ${fmtValue(last)}`));
+    const caption = `${label}: ${fmtValue(last)} (last ${Math.round(span / 60)} min, peak ${points.length ? fmtValue(peak) : "–"})`;
+    return el("figure", {}, chart, el("figcaption", {}, caption));
   }
 
   // -- task list and detail ------------------------------------------------------------
