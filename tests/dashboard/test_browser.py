@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from dashboard_helpers import XSS_TYPE, Populated
 
 from asched import TaskLifecycle
 from asched.dashboard.app import create_app
 from asched.stores import open_store
-from tests.dashboard.conftest import XSS_TYPE, Populated
 
 CHROMIUM = os.environ.get("ASCHED_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000

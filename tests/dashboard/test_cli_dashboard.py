@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from dashboard_helpers import Populated
 
 from asched.dashboard.serve import build_server, is_loopback
-from tests.dashboard.conftest import Populated
 
 APP = """\
 import asyncio

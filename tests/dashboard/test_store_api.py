@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from dashboard_helpers import XSS_TYPE, Populated
 from starlette.applications import Starlette
 
 from asched import Scheduler, TaskLifecycle
 from asched.dashboard import create_app
 from asched.dashboard.queries import MAX_PAGE
 from asched.stores import open_store
-from tests.dashboard.conftest import XSS_TYPE, Populated
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from dashboard_helpers import Populated, register
 
 from asched import Scheduler
 from asched.dashboard.queries import GenericReader, TaskQuery
@@ -16,7 +17,6 @@ from asched.model import TaskLifecycle
 from asched.observability.forecast import build_forecast
 from asched.recurring import Schedule
 from asched.stores import open_store
-from tests.dashboard.conftest import Populated, register
 
 
 @pytest.fixture
