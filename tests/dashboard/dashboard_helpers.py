@@ -75,4 +75,3 @@ async def populate(url: str) -> Populated:
             "analytics", cron="0 9 * * *", schedule_id="daily-analytics"
         )
     return made
-

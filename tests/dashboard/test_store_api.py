@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -205,3 +206,21 @@ async def test_trusted_hosts_refuse_other_host_names(populated: Populated) -> No
         assert (await client.get("/api/workers")).status_code == 200
         rebound = await client.get("/api/workers", headers={"Host": "evil.example"})
         assert rebound.status_code == 400
+
+
+async def test_workers_holding_leases_are_listed(
+    client: httpx.AsyncClient, populated: Populated
+) -> None:
+    store = open_store(populated.url)
+    await store.open()
+    try:
+        now = time.time()
+        await store.claim(populated.pending[:2], "worker-a:1", now, 30.0)
+        await store.claim(populated.pending[2:3], "worker-b:2", now, 30.0)
+        workers = (await client.get("/api/workers")).json()
+    finally:
+        await store.close()
+    assert [(w["id"], w["leased_tasks"]) for w in sorted(workers, key=lambda w: w["id"])] == [
+        ("worker-a:1", 2),
+        ("worker-b:2", 1),
+    ]
