@@ -10,15 +10,16 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from dashboard_helpers import XSS_TYPE, Populated
+from dashboard_helpers import XSS_TYPE, Populated, register
 
-from asched import TaskLifecycle
+from asched import Scheduler, TaskLifecycle
 from asched.dashboard.app import create_app
 from asched.stores import open_store
 
@@ -65,9 +66,16 @@ class ServerThread:
 
 
 @pytest.fixture
-def browser_page(populated: Populated, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+def token() -> str | None:
+    return None
+
+
+@pytest.fixture
+def browser_page(
+    populated: Populated, tmp_path: Path, token: str | None
+) -> Iterator[tuple[Any, str]]:
     sync_playwright = _require_browser()
-    with ServerThread(create_app(populated.url)) as url, sync_playwright() as pw:
+    with ServerThread(create_app(populated.url, token)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.set_default_timeout(TIMEOUT_MS)
@@ -153,9 +161,16 @@ def test_xss_in_a_task_type_renders_as_text(
     page.screenshot(path=str(tmp_path / "xss.png"), full_page=True)
 
 
-def _stored(url: str, task_id: str) -> Any:
-    """The task as stored, read on another thread (Playwright's loop runs on this one)."""
+def _on_another_thread(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine to completion on another thread (Playwright's loop runs on this one)."""
+    found: list[Any] = []
+    runner = threading.Thread(target=lambda: found.append(asyncio.run(work())))
+    runner.start()
+    runner.join(timeout=20)
+    return found[0]
 
+
+def _stored(url: str, task_id: str) -> Any:
     async def read() -> Any:
         store = open_store(url)
         await store.open()
@@ -164,8 +179,30 @@ def _stored(url: str, task_id: str) -> Any:
         finally:
             await store.close()
 
-    found: list[Any] = []
-    reader = threading.Thread(target=lambda: found.append(asyncio.run(read())))
-    reader.start()
-    reader.join(timeout=10)
-    return found[0]
+    return _on_another_thread(read)
+
+
+def test_the_page_follows_the_store(browser_page: tuple[Any, str], populated: Populated) -> None:
+    page, _ = browser_page
+    _row(page, "by-type", "analytics").locator(".num", has_text="1").wait_for()
+
+    async def add_one() -> None:
+        scheduler = Scheduler(store=populated.url)
+        register(scheduler)
+        async with scheduler:
+            later = datetime.now(UTC) + timedelta(hours=5)
+            await scheduler.schedule_task("analytics", {}, execution_time=later)
+
+    _on_another_thread(add_one)
+    _row(page, "by-type", "analytics").locator(".num", has_text="2").wait_for()
+
+
+@pytest.mark.parametrize("token", ["s3cret-token"])
+def test_with_a_token_the_page_asks_for_it(browser_page: tuple[Any, str], token: str) -> None:
+    page, _ = browser_page
+    page.locator("#token-form").wait_for()
+    assert page.locator("#by-type .row").count() == 0
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
+    _row(page, "by-type", "render_video").wait_for()
+    assert page.locator("#token-form").is_hidden()
