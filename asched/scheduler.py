@@ -350,13 +350,15 @@ class Scheduler:
         under a lease; TaskHeldElsewhereError if another process is running it."""
         return await self._engine.cancel(task_id, reason)
 
-    async def pause_task(self, task_id: str) -> bool:
-        """Hold a task that has not started.  False if it is running or has ended."""
-        return await self._engine.pause(task_id)
+    async def pause_task(self, task_id: str, reason: str = "paused by request") -> bool:
+        """Hold a task that has not started.  False if it is running or has ended.
+        ``reason`` is recorded in the task's history."""
+        return await self._engine.pause(task_id, reason)
 
-    async def resume_task(self, task_id: str) -> bool:
-        """Release a task held by ``pause_task``; it still waits for unmet dependencies."""
-        return await self._engine.resume(task_id)
+    async def resume_task(self, task_id: str, reason: str = "resumed by request") -> bool:
+        """Release a task held by ``pause_task``; it still waits for unmet dependencies.
+        ``reason`` is recorded in the task's history."""
+        return await self._engine.resume(task_id, reason)
 
     async def set_priority(self, task_id: str, priority: TaskPriority | int | str) -> bool:
         """Change the priority of a task that has not started yet."""

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_run(commands)
     _add_ops(commands)
+    _add_dashboard(commands)
     return parser
 
 
@@ -111,6 +112,29 @@ def _add_run(commands: Any) -> None:
     )
     run.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
+    )
+    run.add_argument(
+        "--dashboard",
+        type=_positive_int,
+        metavar="PORT",
+        help="also serve the dashboard on 127.0.0.1:PORT (token: $ASCHED_DASHBOARD_TOKEN)",
+    )
+
+
+def _add_dashboard(commands: Any) -> None:
+    board = commands.add_parser(
+        "dashboard",
+        help="serve the web dashboard of a store",
+        description=(
+            "Serves the dashboard of the store (reads it; actions run under leases). "
+            "Binds 127.0.0.1 unless --host says otherwise."
+        ),
+    )
+    board.add_argument("--store", default=OPS_STORE, help=f"store URL (default: {OPS_STORE})")
+    board.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    board.add_argument("--port", type=_positive_int, default=8900, help="default 8900")
+    board.add_argument(
+        "--token", help="required on every API call (default: $ASCHED_DASHBOARD_TOKEN)"
     )
 
 
@@ -165,7 +189,28 @@ def _run(args: argparse.Namespace) -> int:
     except (AppError, AschedError) as exc:
         print(f"asched run: error: {exc}", file=sys.stderr)
         return 2
-    return run_worker(app, args.grace, args.log_level, args.until_idle)
+    return run_worker(app, args.grace, args.log_level, args.until_idle, args.dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    try:
+        from asched.dashboard.serve import run_dashboard
+    except ImportError as exc:
+        print(f"asched dashboard: install the extra: pip install 'asched[dashboard]' ({exc})")
+        return 2
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    token = args.token or os.environ.get("ASCHED_DASHBOARD_TOKEN") or None
+    try:
+        run_dashboard(args.store, args.host, args.port, token)
+    except AschedError as exc:
+        print(f"asched dashboard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _ops(args: argparse.Namespace) -> int:
@@ -198,6 +243,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schedules": _ops,
     "forecast": _ops,
     "cancel": _ops,
+    "dashboard": _dashboard,
 }
 
 

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asched.cli.app import App, describe_store
 from asched.cli.eventloop import new_event_loop
@@ -22,6 +22,9 @@ from asched.cli.format import plural
 from asched.errors import AschedError
 from asched.model import TaskLifecycle
 from asched.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from asched.dashboard.serve import BesideServer
 
 logger = logging.getLogger("asched.cli")
 
@@ -70,9 +73,12 @@ class SignalDrain:
         await self.scheduler.stop(0.0 if self.received > 1 else self.grace_s)
 
 
-async def serve(app: App, grace_s: float, until_idle: bool = False) -> int:
+async def serve(
+    app: App, grace_s: float, until_idle: bool = False, dashboard_port: int | None = None
+) -> int:
     """Run the app's scheduler until a stop signal (or, with ``until_idle``, until
-    no task is left unfinished), then drain it."""
+    no task is left unfinished), then drain it; with ``dashboard_port``, serve the
+    dashboard beside it on 127.0.0.1."""
     scheduler = app.scheduler
     loop = asyncio.get_running_loop()
     drain = SignalDrain(scheduler, grace_s)
@@ -80,7 +86,9 @@ async def serve(app: App, grace_s: float, until_idle: bool = False) -> int:
     try:
         await scheduler.start()
         code = 0
+        board: BesideServer | None = None
         try:
+            board = await _start_dashboard(scheduler, dashboard_port)
             print(banner(app, grace_s), file=sys.stderr, flush=True)
             if app.on_start is not None:
                 await app.on_start(scheduler)
@@ -89,15 +97,29 @@ async def serve(app: App, grace_s: float, until_idle: bool = False) -> int:
             else:
                 await drain.requested.wait()
         except Exception:
-            logger.exception("on_start(scheduler) failed; stopping the worker")
+            logger.exception("starting failed (on_start or the dashboard); stopping the worker")
             code = 1
         finally:
+            if board is not None:
+                await board.stop()
             await drain.drain()
     finally:
         drain.remove(loop)
     left = unfinished(scheduler)
     logger.info("stopped; %s left in the store for the next worker", plural(left, "task"))
     return code
+
+
+async def _start_dashboard(scheduler: Scheduler, port: int | None) -> BesideServer | None:
+    if port is None:
+        return None
+    from asched.dashboard.serve import BesideServer
+
+    token = os.environ.get("ASCHED_DASHBOARD_TOKEN") or None
+    board = BesideServer(scheduler, port, "127.0.0.1", token)
+    await board.start()
+    logger.info("dashboard on http://127.0.0.1:%d/", port)
+    return board
 
 
 async def _idle(scheduler: Scheduler) -> None:
@@ -132,7 +154,13 @@ def unfinished(scheduler: Scheduler) -> int:
     return sum(scheduler.state_count(state) for state in _UNFINISHED)
 
 
-def run_worker(app: App, grace_s: float | None, log_level: str, until_idle: bool = False) -> int:
+def run_worker(
+    app: App,
+    grace_s: float | None,
+    log_level: str,
+    until_idle: bool = False,
+    dashboard_port: int | None = None,
+) -> int:
     logging.basicConfig(
         level=log_level,
         stream=sys.stderr,
@@ -141,7 +169,7 @@ def run_worker(app: App, grace_s: float | None, log_level: str, until_idle: bool
     grace = app.scheduler.config.grace_period_s if grace_s is None else grace_s
     loop = new_event_loop(use_uvloop=True)
     try:
-        return loop.run_until_complete(serve(app, grace, until_idle))
+        return loop.run_until_complete(serve(app, grace, until_idle, dashboard_port))
     except (AschedError, OSError) as exc:
         print(f"asched run: error: {exc}", file=sys.stderr)
         return 1

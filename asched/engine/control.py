@@ -100,7 +100,7 @@ async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> b
     return True
 
 
-async def pause(engine: Engine, task_id: str) -> bool:
+async def pause(engine: Engine, task_id: str, reason: str) -> bool:
     task = await lookup(engine, task_id)
     if task.lifecycle is PAUSED:
         task.user_paused = True
@@ -110,11 +110,11 @@ async def pause(engine: Engine, task_id: str) -> bool:
         return False
     engine.disarm(task)
     task.user_paused = True
-    engine.move(task, PAUSED, engine.clock.now(), "paused by request")
+    engine.move(task, PAUSED, engine.clock.now(), reason)
     return True
 
 
-async def resume(engine: Engine, task_id: str) -> bool:
+async def resume(engine: Engine, task_id: str, reason: str) -> bool:
     task = await lookup(engine, task_id)
     if task.lifecycle is not PAUSED or not task.user_paused:
         return False
@@ -123,7 +123,7 @@ async def resume(engine: Engine, task_id: str) -> bool:
         engine.touch(task)  # still held by its dependencies
     else:
         now = engine.clock.now()
-        engine.move(task, QUEUED, now, "resumed by request")
+        engine.move(task, QUEUED, now, reason)
         engine.arm(task, now)
     return True
 

@@ -418,11 +418,11 @@ class Engine:
     async def cancel(self, task_id: str, reason: str) -> bool:
         return await control.cancel(self, task_id, reason)
 
-    async def pause(self, task_id: str) -> bool:
-        return await control.pause(self, task_id)
+    async def pause(self, task_id: str, reason: str = "paused by request") -> bool:
+        return await control.pause(self, task_id, reason)
 
-    async def resume(self, task_id: str) -> bool:
-        return await control.resume(self, task_id)
+    async def resume(self, task_id: str, reason: str = "resumed by request") -> bool:
+        return await control.resume(self, task_id, reason)
 
     async def set_priority(self, task_id: str, level: TaskPriority) -> bool:
         return await control.set_priority(self, task_id, level)
