@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -51,7 +51,6 @@ from asched.observability import insight
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
-from asched.strategies.slots import SlotScorer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -274,35 +273,23 @@ class Scheduler:
         if not self._engine.is_running:
             self._engine.require_running()
         if "window" in options or "slot_strategy" in options:
-            return await self._schedule_in_window(
-                task_type, task_data, execution_time, priority, options
+            if execution_time is not None or "delay" in options:
+                window = options.get("window")
+                raise TaskValidationError("window", window, "give a window or a time, not both")
+            chosen, audit = insight.choose_time(
+                self._engine,
+                self._intake,
+                self._schedules.schedules.values(),
+                task_type,
+                task_data,
+                options.pop("window", None),
+                options.pop("slot_strategy", None),
+            )
+            return await self._admission.schedule(
+                task_type, task_data, chosen, priority, options, audit=audit
             )
         return await self._admission.schedule(
             task_type, task_data, execution_time, priority, options
-        )
-
-    async def _schedule_in_window(
-        self,
-        task_type: str,
-        task_data: Mapping[str, Any] | None,
-        execution_time: datetime | None,
-        priority: TaskPriority | int | str,
-        options: dict[str, Any],
-    ) -> str:
-        window = options.pop("window", None)
-        scorer: SlotScorer | None = options.pop("slot_strategy", None)
-        if execution_time is not None or "delay" in options:
-            raise TaskValidationError("window", window, "give a window or a time, not both")
-        bounds = self._intake.window_of(self._engine.clock.now(), window)
-        if scorer is not None and not callable(scorer):
-            raise TaskValidationError("slot_strategy", scorer, "expected a function")
-        slot = insight.quietest_slot(
-            self._engine, self._schedules.schedules.values(), bounds, scorer, task_type, task_data
-        )
-        chosen = datetime.fromtimestamp(slot.at_s, UTC)
-        audit = {"action": "slot_chosen", "at": chosen.isoformat(), "reason": slot.reason}
-        return await self._admission.schedule(
-            task_type, task_data, chosen, priority, options, audit=audit
         )
 
     async def schedule_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:

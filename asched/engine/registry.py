@@ -63,27 +63,7 @@ class Registry:
             raise TaskValidationError("name", name, "a task type name must be a non-empty string")
         if name in self.definitions:
             raise TaskValidationError("name", name, "a handler is already registered for it")
-        if not callable(handler):
-            raise TaskValidationError("handler", handler, "must be callable")
-        is_coroutine = inspect.iscoroutinefunction(handler)
-        if executor is None:
-            executor = "async" if is_coroutine else "thread"
-        if executor not in EXECUTOR_NAMES:
-            raise TaskValidationError(
-                "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
-            )
-        if executor == "async" and not is_coroutine:
-            raise TaskValidationError(
-                "executor", executor, f"handler {handler!r} is not a coroutine function"
-            )
-        if executor != "async" and is_coroutine:
-            raise TaskValidationError(
-                "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
-            )
-        if executor == "process":
-            from asched.executors.process import handler_reference
-
-            handler_reference(handler)  # a worker process must be able to import it
+        executor = _executor_for(handler, executor)
         check_retries(max_retries)
         check_backoff(backoff_factor)
         check_timeout(timeout)
@@ -100,6 +80,32 @@ class Registry:
         )
         self.definitions[name] = definition
         return definition
+
+
+def _executor_for(handler: Callable[..., Any], executor: str | None) -> str:
+    """The executor a handler runs on: the one asked for, if it suits the handler."""
+    if not callable(handler):
+        raise TaskValidationError("handler", handler, "must be callable")
+    is_coroutine = inspect.iscoroutinefunction(handler)
+    if executor is None:
+        executor = "async" if is_coroutine else "thread"
+    if executor not in EXECUTOR_NAMES:
+        raise TaskValidationError(
+            "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
+        )
+    if executor == "async" and not is_coroutine:
+        raise TaskValidationError(
+            "executor", executor, f"handler {handler!r} is not a coroutine function"
+        )
+    if executor != "async" and is_coroutine:
+        raise TaskValidationError(
+            "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
+        )
+    if executor == "process":
+        from asched.executors.process import handler_reference
+
+        handler_reference(handler)  # a worker process must be able to import it
+    return executor
 
 
 #: the most retries a task may ask for (a bound keeps every count storable)

@@ -48,14 +48,7 @@ def build_schedule(
     schedule_id: str | None,
     task_options: dict[str, Any],
 ) -> Schedule:
-    unknown = set(task_options) - TASK_OPTIONS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise TaskValidationError(name, task_options[name], "not an option of a recurring task")
-    if task_data is not None and not isinstance(task_data, dict):
-        raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
-    # Validates the type, priority and options exactly as a one-off task would.
-    intake.build(now_s, task_type, task_data, None, priority, **task_options)
+    _check_task_side(intake, now_s, task_type, task_data, priority, task_options)
     if (cron is None) == (interval is None):
         raise TaskValidationError("cron", cron, "give exactly one of cron or interval")
     if not isinstance(coalesce, bool):
@@ -81,6 +74,24 @@ def build_schedule(
         created_s=now_s,
         settled_until_s=now_s,
     )
+
+
+def _check_task_side(
+    intake: TaskIntake,
+    now_s: float,
+    task_type: str,
+    task_data: Mapping[str, Any] | None,
+    priority: Any,
+    task_options: dict[str, Any],
+) -> None:
+    """The options every fire's task gets, checked exactly as a one-off task's are."""
+    unknown = set(task_options) - TASK_OPTIONS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise TaskValidationError(name, task_options[name], "not an option of a recurring task")
+    if task_data is not None and not isinstance(task_data, dict):
+        raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
+    intake.build(now_s, task_type, task_data, None, priority, **task_options)
 
 
 def _trigger(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import attrgetter, floordiv, sub
-from typing import Any
+from typing import Any, NamedTuple
 
 from asched.engine.recurring import Schedule
 from asched.model import Task, TaskLifecycle, TaskPriority
@@ -46,38 +46,9 @@ def build_forecast(
         and t.lifecycle in _PENDING
         and (task_type is None or t.type == task_type)
     ]
-    # Recurring fires as parallel lists; the key tuples are shared, not copied.
-    fire_times: list[float] = []
-    fire_keys: list[tuple[str, TaskPriority]] = []
-    fire_owners: list[Schedule] = []
-    for schedule in schedules:
-        if schedule.paused or schedule.next_fire_s is None:
-            continue
-        if task_type is not None and schedule.task_type != task_type:
-            continue
-        fires = schedule.trigger.fires_between(now_s, end_s, 100_000)
-        fire_times += fires
-        fire_keys += [(schedule.task_type, schedule.priority)] * len(fires)
-        fire_owners += [schedule] * len(fires)
-    # (bucket index, type, priority) -> count, with C-level map/zip over every run,
-    # lazily (a million temporary tuples at once would wake the garbage collector).
-    # Overdue work counts in the first bucket.
-    first = (now_s - origin) // bucket_s
-    counts: Counter[tuple[int, str, TaskPriority]] = Counter()
-    for times, keys in ((map(_DUE, pending), map(_KIND, pending)), (fire_times, fire_keys)):
-        indexes = map(floordiv, map(sub, times, repeat(origin)), repeat(bucket_s))
-        for (index, (kind, priority)), n in Counter(zip(indexes, keys, strict=True)).items():
-            counts[(int(max(index, first)), kind, priority)] += n
-    # Ids and sources are spelled out only for the earliest runs.
-    runs: list[tuple[float, TaskPriority, str, str, str]] = [
-        (max(t.due_s, now_s), t.priority, t.id, t.type, "one-off")
-        for t in heapq.nsmallest(upcoming_limit, pending, key=_DUE)
-    ]
-    for i in heapq.nsmallest(upcoming_limit, range(len(fire_times)), key=fire_times.__getitem__):
-        owner, at = fire_owners[i], fire_times[i]
-        source = f"schedule:{owner.id}"
-        runs.append((at, owner.priority, owner.task_id_for(at), owner.task_type, source))
-    upcoming = heapq.nsmallest(upcoming_limit, runs)
+    fires = _Fires.of(schedules, now_s, end_s, task_type)
+    counts = _count(pending, fires, now_s, origin, bucket_s)
+    upcoming = _upcoming(pending, fires, now_s, upcoming_limit)
     return {
         "generated_at": datetime.fromtimestamp(now_s, UTC),
         "lookahead_hours": lookahead_s / 3600,
@@ -95,6 +66,62 @@ def build_forecast(
             for at, priority, task_id, kind, source in upcoming
         ],
     }
+
+
+class _Fires(NamedTuple):
+    """Recurring fires as parallel lists; the key tuples are shared, not copied."""
+
+    times: list[float]
+    keys: list[tuple[str, TaskPriority]]
+    owners: list[Schedule]
+
+    @classmethod
+    def of(
+        cls, schedules: Iterable[Schedule], now_s: float, end_s: float, task_type: str | None
+    ) -> _Fires:
+        fires = cls([], [], [])
+        for schedule in schedules:
+            if schedule.paused or schedule.next_fire_s is None:
+                continue
+            if task_type is not None and schedule.task_type != task_type:
+                continue
+            times = schedule.trigger.fires_between(now_s, end_s, 100_000)
+            fires.times.extend(times)
+            fires.keys.extend([(schedule.task_type, schedule.priority)] * len(times))
+            fires.owners.extend([schedule] * len(times))
+        return fires
+
+
+def _count(
+    pending: list[Task], fires: _Fires, now_s: float, origin: float, bucket_s: int
+) -> Counter[tuple[int, str, TaskPriority]]:
+    """(bucket index, type, priority) -> count, with C-level map/zip over every run,
+    lazily (a million temporary tuples at once would wake the garbage collector).
+    Overdue work counts in the first bucket."""
+    first = (now_s - origin) // bucket_s
+    counts: Counter[tuple[int, str, TaskPriority]] = Counter()
+    for times, keys in ((map(_DUE, pending), map(_KIND, pending)), (fires.times, fires.keys)):
+        indexes = map(floordiv, map(sub, times, repeat(origin)), repeat(bucket_s))
+        for (index, (kind, priority)), n in Counter(zip(indexes, keys, strict=True)).items():
+            counts[(int(max(index, first)), kind, priority)] += n
+    return counts
+
+
+def _upcoming(
+    pending: list[Task], fires: _Fires, now_s: float, limit: int
+) -> list[tuple[float, TaskPriority, str, str, str]]:
+    """The earliest runs; ids and sources are spelled out only for these."""
+    runs: list[tuple[float, TaskPriority, str, str, str]] = [
+        (max(t.due_s, now_s), t.priority, t.id, t.type, "one-off")
+        for t in heapq.nsmallest(limit, pending, key=_DUE)
+    ]
+    times = fires.times
+    for i in heapq.nsmallest(limit, range(len(times)), key=times.__getitem__):
+        owner, at = fires.owners[i], times[i]
+        runs.append(
+            (at, owner.priority, owner.task_id_for(at), owner.task_type, f"schedule:{owner.id}")
+        )
+    return heapq.nsmallest(limit, runs)
 
 
 def _buckets(

@@ -5,9 +5,11 @@ the metrics subscriber; nothing here scans the store."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from asched.core.checks import require_number
+from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.recurring import Schedule
 from asched.errors import TaskValidationError
@@ -57,6 +59,25 @@ def forecast(
         task_type=task_type,
         upcoming_limit=upcoming_limit,
     )
+
+
+def choose_time(
+    engine: Engine,
+    intake: TaskIntake,
+    schedules: Iterable[Schedule],
+    task_type: str,
+    task_data: Mapping[str, Any] | None,
+    window: Any,
+    scorer: Any,
+) -> tuple[datetime, dict[str, Any]]:
+    """The time to schedule a task at within ``window``, and the audit entry that
+    records the choice and its reason."""
+    bounds = intake.window_of(engine.clock.now(), window)
+    if scorer is not None and not callable(scorer):
+        raise TaskValidationError("slot_strategy", scorer, "expected a function")
+    slot = quietest_slot(engine, schedules, bounds, scorer, task_type, task_data)
+    chosen = datetime.fromtimestamp(slot.at_s, UTC)
+    return chosen, {"action": "slot_chosen", "at": chosen.isoformat(), "reason": slot.reason}
 
 
 def quietest_slot(
