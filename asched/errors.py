@@ -18,6 +18,7 @@
     ├── CircuitOpenError                          a circuit breaker refused the call
     ├── ProcessTaskError           (RuntimeError) a handler raised in a worker process
     ├── WorkerCrashedError         (RuntimeError) a worker process died mid-task
+    ├── DashboardError             (OSError)      the dashboard could not serve
     └── StoreError                                a store could not do its job
         ├── StoreBusyError                        the store stayed locked past a deadline
         ├── StoreFullError                        the disk is full
@@ -123,6 +124,10 @@ class CircuitOpenError(AschedError):
         self.retry_after_s = retry_after_s
         after = f"; retry after {retry_after_s:.3g}s" if retry_after_s is not None else ""
         super().__init__(f"circuit {name!r} is open{after}")
+
+
+class DashboardError(AschedError, OSError):
+    """The dashboard could not serve (for example its port is taken)."""
 
 
 class StoreError(AschedError):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asched.clock import wall_now
 from asched.dashboard.views import numeric_values
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class MetricsHistory:
     async def _sample_forever(self, read: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:
             try:
-                self.record(time.time(), await read())
+                self.record(wall_now(), await read())
             except Exception:
                 logger.exception("sampling the dashboard metrics failed")
             await asyncio.sleep(self.interval_s)

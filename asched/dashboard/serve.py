@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from asched.dashboard.app import create_app
-from asched.errors import ConfigError
+from asched.errors import ConfigError, DashboardError
 from asched.scheduler import Scheduler
 from asched.stores import open_store
 from asched.stores.memory import MemoryStore
@@ -118,7 +118,7 @@ class BesideServer:
         while not self.server.started:
             if self._task.done():
                 self._task.result()  # the bind failed: raise its error
-                raise OSError("the dashboard stopped before it started")
+                raise DashboardError("the dashboard stopped before it started")
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:

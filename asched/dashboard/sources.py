@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asched.clock import wall_now
 from asched.dashboard.queries import Counts, GenericReader, Page, TaskQuery, TaskReader
 from asched.errors import AschedError
 from asched.model import Task, TaskLifecycle, new_task_id
@@ -81,7 +81,7 @@ class DashboardSource(ABC):
         self._counts: tuple[float, Counts] | None = None
 
     def now(self) -> float:
-        return time.time()
+        return wall_now()
 
     async def start(self) -> None:
         await self.reader.open()
