@@ -14,36 +14,31 @@ folding late changes no figure.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from asched.core.windows import OutcomeWindow
-from asched.events import Event, TaskEvent
+from asched.events import Event
 from asched.model import TaskLifecycle
 from asched.model.states import COMPLETED, RUNNING
 
 #: the states whose events LoadMetrics needs
 OUTCOME_STATES = (TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.RETRYING)
 FOLD_EVERY_S = 1.0
-#: fold sooner when this many events wait: a short list stays in the young GC generation
-FOLD_AT = 1024
 
 
 class LoadMetrics:
-    __slots__ = ("_durations", "_folder", "_pending", "outcomes")
+    __slots__ = ("_durations", "_folder", "_pending", "hear", "outcomes")
 
     def __init__(self) -> None:
         self.outcomes = OutcomeWindow()
         # task type -> [completed attempts, their total seconds]
         self._durations: dict[str, list[float]] = {}
-        self._pending: list[Event] = []
+        # Only OUTCOME_STATES are subscribed to, and they only produce TaskEvents.
+        self._pending: list[Any] = []
+        #: the listener to subscribe to OUTCOME_STATES: a C-level append
+        self.hear: Callable[[Event], None] = self._pending.append
         self._folder: asyncio.Task[None] | None = None
-
-    def hear(self, event: Event) -> None:
-        """The listener to subscribe (to OUTCOME_STATES)."""
-        pending = self._pending
-        pending.append(event)
-        if len(pending) >= FOLD_AT:
-            self.fold()
 
     async def start(self) -> None:
         self._folder = asyncio.get_running_loop().create_task(self._fold_forever())
@@ -70,7 +65,6 @@ class LoadMetrics:
         record = self.outcomes.record
         durations = self._durations
         for event in events:
-            assert isinstance(event, TaskEvent)
             _, task_type, _, now, from_state, to_state, _, started = event
             if from_state is not RUNNING:
                 continue
