@@ -18,6 +18,7 @@
     ├── CircuitOpenError                          a circuit breaker refused the call
     ├── ProcessTaskError           (RuntimeError) a handler raised in a worker process
     ├── WorkerCrashedError         (RuntimeError) a worker process died mid-task
+    ├── MiddlewareError            (RuntimeError) a middleware hook refused or failed
     ├── DashboardError             (OSError)      the dashboard could not serve
     └── StoreError                                a store could not do its job
         ├── StoreBusyError                        the store stayed locked past a deadline
@@ -124,6 +125,14 @@ class CircuitOpenError(AschedError):
         self.retry_after_s = retry_after_s
         after = f"; retry after {retry_after_s:.3g}s" if retry_after_s is not None else ""
         super().__init__(f"circuit {name!r} is open{after}")
+
+
+class MiddlewareError(AschedError, RuntimeError):
+    """A middleware hook refused or failed; the step it guarded did not happen."""
+
+    def __init__(self, middleware: str, reason: str) -> None:
+        self.middleware = middleware
+        super().__init__(f"middleware {middleware}: {reason}")
 
 
 class DashboardError(AschedError, OSError):

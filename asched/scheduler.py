@@ -44,6 +44,8 @@ from asched.errors import (
     TaskValidationError,
 )
 from asched.events import Event
+from asched.middleware.audit import AuditMiddleware, audit_trail
+from asched.middleware.audit_file import AuditFile
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import COMPLETED, FAILED
 from asched.model.validation import parse_lifecycle, parse_priority
@@ -67,6 +69,9 @@ class Scheduler:
         priority_strategy: PriorityStrategy | None = None,
         fair_share: FairShare | bool = False,
         rng: random.Random | None = None,
+        audit: bool = True,
+        audit_file: str | None = None,
+        middleware: Iterable[Any] = (),
         **settings: Any,
     ) -> None:
         config = config or SchedulerConfig()
@@ -86,6 +91,17 @@ class Scheduler:
         self._metrics = LoadMetrics()
         self._engine.subscribe(self._metrics.hear, OUTCOME_STATES)
         self._engine.attach(self._metrics)
+        self._use_middleware(audit, audit_file, middleware)
+
+    def _use_middleware(self, audit: bool, audit_file: str | None, links: Iterable[Any]) -> None:
+        log = None if audit_file is None else AuditFile(audit_file)
+        if log is not None:
+            self._engine.attach(log)
+            self._engine.subscribe(log.hear)
+        if audit or log is not None:
+            self._engine.middleware.add(AuditMiddleware(log))
+        for link in links:
+            self._engine.middleware.add(link)
 
     # -- registration --------------------------------------------------------------
 
@@ -317,6 +333,11 @@ class Scheduler:
             require_int("limit", limit, minimum=0)
         found = await self._engine.list_tasks(state, task_type, limit)
         return [t.copy() for t in found]
+
+    async def get_audit_trail(self, task_id: str) -> list[dict[str, Any]]:
+        """Who created the task and from where, every state change with its reason,
+        and every request (cancel, pause, ...) with who asked, oldest first."""
+        return audit_trail(await self._engine.lookup(task_id))
 
     async def wait_for(self, task_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The task's result once it completes; raises TaskFailedError or

@@ -57,7 +57,7 @@ def test_spec_priorities_and_states() -> None:
     ]
 
 
-def test_the_seed_usage_example_runs_against_the_facade() -> None:
+def test_the_seed_usage_example_runs_against_the_facade(capsys: pytest.CaptureFixture[str]) -> None:
     # The spec's example, unchanged but for its import line.
     scheduler = SchedulerFacade()
     try:
@@ -74,6 +74,7 @@ def test_the_seed_usage_example_runs_against_the_facade() -> None:
         status = scheduler.get_task_status(task_id)
         print(f"Task status: {status}")
         assert status is TaskLifecycle.SCHEDULED
+        assert capsys.readouterr().out == "Task status: SCHEDULED\n"
         assert scheduler.cancel_task(task_id) is True
         assert scheduler.get_task_status(task_id) is TaskLifecycle.CANCELLED
         metrics = scheduler.get_system_load_metrics()
@@ -82,6 +83,12 @@ def test_the_seed_usage_example_runs_against_the_facade() -> None:
         assert forecast["total"] == 0
     finally:
         scheduler.close()
+
+
+def test_states_and_priorities_print_as_their_names_and_keep_their_numbers() -> None:
+    assert str(TaskLifecycle.SCHEDULED) == f"{TaskLifecycle.SCHEDULED}" == "SCHEDULED"
+    assert f"{TaskPriority.HIGH:>6}" == "  HIGH"
+    assert TaskPriority.HIGH == 1 and TaskLifecycle.SCHEDULED == 3
 
 
 def test_facade_runs_handlers_on_its_own_thread() -> None:

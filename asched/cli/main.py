@@ -156,6 +156,11 @@ def _add_ops(commands: Any) -> None:
     )
     cancel.add_argument("task_id", metavar="ID")
     cancel.add_argument("--reason", default="cancelled by an operator")
+    audit = commands.add_parser(
+        "audit", help="who created a task, from where, and every change since"
+    )
+    audit.add_argument("task_id", metavar="ID")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     commands.add_parser("schedules", help="list recurring schedules")
     forecast = commands.add_parser("forecast", help="what is expected to run, as a timeline")
     forecast.add_argument("--hours", type=_hours, default=24.0, help="look-ahead (default 24)")
@@ -163,7 +168,7 @@ def _add_ops(commands: Any) -> None:
         "--bucket", choices=("minute", "hour", "day"), default="hour", help="default hour"
     )
     forecast.add_argument("--type", dest="task_type", help="only this task type")
-    for command in (status, lister, cancel, commands.choices["schedules"], forecast):
+    for command in (status, lister, cancel, audit, commands.choices["schedules"], forecast):
         command.add_argument("--store", default=OPS_STORE, help=store_help)
 
 
@@ -223,6 +228,7 @@ def _ops(args: argparse.Namespace) -> int:
             "list": lambda: ops.list_tasks(store, args.status, args.task_type, args.limit),
             "schedules": lambda: ops.list_schedules(store),
             "cancel": lambda: ops.cancel_task(store, args.task_id, args.reason),
+            "audit": lambda: ops.show_audit(store, args.task_id, args.json),
             "forecast": lambda: ops.show_forecast(store, args.hours, args.bucket, args.task_type),
         }[args.command]
         asyncio.run(work())
@@ -243,6 +249,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schedules": _ops,
     "forecast": _ops,
     "cancel": _ops,
+    "audit": _ops,
     "dashboard": _dashboard,
 }
 

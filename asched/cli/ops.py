@@ -20,6 +20,7 @@ from asched.errors import (
     TaskNotFoundError,
     TaskValidationError,
 )
+from asched.middleware.audit import OS_USER, acting_as
 from asched.model import Task, TaskLifecycle
 from asched.observability.forecast import BUCKETS_S, build_forecast, render_timeline
 from asched.scheduler import Scheduler
@@ -64,7 +65,9 @@ async def cancel_task(store: Store, task_id: str, reason: str) -> None:
     scheduler = Scheduler(store)
     await scheduler.connect()
     try:
-        if not await scheduler.cancel_task(task_id, reason):
+        with acting_as(f"{OS_USER} (asched cancel)"):
+            cancelled = await scheduler.cancel_task(task_id, reason)
+        if not cancelled:
             task = await scheduler.get_task(task_id)
             raise OpsError(f"task {task_id} has already ended {task.lifecycle.name}")
     except TaskNotFoundError:
@@ -74,6 +77,24 @@ async def cancel_task(store: Store, task_id: str, reason: str) -> None:
     finally:
         await scheduler.disconnect()
     print(f"cancelled {task_id}")
+
+
+async def show_audit(store: Store, task_id: str, as_json: bool) -> None:
+    """Print a task's audit trail, oldest first."""
+    scheduler = Scheduler(store)
+    await scheduler.connect()
+    try:
+        trail = await scheduler.get_audit_trail(task_id)
+    except TaskNotFoundError:
+        raise OpsError(f"no task with id {task_id!r}") from None
+    finally:
+        await scheduler.disconnect()
+    for entry in trail:
+        if as_json:
+            print(orjson.dumps(entry, default=str).decode())
+            continue
+        details = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("at", "action"))
+        print(f"{entry.get('at', '')}  {entry['action']:<12} {details}")
 
 
 async def show_status(store: Store, task_id: str) -> None:

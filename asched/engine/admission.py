@@ -38,6 +38,8 @@ class Admission:
         engine = self._engine
         now = engine.clock.now()
         task = self._intake.build(now, task_type, task_data, execution_time, priority, **options)
+        if engine.middleware.before_schedule:
+            engine.middleware.run_before_schedule(task)
         if audit is not None:
             task.metadata.audit_trail.append(audit)
         key = task.idempotency_key
@@ -66,6 +68,9 @@ class Admission:
         engine = self._engine
         now = engine.clock.now()
         tasks = [self._build_spec(now, index, spec) for index, spec in enumerate(specs)]
+        if engine.middleware.before_schedule:
+            for task in tasks:
+                engine.middleware.run_before_schedule(task)
         ids = {t.id for t in tasks}
         if len(ids) != len(tasks):
             twice = next(i for i, n in Counter(t.id for t in tasks).items() if n > 1)

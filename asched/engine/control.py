@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from asched.engine.attempts import CANCEL_REQUESTED
 from asched.errors import TaskHeldElsewhereError, TaskNotFoundError, TaskTimeoutError
+from asched.middleware.audit import request_entry
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
 
@@ -68,6 +69,7 @@ async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
     else:
         engine.disarm(task)
         engine.deps.forget(task.id)
+    task.metadata.audit_trail.append(request_entry("cancel", reason))
     engine.move(task, TaskLifecycle.CANCELLED, now, reason)
     task.finished_s = now
     engine.settle(task)
@@ -91,6 +93,7 @@ async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> b
         if task.is_terminal:
             return False
         raise TaskHeldElsewhereError(task_id, task.lifecycle.name)
+    task.metadata.audit_trail.append(request_entry("cancel", reason))
     engine.move(task, TaskLifecycle.CANCELLED, now, reason)
     task.finished_s = now
     engine.forget(task)  # written here, fenced by the lease, not by the write-back
@@ -110,6 +113,7 @@ async def pause(engine: Engine, task_id: str, reason: str) -> bool:
         return False
     engine.disarm(task)
     task.user_paused = True
+    task.metadata.audit_trail.append(request_entry("pause", reason))
     engine.move(task, PAUSED, engine.clock.now(), reason)
     return True
 
@@ -119,6 +123,7 @@ async def resume(engine: Engine, task_id: str, reason: str) -> bool:
     if task.lifecycle is not PAUSED or not task.user_paused:
         return False
     task.user_paused = False
+    task.metadata.audit_trail.append(request_entry("resume", reason))
     if task.id in engine.deps:
         engine.touch(task)  # still held by its dependencies
     else:
@@ -133,6 +138,7 @@ async def set_priority(engine: Engine, task_id: str, level: TaskPriority) -> boo
     if task.is_terminal or task.lifecycle is RUNNING:
         return False
     task.priority = level
+    task.metadata.audit_trail.append(request_entry("set_priority", level.name))
     engine.line.reprioritize(task.id, level)
     engine.touch(task)
     return True

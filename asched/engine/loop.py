@@ -31,8 +31,9 @@ from asched.engine.registry import Registry
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.engine.writeback import WriteBack
-from asched.errors import SchedulerStateError
+from asched.errors import MiddlewareError, SchedulerStateError
 from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE
+from asched.middleware.chain import MiddlewareChain
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import (
     CANCELLED,
@@ -87,6 +88,7 @@ class Engine:
         self.wheel: ArmedWheel[Task]  # set by start()
         self.services: list[Service] = []
         self.hub = EventHub()
+        self.middleware = MiddlewareChain()
         self._hears = self.hub.by_state
         self.active: dict[str, Task] = {}
         self.deps = DependencyGraph()
@@ -269,6 +271,12 @@ class Engine:
         self.move(task, RUNNING, now_s, None)
         task.started_s = now_s
         task.wait_reason = None
+        if self.middleware.before_run:
+            try:
+                self.middleware.run_before_run(task)
+            except MiddlewareError as exc:
+                self._finish_failure(task, str(exc), now_s, exc, retry=False)
+                return
         error = self.attempts.begin(task, now_s, self.clock)
         if error is not None:
             self._finish_failure(task, error, now_s, None, retry=False)
@@ -293,6 +301,8 @@ class Engine:
         task.result = result
         task.finished_s = now
         self.move(task, COMPLETED, now, None)
+        if self.middleware.after_run:
+            self.middleware.run_after_run(task, COMPLETED)
         self.settle(task)
 
     def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None:
@@ -355,11 +365,15 @@ class Engine:
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
             logger.info("task %s (%s): %s", task.id, task.type, reason)
             self.move(task, RETRYING, now_s, reason)
+            if self.middleware.after_run:
+                self.middleware.run_after_run(task, RETRYING)
             self.place(task, now_s)
             return
         task.finished_s = now_s
         logger.warning("task %s (%s) failed: %s", task.id, task.type, error)
         self.move(task, FAILED, now_s, error)
+        if self.middleware.after_run:
+            self.middleware.run_after_run(task, FAILED)
         self.settle(task)
 
     def settle(self, task: Task) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from asched.errors import TaskValidationError
-from asched.model.metadata import TaskMetadata
+from asched.model.metadata import Origin, TaskMetadata
 from asched.model.states import TaskLifecycle
 from asched.model.validation import (
     encode_json,
@@ -115,8 +115,9 @@ def _history(flat: Sequence[Any]) -> list[tuple[datetime, str, str, str | None]]
 
 def _metadata(task: Task, created: datetime) -> dict[str, Any]:
     meta = task._metadata
-    if meta is None:
-        return {
+    origin = task.origin
+    record: dict[str, Any] = (
+        {
             "created_at": created,
             "created_by": "system",
             "source_ip": None,
@@ -124,14 +125,21 @@ def _metadata(task: Task, created: datetime) -> dict[str, Any]:
             "tags": [],
             "audit_trail": [],
         }
-    return {
-        "created_at": meta.created_at,
-        "created_by": meta.created_by,
-        "source_ip": meta.source_ip,
-        "source_component": meta.source_component,
-        "tags": meta.tags,
-        "audit_trail": meta.audit_trail,
-    }
+        if meta is None
+        else {
+            "created_at": meta.created_at,
+            "created_by": meta.created_by,
+            "source_ip": meta.source_ip,
+            "source_component": meta.source_component,
+            "tags": meta.tags,
+            "audit_trail": meta.audit_trail,
+        }
+    )
+    if origin is not None:
+        record["created_by"] = origin.actor
+        record["source_component"] = f"{origin.module}.{origin.function}"
+        record["origin"] = list(origin)
+    return record
 
 
 class _RecordReader:
@@ -200,6 +208,7 @@ class _RecordReader:
         task.result = self.record.get("result")
         task.error = self._typed("error", str, None)
         task._history = tuple(self._history())
+        task.origin = self._origin()
         return task
 
     def _optional_number(self, key: str) -> float | None:
@@ -237,6 +246,15 @@ class _RecordReader:
             tags=list(tags),
             audit_trail=list(trail),
         )
+
+    def _origin(self) -> Origin | None:
+        meta = self.record.get("metadata")
+        raw = meta.get("origin") if isinstance(meta, dict) else None
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or len(raw) != len(Origin._fields):
+            raise TaskValidationError("metadata.origin", raw, "expected [actor, module, ...]")
+        return Origin(*raw)
 
     def _history(self) -> list[Any]:
         raw = self.record.get("history") or []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from asched.clock import utc_now
 
@@ -19,3 +19,18 @@ class TaskMetadata:
     source_component: str | None = None
     tags: list[str] = field(default_factory=list)
     audit_trail: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Origin(NamedTuple):
+    """Where a task was scheduled from, and by whom."""
+
+    actor: str
+    module: str
+    function: str
+    file: str
+    line: int
+    host: str
+    pid: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._asdict()

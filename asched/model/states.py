@@ -11,7 +11,18 @@ from datetime import datetime
 from typing import NamedTuple
 
 
-class TaskLifecycle(enum.IntEnum):
+class _NamedIntEnum(enum.IntEnum):
+    """An IntEnum that prints as its name (``SCHEDULED``), not its number: the
+    numbers index tables cheaply, the names are what people read."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+
+class TaskLifecycle(_NamedIntEnum):
     """Where a task is in its life (an IntEnum, so states index tables cheaply).
 
     Typical: CREATED → QUEUED → SCHEDULED → RUNNING → COMPLETED.
@@ -35,7 +46,7 @@ class TaskLifecycle(enum.IntEnum):
         return self in TERMINAL_STATES
 
 
-class TaskPriority(enum.IntEnum):
+class TaskPriority(_NamedIntEnum):
     """Lower runs first."""
 
     CRITICAL = 0

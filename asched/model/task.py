@@ -63,6 +63,7 @@ class Task:
         "idempotency_key",
         "lifecycle",
         "max_retries",
+        "origin",
         "priority",
         "result",
         "retries",
@@ -113,6 +114,9 @@ class Task:
         # Why a due task is not running yet (a rate limit, an open circuit), if it waits.
         self.wait_reason: str | None = None
         self._metadata = metadata
+        # Who scheduled it and from where (asched.middleware.audit.Origin), shared
+        # by every task scheduled from one call site; None when not audited.
+        self.origin: Any = None
         # The engine's handle while armed (a wheel timer) or running (an asyncio task).
         self._handle: Any = None
         # Flat (at_s, to_state, reason, ...); the from-state is the previous entry's
