@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import FrameType
 from typing import Any
 
 from asched.clock import utc_now
@@ -61,10 +62,29 @@ def acting_as(actor: str) -> Iterator[None]:
 
 def call_site(depth: int) -> CallSite:
     """The caller ``depth`` frames up, outside asched, as a :data:`CallSite`."""
-    frame = sys._getframe(depth + 1)
-    while frame.f_back is not None and _inside_asched(frame.f_globals.get("__name__", "")):
-        frame = frame.f_back
+    frame = _outside(sys._getframe(depth + 1))
     return frame.f_code, frame.f_lineno, frame.f_globals.get("__name__", "?")
+
+
+# code object -> whether it belongs to asched; a dict lookup per frame instead of
+# reading and comparing the module name
+_OURS: dict[Any, bool] = {}
+
+
+def _outside(frame: FrameType) -> FrameType:
+    """The first frame from ``frame`` outwards whose code is not asched's."""
+    ours = _OURS
+    while frame.f_back is not None:
+        code = frame.f_code
+        inside = ours.get(code)
+        if inside is None:
+            if len(ours) >= _MAX_SITES:
+                ours.clear()
+            inside = ours[code] = _inside_asched(frame.f_globals.get("__name__", ""))
+        if not inside:
+            break
+        frame = frame.f_back
+    return frame
 
 
 @contextmanager
@@ -105,19 +125,41 @@ class AuditMiddleware:
 
     def before_schedule(self, task: Task) -> None:
         meta = task._metadata
-        explicit = meta.created_by if meta is not None and meta.created_by != "system" else None
-        actor = explicit or _actor.get() or OS_USER
-        code, line, module = _call_site.get() or call_site(1)
+        if meta is not None and meta.created_by != "system":
+            actor = meta.created_by
+        else:
+            actor = _actor.get() or OS_USER
+        site = _call_site.get()
+        if site is None:
+            frame = _outside(_caller_frame())
+            code, line = frame.f_code, frame.f_lineno
+        else:
+            code, line, _ = site
         key = (code, line, actor)
         origin = self._sites.get(key)
         if origin is None:
             if len(self._sites) >= _MAX_SITES:
                 self._sites.clear()
+            module = site[2] if site is not None else frame.f_globals.get("__name__", "?")
             origin = Origin(actor, module, code.co_name, code.co_filename, line, HOST, PID)
             self._sites[key] = origin
         task.origin = origin
         if self._log is not None:
             self._log.record({"action": "created", "task_id": task.id, **origin.as_dict()})
+
+
+# Frames from before_schedule up to whoever called Scheduler.schedule_task (or
+# schedule_many): the chain, Admission, the Scheduler method.  Starting there
+# skips walking asched's own frames; _outside still walks on from an asched
+# frame (the dashboard, the CLI), and a test pins the recorded line.
+_CALLER_DEPTH = 5
+
+
+def _caller_frame() -> FrameType:
+    try:
+        return sys._getframe(_CALLER_DEPTH)
+    except ValueError:  # called from a shallower stack than the scheduling path
+        return sys._getframe(2)
 
 
 def _inside_asched(module: str) -> bool:

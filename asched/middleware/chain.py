@@ -46,11 +46,21 @@ class MiddlewareChain:
 
     def run_before_schedule(self, task: Task) -> None:
         for name, hook in self.before_schedule:
-            _call(name, "before_schedule", hook, task)
+            try:
+                hook(task)
+            except MiddlewareError:
+                raise
+            except Exception as exc:
+                raise _refusal(name, "before_schedule", exc) from exc
 
     def run_before_run(self, task: Task) -> None:
         for name, hook in self.before_run:
-            _call(name, "before_run", hook, task)
+            try:
+                hook(task)
+            except MiddlewareError:
+                raise
+            except Exception as exc:
+                raise _refusal(name, "before_run", exc) from exc
 
     def run_after_run(self, task: Task, outcome: Any) -> None:
         for name, hook in self.after_run:
@@ -62,10 +72,5 @@ class MiddlewareChain:
                 )
 
 
-def _call(name: str, step: str, hook: Any, *args: Any) -> None:
-    try:
-        hook(*args)
-    except MiddlewareError:
-        raise
-    except Exception as exc:
-        raise MiddlewareError(name, f"{step} raised {type(exc).__name__}: {exc}") from exc
+def _refusal(name: str, step: str, exc: Exception) -> MiddlewareError:
+    return MiddlewareError(name, f"{step} raised {type(exc).__name__}: {exc}")
