@@ -30,6 +30,8 @@ class _TaskEventFields(NamedTuple):
     reason: str | None
     #: when the task's latest attempt started (None before its first)
     started_s: float | None = None
+    #: when the task was (or, entering RETRYING, the failed attempt was) due
+    due_s: float = 0.0
 
 
 class TaskEvent(_TaskEventFields, Event):

@@ -447,7 +447,7 @@ class Scheduler:
         return {name: state.value for name, state in states.items()}
 
     async def get_system_load_metrics(self) -> dict[str, Any]:
-        return insight.load_metrics(self._engine, self._metrics)
+        return insight.load_metrics(self._engine, self._metrics, self.breaker_states())
 
     async def get_task_execution_forecast(
         self,

@@ -6,6 +6,8 @@ in, so the windows are tested with plain numbers.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 HOUR_S = 3600
@@ -65,3 +67,32 @@ class OutcomeWindow:
                 failed += self._failed[slot]
                 busy += self._busy[slot]
         return WindowTotals(succeeded, failed, busy)
+
+
+class Samples:
+    """The most recent ``capacity`` (time, value) samples, for percentiles over a
+    recent span.  ``record`` is O(1); reading sorts what is inside the span."""
+
+    __slots__ = ("_at", "_values")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._at: deque[float] = deque(maxlen=capacity)
+        self._values: deque[float] = deque(maxlen=capacity)
+
+    def record(self, at_s: float, value: float) -> None:
+        self._at.append(at_s)
+        self._values.append(value)
+
+    def within(self, now_s: float, span_s: float) -> list[float]:
+        oldest = now_s - span_s
+        return [v for at, v in zip(self._at, self._values, strict=True) if at > oldest]
+
+    def percentiles(
+        self, now_s: float, span_s: float, quantiles: tuple[float, ...]
+    ) -> list[float | None]:
+        """Nearest-rank percentiles (``0.5``, ``0.95``, ...) of the values in the span."""
+        values = sorted(self.within(now_s, span_s))
+        if not values:
+            return [None] * len(quantiles)
+        top = len(values) - 1
+        return [values[min(top, max(0, math.ceil(q * len(values)) - 1))] for q in quantiles]

@@ -48,6 +48,7 @@ class Attempts:
         self._registry = registry
         self._sink = sink
         self._reasons: dict[str, str] = {}
+        self._sizes = {"thread": config.thread_pool_size, "process": config.process_pool_size}
         self._create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = _no_loop_yet
         self.executors: dict[str, Executor] = {
             "async": AsyncExecutor(),
@@ -55,6 +56,10 @@ class Attempts:
             "thread": ThreadExecutor(config.thread_pool_size),
             "process": ProcessExecutor(config.process_pool_size),
         }
+
+    def pool_sizes(self) -> dict[str, int | None]:
+        """How many attempts each executor can run at once (None: no fixed pool)."""
+        return {name: self._sizes.get(name) for name in self.executors}
 
     async def start(self) -> None:
         self._create_task = asyncio.get_running_loop().create_task

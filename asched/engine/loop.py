@@ -156,8 +156,18 @@ class Engine:
         counts[target] += 1
         hears = self._hears[target]
         if hears:
-            started = task.started_s
-            fields = (task.id, task.type, task.priority, now_s, previous, target, reason, started)
+            started, due = task.started_s, task.due_s
+            fields = (
+                task.id,
+                task.type,
+                task.priority,
+                now_s,
+                previous,
+                target,
+                reason,
+                started,
+                due,
+            )
             event = _new_event(EVENT_FOR_STATE[target], fields)
             for listener in hears:
                 try:
@@ -205,7 +215,17 @@ class Engine:
         self.state_counts[QUEUED] += 1
         hears = self._hears[QUEUED]
         if hears:
-            fields = (task.id, task.type, task.priority, now_s, CREATED, QUEUED, None, None)
+            fields = (
+                task.id,
+                task.type,
+                task.priority,
+                now_s,
+                CREATED,
+                QUEUED,
+                None,
+                None,
+                task.due_s,
+            )
             emit(hears, _new_event(EVENT_FOR_STATE[QUEUED], fields))
         if failed is not None:
             self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
@@ -361,10 +381,10 @@ class Engine:
         delay = self.policies.retry_delay(task, exc, max_s) if retry else None
         if delay is not None:
             task.retries += 1
-            task.due_s = now_s + delay
             reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
             logger.info("task %s (%s): %s", task.id, task.type, reason)
-            self.move(task, RETRYING, now_s, reason)
+            self.move(task, RETRYING, now_s, reason)  # its event names the attempt's due time
+            task.due_s = now_s + delay
             if self.middleware.after_run:
                 self.middleware.run_after_run(task, RETRYING)
             self.place(task, now_s)

@@ -13,13 +13,18 @@ from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.recurring import Schedule
 from asched.errors import TaskValidationError
-from asched.model.states import PAUSED, RETRYING
+from asched.model import TaskLifecycle, TaskPriority
+from asched.model.states import PAUSED, RETRYING, RUNNING
 from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.observability.metrics import LoadMetrics
 from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 
 
-def load_metrics(engine: Engine, metrics: LoadMetrics) -> dict[str, Any]:
+def load_metrics(
+    engine: Engine, metrics: LoadMetrics, breakers: Mapping[str, str]
+) -> dict[str, Any]:
+    """This process's figures: outcomes from the metrics subscriber, depths and loads
+    from the engine's own counters and the tasks it holds (never the store)."""
     limits = engine.limits
     figures = metrics.window(engine.clock.now())
     figures.update(
@@ -32,9 +37,44 @@ def load_metrics(engine: Engine, metrics: LoadMetrics) -> dict[str, Any]:
             "retrying": engine.state_count(RETRYING),
             "max_concurrency": limits.total_limit,
             "utilization": limits.running / limits.total_limit,
+            "by_state": {s.name: engine.state_count(s) for s in _HELD_STATES},
+            "breakers": dict(breakers),
         }
     )
+    figures.update(_loads(engine))
     return figures
+
+
+def _loads(engine: Engine) -> dict[str, Any]:
+    """Waiting tasks by priority, tasks per concurrency key, executor use: one pass
+    over the tasks this process holds."""
+    by_priority = dict.fromkeys((p.name for p in TaskPriority), 0)
+    by_key: dict[str, dict[str, int]] = {}
+    by_executor: dict[str, int] = {}
+    for task in engine.tasks():
+        running = task.lifecycle is RUNNING
+        if running:
+            by_executor[task.executor_type] = by_executor.get(task.executor_type, 0) + 1
+        else:
+            by_priority[task.priority.name] += 1
+        key = task.concurrency_key
+        if key is not None:
+            counts = by_key.setdefault(key, {"running": 0, "waiting": 0})
+            counts["running" if running else "waiting"] += 1
+    sizes = engine.attempts.pool_sizes()
+    return {
+        "queue_by_priority": by_priority,
+        "by_concurrency_key": by_key,
+        "executors": {
+            name: {"running": by_executor.get(name, 0), "size": size}
+            for name, size in sizes.items()
+        },
+    }
+
+
+_HELD_STATES = tuple(
+    s for s in TaskLifecycle if not s.is_terminal and s is not TaskLifecycle.CREATED
+)
 
 
 def forecast(
