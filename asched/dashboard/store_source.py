@@ -43,6 +43,10 @@ _WINDOW_S = 3600.0
 _UPCOMING = 50
 
 
+# The states a live scheduler reports in "by_state".
+_HELD_STATE_NAMES = ("QUEUED", "SCHEDULED", "PAUSED", "RUNNING", "RETRYING")
+
+
 class StoreSource(DashboardSource):
     forecast_ttl_s = 10.0
 
@@ -96,6 +100,14 @@ class StoreSource(DashboardSource):
             "retrying": state.get("RETRYING", 0),
             "max_concurrency": None,
             "utilization": None,
+            "retries_1h": None,
+            "lateness_ms": None,
+            "duration_s_by_type": None,
+            "by_state": {name: state.get(name, 0) for name in _HELD_STATE_NAMES},
+            "breakers": None,
+            "queue_by_priority": None,
+            "by_concurrency_key": None,
+            "executors": None,
         }
 
     def _finished_since(self, window_s: float) -> tuple[int, int, float]:
