@@ -23,10 +23,14 @@ from asched.model.states import RUNNING
 
 _EMPTY = b"{}"
 
-#: Why the loop cancelled an attempt; anything else cancelling it is a shutdown.
+#: Why the loop cancelled an attempt.  A cancel from outside the scheduler (the
+#: loop being torn down) is a shutdown too; a ``CancelledError`` that nobody
+#: asked for (the handler raised it, or something it awaited was cancelled)
+#: is a failure of the attempt like any other exception.
 CANCEL_REQUESTED = "cancelled"
 TIMED_OUT = "timeout"
 LEASE_LOST = "lease lost"
+SHUTDOWN = "shutdown"
 
 
 class AttemptSink(Protocol):
@@ -99,9 +103,13 @@ class Attempts:
         sink = self._sink
         try:
             result = await attempt
-        except asyncio.CancelledError:
-            self._after_cancellation(task)
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            self._after_cancellation(task, exc)
+        except BaseException as exc:
+            self._reasons.pop(task.id, None)  # a cancel it turned into another error
+            # SystemExit, KeyboardInterrupt, GeneratorExit and other BaseExceptions
+            # a handler raises end its attempt here: let through, they would stop
+            # the loop (or end this task silently) and leave the task RUNNING.
             if task.lifecycle is RUNNING:
                 sink.attempt_failed(task, describe(exc), exc)
             else:
@@ -120,9 +128,11 @@ class Attempts:
                 return
             self.cancel(task, TIMED_OUT)
 
-    def _after_cancellation(self, task: Task) -> None:
+    def _after_cancellation(self, task: Task, exc: asyncio.CancelledError) -> None:
         reason = self._reasons.pop(task.id, None)
         sink = self._sink
+        if reason is None and not _cancelled_from_outside():
+            reason = "unrequested"
         if reason == LEASE_LOST:
             sink.attempt_lost(task)
         elif task.lifecycle is not RUNNING:  # cancel_task already settled it
@@ -130,8 +140,17 @@ class Attempts:
         elif reason == TIMED_OUT:
             timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
             sink.attempt_failed(task, f"timed out after {task.timeout_s:g}s", timeout)
+        elif reason == "unrequested":
+            sink.attempt_failed(task, describe(exc), exc)
         else:
             sink.attempt_interrupted(task)
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the running attempt's task was cancelled (not just handed a
+    ``CancelledError`` by the code it awaited)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 def _no_loop_yet(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

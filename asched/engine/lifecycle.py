@@ -12,6 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from asched.clock import LoopClock
+from asched.engine.attempts import SHUTDOWN
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
@@ -115,11 +116,11 @@ async def stop(engine: Engine, grace_s: float | None) -> None:
 
 
 async def _drain(engine: Engine, grace_s: float) -> None:
-    running = [t._handle for t in engine.active.values() if isinstance(t._handle, asyncio.Task)]
+    running = {t._handle: t for t in engine.active.values() if isinstance(t._handle, asyncio.Task)}
     if running:
         _, late = await asyncio.wait(running, timeout=grace_s)
         for handle in late:
-            handle.cancel()
+            engine.attempts.cancel(running[handle], SHUTDOWN)
         if late:
             await asyncio.wait(late)
 
@@ -131,8 +132,6 @@ def end_grace(engine: Engine) -> int:
         return 0
     cancelled = 0
     for task in engine.active.values():
-        handle = task._handle
-        if task.lifecycle is RUNNING and isinstance(handle, asyncio.Task) and not handle.done():
-            handle.cancel()
+        if task.lifecycle is RUNNING and engine.attempts.cancel(task, SHUTDOWN):
             cancelled += 1
     return cancelled

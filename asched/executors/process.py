@@ -420,7 +420,7 @@ def _answer(request: bytes, handlers: dict[str, Callable[..., Any]]) -> bytes:
         if fn is None:
             fn = handlers[name] = _import(call["module"], call["qualname"])
         result = fn(**call["kwargs"])
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: reported, not fatal
         return _error_reply(type(exc).__name__, str(exc), traceback.format_exc())
     try:
         return orjson.dumps({"result": result})
