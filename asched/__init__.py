@@ -23,6 +23,7 @@ from asched.errors import (
     TaskNotFoundError,
     TaskTimeoutError,
     TaskValidationError,
+    UnknownOptionError,
     UnknownTaskTypeError,
     WorkerCrashedError,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "TaskTimeoutError",
     "TaskValidationError",
     "Transition",
+    "UnknownOptionError",
     "UnknownTaskTypeError",
     "WorkerCrashedError",
     "__version__",

@@ -72,6 +72,10 @@ class AschedProcess:
         db = sqlite3.connect(self.db, timeout=5)
         try:
             return dict(db.execute("SELECT id, lifecycle FROM tasks").fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the worker is still creating the store
+                return {}
+            raise
         finally:
             db.close()
 
