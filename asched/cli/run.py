@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asched.cli.app import App, describe_store
 from asched.cli.eventloop import new_event_loop
-from asched.cli.format import plural
+from asched.cli.format import plural, printable
 from asched.errors import AschedError
 from asched.model import TaskLifecycle
 from asched.scheduler import Scheduler
@@ -171,7 +171,7 @@ def run_worker(
     try:
         return loop.run_until_complete(serve(app, grace, until_idle, dashboard_port))
     except (AschedError, OSError) as exc:
-        print(f"asched run: error: {exc}", file=sys.stderr)
+        print(f"asched run: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     finally:
         loop.close()
