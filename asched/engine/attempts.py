@@ -16,7 +16,7 @@ import orjson
 from asched.clock import Clock
 from asched.config import SchedulerConfig
 from asched.engine.registry import Registry
-from asched.errors import TaskTimeoutError
+from asched.errors import SchedulerStateError, TaskTimeoutError
 from asched.executors import AsyncExecutor, Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
 from asched.model import Task
 from asched.model.states import RUNNING
@@ -155,7 +155,7 @@ def _cancelled_from_outside() -> bool:
 
 def _no_loop_yet(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     coro.close()
-    raise RuntimeError("attempts started before the engine")
+    raise SchedulerStateError("attempts started before the engine")
 
 
 def describe(exc: BaseException) -> str:

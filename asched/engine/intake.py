@@ -74,6 +74,8 @@ class TaskIntake:
                 config.default_backoff_factor,
                 config.default_timeout_s,
             )
+        if definition.executor == "process":
+            self._registry.verify_importable(task_type)
         resolved = (
             definition.executor,
             _pick(definition.max_retries, config.default_max_retries),

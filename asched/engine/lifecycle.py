@@ -26,6 +26,7 @@ async def start(engine: Engine) -> None:
 
     if engine.is_running:
         raise SchedulerStateError("the scheduler is already running")
+    engine.registry.verify_importable()  # process handlers, now that their modules are loaded
     loop = asyncio.get_running_loop()
     clock = engine.clock_override or LoopClock(loop)
     engine.loop = loop
