@@ -12,6 +12,7 @@
     ├── ScheduleNotFoundError      (LookupError)  no recurring schedule with that id
     ├── InvalidTransitionError     (RuntimeError) the lifecycle table forbids a change
     ├── SchedulerStateError        (RuntimeError) scheduler not started / shutting down
+    │   └── SchedulerCrashedError                 a background task of the scheduler died
     ├── TaskHeldElsewhereError     (RuntimeError) another process holds (runs) the task
     ├── TaskFailedError            (RuntimeError) awaited task ended FAILED
     ├── TaskCancelledError                        awaited task ended CANCELLED
@@ -99,6 +100,16 @@ class InvalidTransitionError(AschedError, RuntimeError):
 
 class SchedulerStateError(AschedError, RuntimeError):
     pass
+
+
+class SchedulerCrashedError(SchedulerStateError):
+    """One of the scheduler's own background tasks died; the scheduler takes no more work."""
+
+    def __init__(self, what: str, cause: BaseException | None) -> None:
+        self.what = what
+        self.cause = cause
+        why = "it ended unexpectedly" if cause is None else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"the scheduler stopped working: its {what} died ({why})")
 
 
 class TaskHeldElsewhereError(AschedError, RuntimeError):

@@ -92,10 +92,10 @@ async def serve(
             print(banner(app, grace_s), file=sys.stderr, flush=True)
             if app.on_start is not None:
                 await app.on_start(scheduler)
-            if until_idle:
-                await _first_of(drain.requested.wait(), _idle(scheduler))
-            else:
-                await drain.requested.wait()
+            # A crash of the scheduler's own machinery ends the run too; stop()
+            # then raises it, and the exit code is 1.
+            waits = [drain.requested.wait(), scheduler.wait_crashed()]
+            await _first_of(*waits, *([_idle(scheduler)] if until_idle else []))
         except Exception:
             logger.exception("starting failed (on_start or the dashboard); stopping the worker")
             code = 1
