@@ -158,10 +158,8 @@ class TaskIntake:
             )
             executor, max_retries, backoff_factor, timeout = attempt
         task_id = new_task_id() if task_id is None else require_text("task_id", task_id)
-        if concurrency_key is not None:
-            require_text("concurrency_key", concurrency_key)
-        if idempotency_key is not None:
-            require_text("idempotency_key", idempotency_key)
+        if concurrency_key is not None or idempotency_key is not None:
+            _check_keys(concurrency_key, idempotency_key)
         # Positional on purpose: this runs for every task, and keywords cost.
         return Task(
             task_id,
@@ -278,6 +276,13 @@ def refuse_unknown_options(options: Mapping[str, Any], field_prefix: str = "") -
     if unknown:
         name = unknown[0]
         raise UnknownOptionError(f"{field_prefix}{name}", options[name], SPEC_FIELDS)
+
+
+def _check_keys(concurrency_key: Any, idempotency_key: Any) -> None:
+    if concurrency_key is not None:
+        require_text("concurrency_key", concurrency_key)
+    if idempotency_key is not None:
+        require_text("idempotency_key", idempotency_key)
 
 
 def _pick(value: Any, default: Any) -> Any:
