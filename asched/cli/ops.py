@@ -216,7 +216,8 @@ async def _load_schedules(store: Store) -> list[Schedule]:
         try:
             schedules.append(Schedule.from_record(record))
         except TaskValidationError as exc:
-            print(f"skipping unreadable schedule {record.get('id')!r}: {exc}", file=sys.stderr)
+            what = printable(f"skipping unreadable schedule {record.get('id')!r}: {exc}")
+            print(what, file=sys.stderr)
     return schedules
 
 
