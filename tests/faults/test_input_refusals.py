@@ -291,3 +291,15 @@ def test_arbitrary_values_are_accepted_as_json_or_refused_with_a_typed_error(
         stored = len(facade.list_tasks())
     assert stored == len(calls) == _rows(path)
     assert calls, "no example was accepted"
+
+
+async def test_schedule_recurring_refuses_an_unknown_keyword_the_same_way(
+    scheduler: Scheduler,
+) -> None:
+    _register(scheduler)
+    async with scheduler:
+        with pytest.raises(UnknownOptionError) as raised:
+            await scheduler.schedule_recurring("job", interval=60, retries=3)
+        assert await scheduler.list_schedules() == []
+    assert raised.value.field == "retries"
+    assert isinstance(raised.value, TypeError)
