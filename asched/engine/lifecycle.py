@@ -40,13 +40,13 @@ async def start(engine: Engine) -> None:
     engine.is_closing = False
     engine.failure = None
     engine.crashed = loop.create_future()
-    engine.stopped = False
     await engine.store.open()
     watchdog.watch_component(engine, engine.store, "store writer")
     if engine.writeback is not None:
         engine.writeback.start()
         watchdog.watch_component(engine, engine.writeback, "write-back flusher")
     await engine.attempts.start()
+    engine.stopped = False
     engine.is_running = True
     config = engine.config
     coordinator = None
