@@ -115,6 +115,8 @@ class Attempts:
             else:
                 sink.attempt_abandoned(task)
         else:
+            if self._reasons:  # a cancel the handler swallowed must not outlive it
+                self._reasons.pop(task.id, None)
             if task.lifecycle is RUNNING:
                 sink.attempt_succeeded(task, result)
             else:
