@@ -112,7 +112,7 @@ async def test_a_late_registration_is_checked_when_first_scheduled() -> None:
         scheduler.register("sleeps", fault_handlers.sleeps, executor="process")
         original = fault_handlers.sleeps
         try:
-            fault_handlers.sleeps = lambda seconds: "impostor"  # type: ignore[assignment]
+            fault_handlers.sleeps = lambda seconds: "impostor"
             with pytest.raises(TaskValidationError, match="does not name this object"):
                 await scheduler.schedule_task("sleeps", {"seconds": 0})
         finally:
