@@ -54,6 +54,8 @@ class Attempts:
         self._reasons: dict[str, str] = {}
         self._sizes = {"thread": config.thread_pool_size, "process": config.process_pool_size}
         self._create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = _no_loop_yet
+        #: told when settling an attempt raises (the engine then fails loudly)
+        self.on_broken: Callable[[str, BaseException], None] = _reraise
         self.executors: dict[str, Executor] = {
             "async": AsyncExecutor(),
             "local": LocalExecutor(),
@@ -102,25 +104,29 @@ class Attempts:
     async def _run(self, task: Task, attempt: Any) -> None:
         sink = self._sink
         try:
-            result = await attempt
-        except asyncio.CancelledError as exc:
-            self._after_cancellation(task, exc)
-        except BaseException as exc:
-            self._reasons.pop(task.id, None)  # a cancel it turned into another error
-            # SystemExit, KeyboardInterrupt, GeneratorExit and other BaseExceptions
-            # a handler raises end its attempt here: let through, they would stop
-            # the loop (or end this task silently) and leave the task RUNNING.
-            if task.lifecycle is RUNNING:
-                sink.attempt_failed(task, describe(exc), exc)
+            try:
+                result = await attempt
+            except asyncio.CancelledError as exc:
+                self._after_cancellation(task, exc)
+            except BaseException as exc:
+                self._reasons.pop(task.id, None)  # a cancel it turned into another error
+                # SystemExit, KeyboardInterrupt, GeneratorExit and other BaseExceptions
+                # a handler raises end its attempt here: let through, they would stop
+                # the loop (or end this task silently) and leave the task RUNNING.
+                if task.lifecycle is RUNNING:
+                    sink.attempt_failed(task, describe(exc), exc)
+                else:
+                    sink.attempt_abandoned(task)
             else:
-                sink.attempt_abandoned(task)
-        else:
-            if self._reasons:  # a cancel the handler swallowed must not outlive it
-                self._reasons.pop(task.id, None)
-            if task.lifecycle is RUNNING:
-                sink.attempt_succeeded(task, result)
-            else:
-                sink.attempt_abandoned(task)
+                if self._reasons:  # a cancel the handler swallowed must not outlive it
+                    self._reasons.pop(task.id, None)
+                if task.lifecycle is RUNNING:
+                    sink.attempt_succeeded(task, result)
+                else:
+                    sink.attempt_abandoned(task)
+        except Exception as exc:
+            # Settling the attempt failed: the engine's books are no longer sound.
+            self.on_broken("engine (settling an attempt)", exc)
 
     def _time_out(self, task: Task, started_s: float, clock: Clock) -> None:
         if task.lifecycle is RUNNING and task.started_s == started_s:
@@ -153,6 +159,10 @@ def _cancelled_from_outside() -> bool:
     ``CancelledError`` by the code it awaited)."""
     current = asyncio.current_task()
     return current is not None and current.cancelling() > 0
+
+
+def _reraise(what: str, exc: BaseException) -> None:
+    raise exc
 
 
 def _no_loop_yet(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

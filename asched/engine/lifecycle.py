@@ -46,6 +46,7 @@ async def start(engine: Engine) -> None:
         engine.writeback.start()
         watchdog.watch_component(engine, engine.writeback, "write-back flusher")
     await engine.attempts.start()
+    engine.attempts.on_broken = lambda what, exc: watchdog.fail(engine, what, exc)
     engine.stopped = False
     engine.is_running = True
     config = engine.config

@@ -4,6 +4,7 @@ callers get a SchedulerCrashedError, stop() raises it, ``asched run`` exits 1.""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from fault_procs import AschedProcess
 
-from asched import Scheduler, SchedulerCrashedError, SchedulerStateError
+from asched import RetryPolicy, Scheduler, SchedulerCrashedError, SchedulerStateError
 from asched.model import Task
 from asched.stores import Lease
 from asched.stores.sqlite import SQLiteStore
@@ -163,3 +164,27 @@ def test_a_dead_store_writer_fails_callers_and_the_process_exits(proc: AschedPro
         "stop: crashed",
         "threads: ['MainThread']",
     ], done.stdout + done.stderr
+
+
+class BrokenRandom(random.Random):
+    """A random source (Scheduler(rng=...)) that breaks when a jittered retry draws."""
+
+    def random(self) -> float:
+        raise RuntimeError("entropy ran out")
+
+
+async def test_an_error_while_settling_an_attempt_fails_loudly() -> None:
+    scheduler = Scheduler(rng=BrokenRandom())
+
+    @scheduler.task("flaky", retry=RetryPolicy(max_retries=2, jitter="full"))
+    async def flaky() -> None:
+        raise ValueError("try again")
+
+    await scheduler.start()
+    tid = await scheduler.schedule_task("flaky")
+    with pytest.raises(SchedulerCrashedError, match="entropy ran out"):
+        await asyncio.wait_for(scheduler.wait_for(tid), 10)
+    with pytest.raises(SchedulerCrashedError):
+        await scheduler.schedule_task("flaky")
+    with pytest.raises(SchedulerCrashedError):
+        await asyncio.wait_for(scheduler.stop(grace_s=1), 10)
