@@ -5,12 +5,14 @@
     AschedError
     ├── ConfigError                (ValueError)   a SchedulerConfig field is invalid
     ├── TaskValidationError        (ValueError)   a task field is invalid
+    │   ├── UnknownOptionError     (+ TypeError)  an unknown keyword argument
     │   ├── UnknownTaskTypeError   (+ LookupError) no handler registered for the type
     │   └── DependencyError                       unknown dependency id or a cycle
     ├── TaskNotFoundError          (LookupError)  no task with that id
     ├── ScheduleNotFoundError      (LookupError)  no recurring schedule with that id
     ├── InvalidTransitionError     (RuntimeError) the lifecycle table forbids a change
     ├── SchedulerStateError        (RuntimeError) scheduler not started / shutting down
+    │   └── SchedulerCrashedError                 a background task of the scheduler died
     ├── TaskHeldElsewhereError     (RuntimeError) another process holds (runs) the task
     ├── TaskFailedError            (RuntimeError) awaited task ended FAILED
     ├── TaskCancelledError                        awaited task ended CANCELLED
@@ -31,7 +33,9 @@ so every message names what was wrong.
 
 from __future__ import annotations
 
+import reprlib
 import signal
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -51,6 +55,14 @@ class TaskValidationError(AschedError, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"invalid {field}={_short(value)}: {reason}")
+
+
+class UnknownOptionError(TaskValidationError, TypeError):
+    """A keyword the call does not take; a ``TypeError`` too, as Python's own would be."""
+
+    def __init__(self, name: str, value: Any, known: Iterable[str] = ()) -> None:
+        hint = f"; expected one of: {', '.join(sorted(known))}" if known else ""
+        super().__init__(name, value, f"unknown keyword argument{hint}")
 
 
 class UnknownTaskTypeError(TaskValidationError, LookupError):
@@ -88,6 +100,16 @@ class InvalidTransitionError(AschedError, RuntimeError):
 
 class SchedulerStateError(AschedError, RuntimeError):
     pass
+
+
+class SchedulerCrashedError(SchedulerStateError):
+    """One of the scheduler's own background tasks died; the scheduler takes no more work."""
+
+    def __init__(self, what: str, cause: BaseException | None) -> None:
+        self.what = what
+        self.cause = cause
+        why = "it ended unexpectedly" if cause is None else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"the scheduler stopped working: its {what} died ({why})")
 
 
 class TaskHeldElsewhereError(AschedError, RuntimeError):
@@ -156,8 +178,15 @@ class StoreCorruptError(StoreError):
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # nested thousands of levels deep
+        text = _SHALLOW.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SHALLOW = reprlib.Repr()
+_SHALLOW.maxlevel = 3
 
 
 class ProcessTaskError(AschedError, RuntimeError):

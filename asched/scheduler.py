@@ -19,6 +19,7 @@ and the load metrics come from an event subscriber.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from asched.engine.policies import BreakerKey, Policies, TypePolicy
 from asched.engine.schedule_spec import build_schedule
 from asched.engine.schedules import ScheduleRunner
 from asched.errors import (
+    SchedulerCrashedError,
     SchedulerStateError,
     TaskCancelledError,
     TaskFailedError,
@@ -199,6 +201,21 @@ class Scheduler:
     @property
     def running(self) -> bool:
         return self._engine.is_running
+
+    async def wait_crashed(self) -> SchedulerCrashedError:
+        """Return the error once one of the scheduler's own background tasks has died
+        (the scheduler then takes no more work; see :mod:`asched.engine.watchdog`).
+        Waits for as long as the scheduler runs well; a SchedulerStateError once it
+        has stopped."""
+        crashed = self._engine.crashed
+        if crashed is None:
+            raise SchedulerStateError("the scheduler is not started")
+        try:
+            return await asyncio.shield(crashed)
+        except asyncio.CancelledError:
+            if crashed.cancelled():  # stop() ends the wait
+                raise SchedulerStateError("the scheduler stopped") from None
+            raise
 
     @property
     def store(self) -> Store:

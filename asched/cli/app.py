@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from asched.errors import AschedError
 from asched.scheduler import Scheduler
 from asched.stores import Store
 from asched.stores.memory import MemoryStore
@@ -22,7 +23,7 @@ DEFAULT_WORKER_STORE = "sqlite:///asched.db"
 OnStart = Callable[[Scheduler], Coroutine[Any, Any, Any]]
 
 
-class AppError(Exception):
+class AppError(AschedError):
     """The APP argument does not name a usable Scheduler."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from asched import __version__
 from asched.cli.app import DEFAULT_WORKER_STORE
 from asched.cli.demo import DEMO_STORE
+from asched.cli.format import SafeOutput, printable
 from asched.errors import AschedError
 from asched.model import TaskLifecycle
 
@@ -192,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.shared:
             app.scheduler.share_store()
     except (AppError, AschedError) as exc:
-        print(f"asched run: error: {exc}", file=sys.stderr)
+        print(f"asched run: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     return run_worker(app, args.grace, args.log_level, args.until_idle, args.dashboard)
 
@@ -222,6 +223,7 @@ def _ops(args: argparse.Namespace) -> int:
     from asched.cli import ops
 
     try:
+        sys.stdout = SafeOutput(sys.stdout)  # a TextIO look-alike
         store = ops.existing_store(args.store)
         work: Callable[[], Coroutine[Any, Any, None]] = {
             "status": lambda: ops.show_status(store, args.task_id),
@@ -233,11 +235,14 @@ def _ops(args: argparse.Namespace) -> int:
         }[args.command]
         asyncio.run(work())
     except ops.OpsError as exc:
-        print(f"asched {args.command}: {exc}", file=sys.stderr)
+        print(f"asched {args.command}: {printable(str(exc))}", file=sys.stderr)
         return exc.code
     except AschedError as exc:
-        print(f"asched {args.command}: error: {exc}", file=sys.stderr)
+        print(f"asched {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 1
+    finally:
+        if isinstance(sys.stdout, SafeOutput):
+            sys.stdout = sys.stdout.stream
     return 0
 
 
@@ -261,4 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         parser.print_help()
         return 0
-    return command(args)
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"asched {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Whatever went wrong, one line and a non-zero exit, never a traceback;
+        # --log-level DEBUG on `run` shows the details of worker errors.
+        what = printable(f"{type(exc).__name__}: {exc}")
+        print(f"asched {args.command}: unexpected error: {what}", file=sys.stderr)
+        return 1

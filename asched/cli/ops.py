@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 
-from asched.cli.format import plural, table, when
+from asched.cli.format import plural, printable, table, when
 from asched.clock import wall_now
 from asched.engine.recurring import Schedule
 from asched.errors import (
@@ -27,9 +27,12 @@ from asched.scheduler import Scheduler
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 
+#: The most rows ``asched list --limit`` shows.
+MAX_LIST_LIMIT = 1_000_000
 
-class OpsError(Exception):
-    """A read command cannot run; ``code`` is the exit status."""
+
+class OpsError(AschedError):
+    """An operator command cannot run; ``code`` is the exit status."""
 
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
@@ -130,13 +133,15 @@ def status_block(task: Task) -> str:
     ):
         if value:
             fields.append((name, value))
-    lines = [f"{name:<11} {value}" for name, value in fields]
+    lines = [f"{name:<11} {printable(str(value))}" for name, value in fields]
     rows = [(when(t.at), t.from_state.name, t.to_state.name, t.reason) for t in task.history]
     lines += ["", "history (UTC)", table(("time", "from", "to", "reason"), rows)]
     return "\n".join(lines)
 
 
 async def list_tasks(store: Store, status: str | None, task_type: str | None, limit: int) -> None:
+    if limit > MAX_LIST_LIMIT:
+        raise OpsError(f"--limit must be at most {MAX_LIST_LIMIT:,}, not {limit}", code=2)
     state = None if status is None else TaskLifecycle[status]
     async with reading(store):
         tasks = await store.list_tasks(state, task_type, limit + 1)
@@ -211,7 +216,8 @@ async def _load_schedules(store: Store) -> list[Schedule]:
         try:
             schedules.append(Schedule.from_record(record))
         except TaskValidationError as exc:
-            print(f"skipping unreadable schedule {record.get('id')!r}: {exc}", file=sys.stderr)
+            what = printable(f"skipping unreadable schedule {record.get('id')!r}: {exc}")
+            print(what, file=sys.stderr)
     return schedules
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asched.cli.app import App, describe_store
 from asched.cli.eventloop import new_event_loop
-from asched.cli.format import plural
+from asched.cli.format import plural, printable
 from asched.errors import AschedError
 from asched.model import TaskLifecycle
 from asched.scheduler import Scheduler
@@ -92,10 +92,10 @@ async def serve(
             print(banner(app, grace_s), file=sys.stderr, flush=True)
             if app.on_start is not None:
                 await app.on_start(scheduler)
-            if until_idle:
-                await _first_of(drain.requested.wait(), _idle(scheduler))
-            else:
-                await drain.requested.wait()
+            # A crash of the scheduler's own machinery ends the run too; stop()
+            # then raises it, and the exit code is 1.
+            waits = [drain.requested.wait(), scheduler.wait_crashed()]
+            await _first_of(*waits, *([_idle(scheduler)] if until_idle else []))
         except Exception:
             logger.exception("starting failed (on_start or the dashboard); stopping the worker")
             code = 1
@@ -171,7 +171,7 @@ def run_worker(
     try:
         return loop.run_until_complete(serve(app, grace, until_idle, dashboard_port))
     except (AschedError, OSError) as exc:
-        print(f"asched run: error: {exc}", file=sys.stderr)
+        print(f"asched run: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     finally:
         loop.close()

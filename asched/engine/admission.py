@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from asched.core.dependencies import find_cycle
-from asched.engine.intake import SPEC_FIELDS, TaskIntake
+from asched.engine.intake import SPEC_FIELDS, TaskIntake, refuse_unknown_options
 from asched.engine.loop import DependencyPlan, Engine
 from asched.errors import DependencyError, TaskValidationError
 from asched.model import Task, TaskPriority
@@ -37,7 +37,7 @@ class Admission:
     ) -> str:
         engine = self._engine
         now = engine.clock.now()
-        task = self._intake.build(now, task_type, task_data, execution_time, priority, **options)
+        task = self._intake.build_from(now, task_type, task_data, execution_time, priority, options)
         if engine.middleware.before_schedule:
             engine.middleware.run_before_schedule(task)
         if audit is not None:
@@ -92,8 +92,7 @@ class Admission:
         if not isinstance(spec, Mapping):
             raise TaskValidationError(f"specs[{index}]", spec, "expected a mapping")
         if not SPEC_FIELDS.issuperset(spec):
-            name = sorted(set(spec) - SPEC_FIELDS)[0]
-            raise TaskValidationError(f"specs[{index}].{name}", spec[name], "unknown field")
+            refuse_unknown_options(spec, f"specs[{index}].")
         if "task_type" not in spec:
             raise TaskValidationError(f"specs[{index}].task_type", None, "missing")
         return self._intake.build(now_s, **spec)

@@ -16,17 +16,21 @@ import orjson
 from asched.clock import Clock
 from asched.config import SchedulerConfig
 from asched.engine.registry import Registry
-from asched.errors import TaskTimeoutError
+from asched.errors import SchedulerStateError, TaskTimeoutError
 from asched.executors import AsyncExecutor, Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
 from asched.model import Task
 from asched.model.states import RUNNING
 
 _EMPTY = b"{}"
 
-#: Why the loop cancelled an attempt; anything else cancelling it is a shutdown.
+#: Why the loop cancelled an attempt.  A cancel from outside the scheduler (the
+#: loop being torn down) is a shutdown too; a ``CancelledError`` that nobody
+#: asked for (the handler raised it, or something it awaited was cancelled)
+#: is a failure of the attempt like any other exception.
 CANCEL_REQUESTED = "cancelled"
 TIMED_OUT = "timeout"
 LEASE_LOST = "lease lost"
+SHUTDOWN = "shutdown"
 
 
 class AttemptSink(Protocol):
@@ -50,6 +54,8 @@ class Attempts:
         self._reasons: dict[str, str] = {}
         self._sizes = {"thread": config.thread_pool_size, "process": config.process_pool_size}
         self._create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = _no_loop_yet
+        #: told when settling an attempt raises (the engine then fails loudly)
+        self.on_broken: Callable[[str, BaseException], None] = _reraise
         self.executors: dict[str, Executor] = {
             "async": AsyncExecutor(),
             "local": LocalExecutor(),
@@ -98,19 +104,29 @@ class Attempts:
     async def _run(self, task: Task, attempt: Any) -> None:
         sink = self._sink
         try:
-            result = await attempt
-        except asyncio.CancelledError:
-            self._after_cancellation(task)
+            try:
+                result = await attempt
+            except asyncio.CancelledError as exc:
+                self._after_cancellation(task, exc)
+            except BaseException as exc:
+                self._reasons.pop(task.id, None)  # a cancel it turned into another error
+                # SystemExit, KeyboardInterrupt, GeneratorExit and other BaseExceptions
+                # a handler raises end its attempt here: let through, they would stop
+                # the loop (or end this task silently) and leave the task RUNNING.
+                if task.lifecycle is RUNNING:
+                    sink.attempt_failed(task, describe(exc), exc)
+                else:
+                    sink.attempt_abandoned(task)
+            else:
+                if self._reasons:  # a cancel the handler swallowed must not outlive it
+                    self._reasons.pop(task.id, None)
+                if task.lifecycle is RUNNING:
+                    sink.attempt_succeeded(task, result)
+                else:
+                    sink.attempt_abandoned(task)
         except Exception as exc:
-            if task.lifecycle is RUNNING:
-                sink.attempt_failed(task, describe(exc), exc)
-            else:
-                sink.attempt_abandoned(task)
-        else:
-            if task.lifecycle is RUNNING:
-                sink.attempt_succeeded(task, result)
-            else:
-                sink.attempt_abandoned(task)
+            # Settling the attempt failed: the engine's books are no longer sound.
+            self.on_broken("engine (settling an attempt)", exc)
 
     def _time_out(self, task: Task, started_s: float, clock: Clock) -> None:
         if task.lifecycle is RUNNING and task.started_s == started_s:
@@ -120,9 +136,11 @@ class Attempts:
                 return
             self.cancel(task, TIMED_OUT)
 
-    def _after_cancellation(self, task: Task) -> None:
+    def _after_cancellation(self, task: Task, exc: asyncio.CancelledError) -> None:
         reason = self._reasons.pop(task.id, None)
         sink = self._sink
+        if reason is None and not _cancelled_from_outside():
+            reason = "unrequested"
         if reason == LEASE_LOST:
             sink.attempt_lost(task)
         elif task.lifecycle is not RUNNING:  # cancel_task already settled it
@@ -130,13 +148,26 @@ class Attempts:
         elif reason == TIMED_OUT:
             timeout = TaskTimeoutError(task.id, task.timeout_s or 0.0)
             sink.attempt_failed(task, f"timed out after {task.timeout_s:g}s", timeout)
+        elif reason == "unrequested":
+            sink.attempt_failed(task, describe(exc), exc)
         else:
             sink.attempt_interrupted(task)
 
 
+def _cancelled_from_outside() -> bool:
+    """Whether the running attempt's task was cancelled (not just handed a
+    ``CancelledError`` by the code it awaited)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
+
+
+def _reraise(what: str, exc: BaseException) -> None:
+    raise exc
+
+
 def _no_loop_yet(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     coro.close()
-    raise RuntimeError("attempts started before the engine")
+    raise SchedulerStateError("attempts started before the engine")
 
 
 def describe(exc: BaseException) -> str:

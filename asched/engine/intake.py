@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from asched.config import SchedulerConfig
+from asched.core.bounds import MAX_EPOCH_S, MIN_EPOCH_S
 from asched.engine.registry import (
     EXECUTOR_NAMES,
     Registry,
@@ -19,9 +20,12 @@ from asched.engine.registry import (
     check_retries,
     check_timeout,
 )
-from asched.errors import TaskValidationError, UnknownTaskTypeError
+from asched.errors import AschedError, TaskValidationError, UnknownOptionError, UnknownTaskTypeError
 from asched.model import Task, TaskMetadata, TaskPriority, encode_json, new_task_id
-from asched.model.validation import parse_priority
+from asched.model.validation import parse_priority, require_text
+
+#: A task type's executor, max_retries, backoff_factor and timeout_s.
+_Defaults = tuple[str, int, float, float | None]
 
 #: The keyword names a task spec (``schedule_task`` / ``schedule_many``) accepts.
 SPEC_FIELDS = frozenset(
@@ -54,11 +58,10 @@ class TaskIntake:
         self._zone: tzinfo | None = None if config.timezone is None else ZoneInfo(config.timezone)
         # Per task type: (executor, max_retries, backoff_factor, timeout_s) after
         # applying the config's defaults; registrations only ever add types.
-        self._defaults: dict[str, tuple[str, int, float, float | None]] = {}
+        self._defaults: dict[str, _Defaults] = {}
 
-    def _resolve_defaults(self, task_type: Any) -> tuple[str, int, float, float | None]:
-        if not isinstance(task_type, str) or not task_type:
-            raise TaskValidationError("task_type", task_type, "expected a non-empty string")
+    def _resolve_defaults(self, task_type: Any) -> _Defaults:
+        require_text("task_type", task_type)
         definition = self._registry.get(task_type)
         config = self._config
         if definition is None:
@@ -71,6 +74,8 @@ class TaskIntake:
                 config.default_backoff_factor,
                 config.default_timeout_s,
             )
+        if definition.executor == "process":
+            self._registry.verify_importable(task_type)
         resolved = (
             definition.executor,
             _pick(definition.max_retries, config.default_max_retries),
@@ -90,6 +95,25 @@ class TaskIntake:
             raise TaskValidationError(
                 "executor", executor, f"incompatible with the {task_type!r} handler"
             )
+
+    def build_from(
+        self,
+        now_s: float,
+        task_type: str,
+        task_data: Mapping[str, Any] | None,
+        execution_time: datetime | None,
+        priority: TaskPriority | int | str,
+        options: Mapping[str, Any],
+    ) -> Task:
+        """:meth:`build` with the keyword options in a mapping; an unknown one raises
+        :class:`UnknownOptionError` naming it."""
+        try:
+            return self.build(now_s, task_type, task_data, execution_time, priority, **options)
+        except TypeError as exc:
+            if isinstance(exc, AschedError):
+                raise
+            refuse_unknown_options(options)
+            raise
 
     def build(
         self,
@@ -118,7 +142,7 @@ class TaskIntake:
             priority = parse_priority(priority)
         if task_data is None:
             data_json = b"{}"
-        elif type(task_data) is dict or isinstance(task_data, dict):
+        elif isinstance(task_data, dict):
             data_json = encode_json(task_data, "task_data")
         else:
             raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
@@ -126,6 +150,45 @@ class TaskIntake:
             due_s = now_s
         else:
             due_s = self._due(now_s, execution_time, delay)
+        if executor is None and max_retries is None and backoff_factor is None and timeout is None:
+            executor, max_retries, backoff_factor, timeout = defaults
+        else:
+            attempt = self._attempt_options(
+                task_type, defaults, executor, max_retries, backoff_factor, timeout
+            )
+            executor, max_retries, backoff_factor, timeout = attempt
+        task_id = new_task_id() if task_id is None else require_text("task_id", task_id)
+        if concurrency_key is not None or idempotency_key is not None:
+            _check_keys(concurrency_key, idempotency_key)
+        # Positional on purpose: this runs for every task, and keywords cost.
+        return Task(
+            task_id,
+            task_type,
+            data_json,
+            priority,
+            now_s,
+            due_s,
+            executor,
+            max_retries,
+            backoff_factor,
+            timeout,
+            _string_tuple("dependencies", dependencies) if dependencies else (),
+            concurrency_key,
+            idempotency_key,
+            _metadata(now_s, tags, created_by) if tags or created_by else None,
+        )
+
+    def _attempt_options(
+        self,
+        task_type: str,
+        defaults: _Defaults,
+        executor: str | None,
+        max_retries: int | None,
+        backoff_factor: float | None,
+        timeout: float | None,
+    ) -> _Defaults:
+        """The task's executor, max_retries, backoff_factor and timeout: each given one
+        checked, the type's default for the rest."""
         default_executor, default_retries, default_backoff, default_timeout = defaults
         if executor is None:
             executor = default_executor
@@ -145,31 +208,7 @@ class TaskIntake:
         else:
             check_timeout(timeout)
             timeout = float(timeout)
-        if task_id is None:
-            task_id = new_task_id()
-        elif not isinstance(task_id, str) or not task_id:
-            raise TaskValidationError("task_id", task_id, "expected a non-empty string")
-        if concurrency_key is not None:
-            _check_optional_str("concurrency_key", concurrency_key)
-        if idempotency_key is not None:
-            _check_optional_str("idempotency_key", idempotency_key)
-        # Positional on purpose: this runs for every task, and keywords cost.
-        return Task(
-            task_id,
-            task_type,
-            data_json,
-            priority,
-            now_s,
-            due_s,
-            executor,
-            max_retries,
-            backoff_factor,
-            timeout,
-            _string_tuple("dependencies", dependencies) if dependencies else (),
-            concurrency_key,
-            idempotency_key,
-            _metadata(now_s, tags, created_by) if tags or created_by else None,
-        )
+        return executor, max_retries, backoff_factor, timeout
 
     def window_of(self, now_s: float, window: Any) -> tuple[float, float]:
         """A ``(not_before, not_after)`` pair of datetimes as epoch seconds."""
@@ -192,16 +231,7 @@ class TaskIntake:
         if execution_time is not None:
             if delay is not None:
                 raise TaskValidationError("delay", delay, "give execution_time or delay, not both")
-            if not isinstance(execution_time, datetime):
-                raise TaskValidationError(
-                    "execution_time", execution_time, "expected a datetime (aware, or naive local)"
-                )
-            if execution_time.tzinfo is None:
-                # A naive time is wall-clock time in the configured zone (default: local).
-                if self._zone is None:
-                    return execution_time.astimezone().timestamp()
-                return execution_time.replace(tzinfo=self._zone).timestamp()
-            return execution_time.timestamp()
+            return _instant("execution_time", execution_time, self._epoch_s(execution_time))
         if delay is None:
             return now_s
         if isinstance(delay, timedelta):
@@ -212,16 +242,51 @@ class TaskIntake:
             raise TaskValidationError("delay", delay, "expected seconds or a timedelta")
         if not seconds >= 0:
             raise TaskValidationError("delay", delay, "must not be negative")
-        return now_s + seconds
+        return _instant("delay", delay, now_s + seconds)
+
+    def _epoch_s(self, execution_time: Any) -> float:
+        if not isinstance(execution_time, datetime):
+            raise TaskValidationError(
+                "execution_time", execution_time, "expected a datetime (aware, or naive local)"
+            )
+        try:
+            if execution_time.tzinfo is not None:
+                return execution_time.timestamp()
+            # A naive time is wall-clock time in the configured zone (default: local).
+            if self._zone is None:
+                return execution_time.astimezone().timestamp()
+            return execution_time.replace(tzinfo=self._zone).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise TaskValidationError("execution_time", execution_time, _OUT_OF_RANGE) from None
+
+
+_OUT_OF_RANGE = "outside the instants asched accepts (year 1 to 9998)"
+
+
+def _instant(field: str, value: Any, epoch_s: float) -> float:
+    """A due time within the range the stores and triggers accept."""
+    if not MIN_EPOCH_S <= epoch_s <= MAX_EPOCH_S:  # False for NaN too
+        raise TaskValidationError(field, value, _OUT_OF_RANGE)
+    return epoch_s
+
+
+def refuse_unknown_options(options: Mapping[str, Any], field_prefix: str = "") -> None:
+    """Raise :class:`UnknownOptionError` for the first keyword a task spec does not take."""
+    unknown = sorted(str(name) for name in options if name not in SPEC_FIELDS)
+    if unknown:
+        name = unknown[0]
+        raise UnknownOptionError(f"{field_prefix}{name}", options[name], SPEC_FIELDS)
+
+
+def _check_keys(concurrency_key: Any, idempotency_key: Any) -> None:
+    if concurrency_key is not None:
+        require_text("concurrency_key", concurrency_key)
+    if idempotency_key is not None:
+        require_text("idempotency_key", idempotency_key)
 
 
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
-
-
-def _check_optional_str(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise TaskValidationError(name, value, "expected a non-empty string")
 
 
 def _string_tuple(name: str, value: Any) -> tuple[str, ...]:
@@ -231,6 +296,7 @@ def _string_tuple(name: str, value: Any) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str) or not item:
             raise TaskValidationError(name, value, "expected a list of task ids")
+        require_text(name, item)
     return items
 
 
@@ -241,6 +307,6 @@ def _metadata(now_s: float, tags: Any, created_by: str | None) -> TaskMetadata:
     if tags:
         meta.tags = list(_string_tuple("tags", tags))
     if created_by is not None:
-        _check_optional_str("created_by", created_by)
+        require_text("created_by", created_by)
         meta.created_by = created_by
     return meta

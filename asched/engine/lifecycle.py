@@ -9,9 +9,12 @@ grace period, then cancel them and hand them back QUEUED.  Nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from asched.clock import LoopClock
+from asched.engine import watchdog
+from asched.engine.attempts import SHUTDOWN
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
@@ -19,12 +22,15 @@ from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
 if TYPE_CHECKING:
     from asched.engine.loop import Engine
 
+logger = logging.getLogger(__name__)
+
 
 async def start(engine: Engine) -> None:
     from asched.errors import SchedulerStateError
 
     if engine.is_running:
         raise SchedulerStateError("the scheduler is already running")
+    engine.registry.verify_importable()  # process handlers, now that their modules are loaded
     loop = asyncio.get_running_loop()
     clock = engine.clock_override or LoopClock(loop)
     engine.loop = loop
@@ -32,10 +38,16 @@ async def start(engine: Engine) -> None:
     engine.wheel = ArmedWheel(clock, engine.on_due)
     engine.line.bind(clock)
     engine.is_closing = False
+    engine.failure = None
+    engine.crashed = loop.create_future()
     await engine.store.open()
+    watchdog.watch_component(engine, engine.store, "store writer")
     if engine.writeback is not None:
         engine.writeback.start()
+        watchdog.watch_component(engine, engine.writeback, "write-back flusher")
     await engine.attempts.start()
+    engine.attempts.on_broken = lambda what, exc: watchdog.fail(engine, what, exc)
+    engine.stopped = False
     engine.is_running = True
     config = engine.config
     coordinator = None
@@ -47,8 +59,10 @@ async def start(engine: Engine) -> None:
     await recover(engine)
     for service in engine.services:
         await service.start()
+        watchdog.watch_component(engine, service, type(service).__name__)
     if coordinator is not None:
         coordinator.start()
+        watchdog.watch_component(engine, coordinator, "shared-store coordinator")
 
 
 async def recover(engine: Engine) -> None:
@@ -82,10 +96,27 @@ async def recover(engine: Engine) -> None:
 
 
 async def stop(engine: Engine, grace_s: float | None) -> None:
-    if not engine.is_running:
+    if engine.stopped:
         return
+    engine.stopped = True
     engine.is_running = False
     engine.is_closing = True
+    try:
+        await _stop(engine, grace_s)
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if engine.failure is None:
+            raise
+        # The crash is the news; what it broke on the way down only goes to the log.
+        logger.error("stopping after the crash also failed: %s: %s", type(exc).__name__, exc)
+    if engine.crashed is not None and not engine.crashed.done():
+        engine.crashed.cancel()
+    if engine.failure is not None:  # cleaned up what it could; now say why it stopped
+        raise engine.failure
+
+
+async def _stop(engine: Engine, grace_s: float | None) -> None:
     for service in reversed(engine.services):
         await service.stop()
     shared = engine.shared_coordinator
@@ -115,11 +146,11 @@ async def stop(engine: Engine, grace_s: float | None) -> None:
 
 
 async def _drain(engine: Engine, grace_s: float) -> None:
-    running = [t._handle for t in engine.active.values() if isinstance(t._handle, asyncio.Task)]
+    running = {t._handle: t for t in engine.active.values() if isinstance(t._handle, asyncio.Task)}
     if running:
         _, late = await asyncio.wait(running, timeout=grace_s)
         for handle in late:
-            handle.cancel()
+            engine.attempts.cancel(running[handle], SHUTDOWN)
         if late:
             await asyncio.wait(late)
 
@@ -131,8 +162,6 @@ def end_grace(engine: Engine) -> int:
         return 0
     cancelled = 0
     for task in engine.active.values():
-        handle = task._handle
-        if task.lifecycle is RUNNING and isinstance(handle, asyncio.Task) and not handle.done():
-            handle.cancel()
+        if task.lifecycle is RUNNING and engine.attempts.cancel(task, SHUTDOWN):
             cancelled += 1
     return cancelled

@@ -31,7 +31,7 @@ from asched.engine.registry import Registry
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.engine.writeback import WriteBack
-from asched.errors import MiddlewareError, SchedulerStateError
+from asched.errors import MiddlewareError, SchedulerCrashedError, SchedulerStateError
 from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE
 from asched.middleware.chain import MiddlewareChain
 from asched.model import Task, TaskLifecycle, TaskPriority
@@ -97,7 +97,11 @@ class Engine:
         self._dispatch_pending = False
         self.is_closing = False
         self.is_running = False
+        self.stopped = True  # until start(); stop() cleans up once
         self.shared_coordinator: SharedStoreCoordinator | None = None
+        #: set when a background task died (see asched.engine.watchdog)
+        self.failure: SchedulerCrashedError | None = None
+        self.crashed: asyncio.Future[SchedulerCrashedError] | None = None  # set by start()
         self._use_store(store)
 
     # -- configuration (before or while running) ------------------------------------
@@ -428,6 +432,8 @@ class Engine:
         return len(self.wheel)
 
     def require_running(self) -> None:
+        if self.failure is not None:
+            raise self.failure
         if not self.is_running:
             state = "shutting down" if self.is_closing else "not started"
             raise SchedulerStateError(

@@ -81,6 +81,16 @@ class Registry:
         self.definitions[name] = definition
         return definition
 
+    def verify_importable(self, name: str | None = None) -> None:
+        """Check that a worker process can import each process-executor handler (or
+        only ``name``'s) by its module and name; a TaskValidationError if not."""
+        from asched.executors.process import handler_reference
+
+        chosen = self.definitions.values() if name is None else [self.definitions[name]]
+        for definition in chosen:
+            if definition.executor == "process":
+                handler_reference(definition.handler)
+
 
 def _executor_for(handler: Callable[..., Any], executor: str | None) -> str:
     """The executor a handler runs on: the one asked for, if it suits the handler."""
@@ -102,9 +112,11 @@ def _executor_for(handler: Callable[..., Any], executor: str | None) -> str:
             "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
         )
     if executor == "process":
-        from asched.executors.process import handler_reference
+        from asched.executors.process import handler_shape
 
-        handler_reference(handler)  # a worker process must be able to import it
+        # Only the shape here: under a decorator the module does not name the
+        # function yet; Registry.verify_importable() checks that at start and first use.
+        handler_shape(handler)
     return executor
 
 

@@ -11,7 +11,7 @@ from asched.core.checks import require_int
 from asched.core.triggers import CronTrigger, IntervalTrigger, Trigger
 from asched.engine.intake import SPEC_FIELDS, TaskIntake
 from asched.engine.recurring import Schedule, local_zone_name
-from asched.errors import TaskValidationError
+from asched.errors import TaskValidationError, UnknownOptionError
 from asched.model import encode_json, new_task_id
 from asched.model.validation import parse_priority
 
@@ -88,7 +88,7 @@ def _check_task_side(
     unknown = set(task_options) - TASK_OPTIONS
     if unknown:
         name = sorted(unknown)[0]
-        raise TaskValidationError(name, task_options[name], "not an option of a recurring task")
+        raise UnknownOptionError(name, task_options[name], TASK_OPTIONS)
     if task_data is not None and not isinstance(task_data, dict):
         raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
     intake.build(now_s, task_type, task_data, None, priority, **task_options)

@@ -46,6 +46,9 @@ class WriteBack:
         self._wanted = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        return [] if self._flusher is None else [self._flusher]
+
     async def stop(self) -> None:
         """Stop the flusher and write what is still dirty."""
         if self._flusher is not None:

@@ -16,14 +16,9 @@ Workers are daemonic: a handler cannot start processes of its own.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import logging
 import multiprocessing
-import signal
 import socket
-import struct
 import sys
-import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,14 +27,17 @@ from typing import Any, NoReturn
 
 import orjson
 
-from asched.errors import ProcessTaskError, TaskValidationError, WorkerCrashedError
+from asched.errors import (
+    ConfigError,
+    SchedulerStateError,
+    TaskValidationError,
+    WorkerCrashedError,
+)
 from asched.executors.base import Executor
+from asched.executors.process_reap import stop_process
+from asched.executors.process_wire import decode_reply, exchange, find_by_qualname
+from asched.executors.process_worker import worker_main
 
-logger = logging.getLogger(__name__)
-
-_FRAME = struct.Struct("!Q")  # the byte length that prefixes every message
-_CHUNK = 1 << 20
-_REAP_S = 5.0  # how long a SIGKILLed process may take to vanish before we give up on it
 _START_METHODS = ("forkserver", "spawn")
 
 _Grant = asyncio.Future["_Worker | None"]  # a waiter gets a worker, or None: "start one"
@@ -69,9 +67,9 @@ class ProcessExecutor(Executor):
         self, max_workers: int, *, start_method: str = "forkserver", term_grace_s: float = 0.2
     ) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be an integer >= 1, not {max_workers!r}")
+            raise ConfigError("process_pool_size", max_workers, "must be an integer >= 1")
         if start_method not in _START_METHODS:
-            raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
+            raise ConfigError("start_method", start_method, f"must be one of {_START_METHODS}")
         if start_method not in multiprocessing.get_all_start_methods():
             start_method = "spawn"
         self.start_method = start_method
@@ -92,7 +90,7 @@ class ProcessExecutor(Executor):
     async def shutdown(self) -> None:
         self._closed = True
         while (waiter := self._next_waiter()) is not None:
-            waiter.set_exception(RuntimeError("the process executor shut down"))
+            waiter.set_exception(SchedulerStateError("the process executor shut down"))
         if self._launches:
             await asyncio.wait(self._launches)
         self._idle.clear()
@@ -117,7 +115,7 @@ class ProcessExecutor(Executor):
     async def _call(self, handler: str, request: bytes) -> Any:
         worker = await self._acquire()
         try:
-            reply = await _exchange(worker.sock, request)
+            reply = await exchange(worker.sock, request)
         except asyncio.CancelledError:
             await self._retire(worker, kill=True)
             raise
@@ -130,13 +128,13 @@ class ProcessExecutor(Executor):
             exitcode = await self._retire(worker, kill=False)
             raise WorkerCrashedError(handler, worker.pid, exitcode)
         self._release(worker)
-        return _decode_reply(reply)
+        return decode_reply(reply)
 
     # -- the pool ------------------------------------------------------------------
 
     async def _acquire(self) -> _Worker:
         if self._closed:
-            raise RuntimeError("the process executor is shut down")
+            raise SchedulerStateError("the process executor is shut down")
         while self._idle:
             worker = self._idle.pop()
             if worker.process.is_alive():
@@ -159,7 +157,7 @@ class ProcessExecutor(Executor):
         """Start a worker in the slot the caller holds."""
         if self._closed:
             self._free_slot()
-            raise RuntimeError("the process executor is shut down")
+            raise SchedulerStateError("the process executor is shut down")
         try:
             worker = self._new_worker()
         except BaseException:
@@ -183,7 +181,7 @@ class ProcessExecutor(Executor):
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         process = self._context.Process(  # type: ignore[attr-defined]  # BaseContext stub
-            target=_worker_main, args=(theirs,), name="asched-process-worker", daemon=True
+            target=worker_main, args=(theirs,), name="asched-process-worker", daemon=True
         )
         worker = _Worker(process, ours, theirs)
         self._workers.add(worker)
@@ -254,7 +252,7 @@ class ProcessExecutor(Executor):
             # A worker that hung up by itself is usually exiting: let it, to keep its
             # exit code; a worker being cancelled gets SIGTERM straight away.
             patience_s = 0.0 if kill else self._term_grace_s
-            return await _stop_process(worker.process, patience_s, self._term_grace_s)
+            return await stop_process(worker.process, patience_s, self._term_grace_s)
         finally:
             # Closed only now: at shutdown a call may still be reading from it.
             worker.sock.close()
@@ -265,7 +263,21 @@ class ProcessExecutor(Executor):
 
 
 def handler_reference(fn: Callable[..., Any]) -> tuple[str, str]:
-    """The (module, qualified name) a worker imports ``fn`` by; rejects what it cannot."""
+    """The (module, qualified name) a worker imports ``fn`` by; rejects what it cannot.
+
+    Call it once the handler's module is fully imported (the scheduler does, at
+    start and when a task type is first scheduled): under a decorator the name
+    is only bound after the decorator has returned."""
+    module, qualname = handler_shape(fn)
+    if find_by_qualname(sys.modules.get(module), qualname) is not fn:
+        reason = f"{module}.{qualname} does not name this object, so a worker could not find it"
+        raise TaskValidationError("handler", fn, reason)
+    return module, qualname
+
+
+def handler_shape(fn: Callable[..., Any]) -> tuple[str, str]:
+    """What can be checked while the handler is being defined: it has a module and
+    a qualified name, and that name is not a lambda's or a nested function's."""
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
@@ -277,16 +289,7 @@ def handler_reference(fn: Callable[..., Any]) -> tuple[str, str]:
     if "<locals>" in qualname:
         reason = "a nested function cannot run in a worker process; define it at module level"
         raise TaskValidationError("handler", fn, reason)
-    if _find(sys.modules.get(module), qualname) is not fn:
-        reason = f"{module}.{qualname} does not name this object, so a worker could not find it"
-        raise TaskValidationError("handler", fn, reason)
     return module, qualname
-
-
-def _find(namespace: Any, qualname: str) -> Any:
-    for part in qualname.split("."):
-        namespace = getattr(namespace, part, None)
-    return namespace
 
 
 async def _raise(exc: BaseException) -> NoReturn:
@@ -302,145 +305,3 @@ def _launch(worker: _Worker) -> None:
         if worker.child_sock is not None:
             worker.child_sock.close()
             worker.child_sock = None
-
-
-async def _exchange(sock: socket.socket, request: bytes) -> bytes | None:
-    """Send one request and read its reply; None if the worker hung up."""
-    loop = asyncio.get_running_loop()
-    await loop.sock_sendall(sock, _FRAME.pack(len(request)) + request)
-    header = await _receive(loop, sock, _FRAME.size)
-    if header is None:
-        return None
-    return await _receive(loop, sock, _FRAME.unpack(header)[0])
-
-
-async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes | None:
-    data = bytearray()
-    while len(data) < size:
-        chunk = await loop.sock_recv(sock, min(size - len(data), _CHUNK))
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
-
-
-def _decode_reply(reply: bytes) -> Any:
-    message = orjson.loads(reply)
-    if "result" in message:
-        return message["result"]
-    error = message["error"]
-    raise ProcessTaskError(error["type"], error["message"], error["traceback"])
-
-
-async def _stop_process(process: BaseProcess, patience_s: float, grace_s: float) -> int | None:
-    """Wait ``patience_s`` for the process to exit, then SIGTERM, then SIGKILL; reap it."""
-    steps: tuple[tuple[Callable[[], None] | None, float], ...] = (
-        (None, patience_s),
-        (process.terminate, grace_s),
-        (process.kill, _REAP_S),
-    )
-    for send, wait_s in steps:
-        if send is not None:
-            send()
-        if await _exited(process, wait_s):
-            # The sentinel fired, so the process is gone or a few instructions from
-            # becoming a zombie: this join does not wait in practice.
-            process.join(_REAP_S)
-            exitcode = process.exitcode
-            if exitcode is not None:
-                process.close()
-            return exitcode
-    logger.warning("worker process %s survived SIGKILL; leaving it", process.pid)
-    return None
-
-
-async def _exited(process: BaseProcess, timeout_s: float) -> bool:
-    """Wait, without blocking the loop, until the process has exited."""
-    if process.exitcode is not None:
-        return True
-    if timeout_s <= 0:
-        return False
-    loop = asyncio.get_running_loop()
-    exited: asyncio.Future[None] = loop.create_future()
-    sentinel = process.sentinel
-    loop.add_reader(sentinel, _set_done, exited)
-    try:
-        await asyncio.wait_for(exited, timeout_s)
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_reader(sentinel)
-    return True
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-# -- worker side ---------------------------------------------------------------------
-
-
-def _worker_main(sock: socket.socket) -> None:
-    """A worker process: answer one request at a time until the scheduler hangs up."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the scheduler, which stops us
-    handlers: dict[str, Callable[..., Any]] = {}
-    with sock:
-        try:
-            while (request := _read_frame(sock)) is not None:
-                reply = _answer(request, handlers)
-                sock.sendall(_FRAME.pack(len(reply)) + reply)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the scheduler went away
-
-
-def _read_frame(sock: socket.socket) -> bytes | None:
-    header = _read_exact(sock, _FRAME.size)
-    return None if header is None else _read_exact(sock, _FRAME.unpack(header)[0])
-
-
-def _read_exact(sock: socket.socket, size: int) -> bytes | None:
-    data = bytearray(size)
-    view = memoryview(data)
-    got = 0
-    while got < size:
-        count = sock.recv_into(view[got:])
-        if count == 0:
-            return None
-        got += count
-    return bytes(data)
-
-
-def _answer(request: bytes, handlers: dict[str, Callable[..., Any]]) -> bytes:
-    name = "the handler"
-    try:
-        call = orjson.loads(request)
-        name = f"{call['module']}.{call['qualname']}"
-        fn = handlers.get(name)
-        if fn is None:
-            fn = handlers[name] = _import(call["module"], call["qualname"])
-        result = fn(**call["kwargs"])
-    except Exception as exc:
-        return _error_reply(type(exc).__name__, str(exc), traceback.format_exc())
-    try:
-        return orjson.dumps({"result": result})
-    except TypeError as exc:
-        message = f"the result of {name} is not JSON-serializable: {exc}"
-        return _error_reply("TypeError", message, "")
-
-
-def _import(module: str, qualname: str) -> Callable[..., Any]:
-    found: object = _find(importlib.import_module(module), qualname)
-    if not callable(found):
-        raise LookupError(f"no callable {module}.{qualname} in the worker process")
-    return found
-
-
-def _error_reply(error_type: str, message: str, trace: str) -> bytes:
-    error = {"type": error_type, "message": _utf8(message), "traceback": _utf8(trace)}
-    return orjson.dumps({"error": error})
-
-
-def _utf8(text: str) -> str:
-    """orjson refuses lone surrogates; escape them."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -58,6 +58,9 @@ class LoadMetrics:
     async def start(self) -> None:
         self._folder = asyncio.get_running_loop().create_task(self._fold_forever())
 
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        return [] if self._folder is None else [self._folder]
+
     async def stop(self) -> None:
         if self._folder is not None:
             self._folder.cancel()

@@ -178,6 +178,10 @@ class SQLiteStore(Store):
             raise
         self._writer_task = asyncio.get_running_loop().create_task(self._write_forever())
 
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        """The writer: if it dies, the scheduler using this store fails loudly."""
+        return [] if self._writer_task is None else [self._writer_task]
+
     async def close(self) -> None:
         """Write everything queued, then close both connections."""
         writer_task = self._writer_task
@@ -185,9 +189,11 @@ class SQLiteStore(Store):
             return
         self._closing = True
         self._wake.set()
-        await writer_task
-        self._writer_task = None
-        await self._disconnect()
+        try:
+            await writer_task  # raises what stopped the writer, if it died
+        finally:
+            self._writer_task = None
+            await self._disconnect()
 
     async def _connect(self) -> aiosqlite.Connection:
         try:
@@ -254,6 +260,8 @@ class SQLiteStore(Store):
     def _queue(self) -> WriteGroup:
         if self._writer_task is None or self._closing:
             raise StoreError(f"sqlite store {self.path} is not open")
+        if self._writer_task.done():
+            raise StoreError(f"sqlite store {self.path}: its writer has stopped")
         self._wake.set()
         return self._open_group
 
@@ -266,6 +274,12 @@ class SQLiteStore(Store):
                 self._inflight = group
                 try:
                     await self._commit_group(group)
+                except BaseException as exc:
+                    # The writer is dying: no caller may wait on it forever.
+                    stopped = StoreError(f"sqlite store {self.path}: its writer stopped ({exc!r})")
+                    group.fail(stopped)
+                    self._open_group.fail(stopped)
+                    raise
                 finally:
                     self._inflight = None
                     group.finish()
