@@ -7,7 +7,8 @@ import inspect
 
 from asched import Scheduler, SchedulerFacade
 
-LIFECYCLE = {"start", "stop", "connect", "disconnect"}
+# wait_crashed watches the loop that runs the facade itself: it belongs to the worker.
+LIFECYCLE = {"start", "stop", "connect", "disconnect", "wait_crashed"}
 
 
 def _params(fn: object) -> list[tuple[str, object, object]]:
