@@ -62,8 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_run(commands)
+    _add_worker(commands)
     _add_ops(commands)
     return parser
+
+
+def _add_worker(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run APP's distributed handlers from a RabbitMQ broker (needs no store)",
+        description="Consume the tasks APP's schedulers publish (executor='distributed').",
+    )
+    worker.add_argument("app", metavar="APP", help="module:attribute, e.g. mybot.worker:scheduler")
+    worker.add_argument("--broker", help="amqp:// URL (default: the app's broker, ASCHED_BROKER)")
+    worker.add_argument("--concurrency", type=_positive_int, help="tasks at once (default 16)")
+    worker.add_argument("--prefetch", type=_positive_int, help="unacked messages (default 2x)")
+    worker.add_argument("--grace", type=_seconds, metavar="SECONDS", help="drain time on stop")
+    worker.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
+    )
 
 
 def _add_demo(commands: Any) -> None:
@@ -168,6 +185,23 @@ def _run(args: argparse.Namespace) -> int:
     return run_worker(app, args.grace, args.log_level, args.until_idle)
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from asched._cli_app import AppError, load_app
+    from asched.broker.command import options_for, serve_worker
+
+    try:
+        app = load_app(args.app)
+    except AppError as exc:
+        print(f"asched worker: error: {exc}", file=sys.stderr)
+        return 2
+    grace = args.grace
+    options = options_for(app.scheduler, args.broker, args.concurrency, args.prefetch, grace)
+    if isinstance(options, str):
+        print(f"asched worker: error: {options}", file=sys.stderr)
+        return 2
+    return serve_worker(app.scheduler, options, args.log_level)
+
+
 def _ops(args: argparse.Namespace) -> int:
     from asched import _cli_ops as ops
 
@@ -193,6 +227,7 @@ def _ops(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "run": _run,
+    "worker": _worker,
     "status": _ops,
     "list": _ops,
     "schedules": _ops,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,6 +39,13 @@ class SchedulerConfig:
     shared_store: bool = False
     lease_s: float = 30.0
     poll_interval_s: float = 0.5
+    #: RabbitMQ URL for ``executor="distributed"`` (amqp://user:password@host/vhost);
+    #: kept out of repr, so the password is never printed
+    broker: str | None = field(default=None, repr=False)
+    #: names every exchange and queue, so several apps can share one broker
+    broker_prefix: str = "asched"
+    #: shared secret for HMAC-signed broker messages (workers must use the same)
+    broker_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -65,6 +73,7 @@ class SchedulerConfig:
         _check_number("lease_s", self.lease_s, minimum=0.0, strict=True)
         _check_number("poll_interval_s", self.poll_interval_s, minimum=0.0, strict=True)
         _check_type("use_uvloop", self.use_uvloop, bool)
+        _check_broker(self.broker, self.broker_prefix, self.broker_secret)
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -110,6 +119,25 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         except ValueError:
             raise ConfigError(name, raw, "expected a number") from None
     return text or None
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _check_broker(url: Any, prefix: Any, secret: Any) -> None:
+    if url is not None:
+        _check_type("broker", url, str)
+        if not url.startswith(("amqp://", "amqps://")):
+            scheme = url.partition("://")[0] if "://" in url else "(none)"
+            # the URL itself may hold a password: name only its scheme
+            raise ConfigError("broker", f"{scheme}://...", "expected an amqp:// or amqps:// URL")
+    _check_type("broker_prefix", prefix, str)
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError("broker_prefix", prefix, "use 1-100 of A-Z a-z 0-9 _ . -")
+    if secret is not None:
+        _check_type("broker_secret", secret, str)
+        if not secret:
+            raise ConfigError("broker_secret", "", "must not be empty (leave it unset instead)")
 
 
 def _check_type(name: str, value: Any, kind: type) -> None:

@@ -381,7 +381,8 @@ class Engine:
 
     def _begin(self, task: Task, now_s: float) -> None:
         """Start an attempt of a task whose concurrency slot is already taken."""
-        self._move(task, RUNNING, now_s, None)
+        executor = None if task.executor_type == "async" else self._executors[task.executor_type]
+        self._move(task, RUNNING, now_s, None if executor is None else executor.start_reason)
         task.started_s = now_s
         task.wait_reason = None
         definition = self._registry.definitions.get(task.type)
@@ -391,12 +392,12 @@ class Engine:
             return
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
-        if task.executor_type == "async":
+        if executor is None:
             attempt = definition.handler(**kwargs)
         else:
-            attempt = self._executors[task.executor_type].run(definition.handler, kwargs)
+            attempt = executor.run_task(task, definition.handler, kwargs)
         task._handle = self._loop.create_task(self._run(task, attempt))
-        if task.timeout_s is not None:
+        if task.timeout_s is not None and (executor is None or not executor.owns_timeouts):
             self.clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s))
 
     # -- several processes on one store (see asched._shared) ---------------------------

@@ -15,7 +15,9 @@ from asched.errors import TaskValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXECUTOR_NAMES = ("async", "local", "thread", "process")
+EXECUTOR_NAMES = ("async", "local", "thread", "process", "distributed", "distributed-process")
+#: run on broker workers; "distributed" takes coroutine functions and plain ones
+DISTRIBUTED = ("distributed", "distributed-process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +71,18 @@ class Registry:
             raise TaskValidationError(
                 "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
             )
+        if executor == "distributed-process" and is_coroutine:
+            reason = f"handler {handler!r} is a coroutine function; use 'distributed'"
+            raise TaskValidationError("executor", executor, reason)
         if executor == "async" and not is_coroutine:
             raise TaskValidationError(
                 "executor", executor, f"handler {handler!r} is not a coroutine function"
             )
-        if executor != "async" and is_coroutine:
+        if executor not in ("async", "distributed") and is_coroutine:
             raise TaskValidationError(
                 "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
             )
-        if executor == "process":
+        if executor in ("process", "distributed-process"):
             from asched.executors.process import handler_reference
 
             handler_reference(handler)  # a worker process must be able to import it

@@ -46,6 +46,7 @@ from asched.core.dependencies import find_cycle
 from asched.core.ratelimit import RateLimit
 from asched.engine import CANCELLED_BY_REQUEST
 from asched.errors import (
+    ConfigError,
     DependencyError,
     SchedulerStateError,
     TaskCancelledError,
@@ -57,6 +58,7 @@ from asched.errors import (
 from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.policies import BreakerKey, Policies, TypePolicy
+from asched.registry import DISTRIBUTED
 from asched.stores import Store, open_store
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
@@ -90,6 +92,14 @@ class Scheduler(RecurringAPI, InsightAPI):
         self._intake = TaskIntake(config, self._registry)
         self._schedules = ScheduleRunner(self, rng or random.Random())
         self._memory = backend if isinstance(backend, MemoryStore) else None
+        if config.broker is not None:
+            from asched.executors.distributed import DistributedExecutor
+
+            remote = DistributedExecutor(
+                config.broker, config.broker_prefix, secret=config.broker_secret
+            )
+            for name in DISTRIBUTED:
+                self._executors[name] = remote
 
     # -- registration --------------------------------------------------------------
 
@@ -261,6 +271,10 @@ class Scheduler(RecurringAPI, InsightAPI):
     async def start(self) -> None:
         if self._running:
             raise SchedulerStateError("the scheduler is already running")
+        remote = [d.name for d in self._registry.definitions.values() if d.executor in DISTRIBUTED]
+        if remote and self.config.broker is None:
+            reason = f"task type {remote[0]!r} runs on broker workers (executor='distributed')"
+            raise ConfigError("broker", None, reason)
         loop = asyncio.get_running_loop()
         self._bind(loop, self._clock_override or LoopClock(loop))
         self._closing = False

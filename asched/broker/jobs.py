@@ -1,0 +1,134 @@
+"""Running one task message on a broker worker: the local executor it uses, its
+timeout, and the report item its outcome becomes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from asched.broker import protocol as p
+from asched.executors import Executor, LocalExecutor, ProcessExecutor, ThreadExecutor
+
+#: executor names a handler registers with to run on broker workers, and the
+#: worker-side executor each uses ("auto": coroutine functions in the loop, the
+#: others on threads)
+DISTRIBUTED_EXECUTORS = {"distributed": "auto", "distributed-process": "process"}
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One task message a worker holds, from delivery to acknowledgement."""
+
+    token: str
+    task_id: str
+    task_type: str
+    kwargs: dict[str, Any]
+    timeout_s: float | None
+    reply_to: str
+    #: (connection generation, delivery tag) of each delivery of this message
+    deliveries: list[tuple[int, int]] = field(default_factory=list)
+    handle: asyncio.Task[None] | None = None
+    started_timer: asyncio.TimerHandle | None = None
+    cancel_requested: bool = False
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Job:
+        kwargs = message["data"]
+        timeout = message.get("timeout")
+        if not isinstance(kwargs, dict):
+            raise TypeError("task data must be a JSON object")
+        return cls(
+            str(message["token"]),
+            str(message["id"]),
+            str(message["type"]),
+            kwargs,
+            None if timeout is None else float(timeout),
+            str(message["reply"]),
+        )
+
+
+class LocalExecutors:
+    """The worker's own executors, started on first use."""
+
+    def __init__(self, thread_pool_size: int, process_pool_size: int) -> None:
+        self._factories = {
+            "thread": lambda: ThreadExecutor(thread_pool_size),
+            "process": lambda: ProcessExecutor(process_pool_size),
+            "local": LocalExecutor,
+        }
+        self._started: dict[str, Executor] = {}
+
+    async def get(self, kind: str) -> Executor:
+        executor = self._started.get(kind)
+        if executor is None:
+            executor = self._factories[kind]()
+            await executor.start()
+            self._started[kind] = executor
+        return executor
+
+    async def shutdown(self) -> None:
+        for executor in self._started.values():
+            await executor.shutdown()
+        self._started.clear()
+
+
+async def execute(job: Job, handler: Any, kind: str, executors: LocalExecutors) -> bytes:
+    """Run the handler and return its report item, JSON-encoded."""
+    timed_out = False
+    try:
+        async with asyncio.timeout(job.timeout_s) as scope:
+            result = await _start(handler, kind, job.kwargs, executors)
+    except asyncio.CancelledError:
+        if not job.cancel_requested:
+            raise
+        return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.CANCELLED})
+    except TimeoutError as exc:
+        timed_out = scope.expired()
+        if not timed_out:
+            return _error(job, exc)
+    except Exception as exc:
+        return _error(job, exc)
+    if timed_out:
+        message = f"timed out after {job.timeout_s:g}s on the worker"
+        return orjson.dumps(p.error_item(job.token, job.task_id, "TaskTimeoutError", message))
+    try:
+        return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.OK, "r": result})
+    except TypeError as exc:
+        message = f"the result of {job.task_type} is not JSON-serializable: {exc}"
+        return orjson.dumps(p.error_item(job.token, job.task_id, "TypeError", message))
+
+
+async def _start(handler: Any, kind: str, kwargs: dict[str, Any], executors: LocalExecutors) -> Any:
+    if kind == "auto":
+        if inspect.iscoroutinefunction(handler):
+            return await handler(**kwargs)
+        kind = "thread"
+    executor = await executors.get(kind)
+    attempt: Awaitable[Any] = executor.run(handler, kwargs)
+    return await attempt
+
+
+def _error(job: Job, exc: BaseException) -> bytes:
+    item = p.error_item(
+        job.token, job.task_id, type(exc).__name__, str(exc), traceback.format_exc()
+    )
+    return orjson.dumps(item)
+
+
+def no_handler(job: Job) -> bytes:
+    message = f"no handler is registered for task type {job.task_type!r} on this worker"
+    return orjson.dumps(p.error_item(job.token, job.task_id, "UnknownTaskTypeError", message))
+
+
+def cancelled(job: Job) -> bytes:
+    return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.CANCELLED})
+
+
+def started(job: Job) -> bytes:
+    return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.STARTED})

@@ -1,0 +1,375 @@
+"""The broker worker: runs the distributed tasks of an app, needing no store.
+
+``asched worker APP --broker URL`` imports APP only for its handler registry.
+Task messages are consumed with manual acks and a bounded prefetch; each
+outcome (and, for a task still running after ``started_after_s``, a "started"
+report) goes to the dispatching scheduler's reply queue with a publisher
+confirm, and the task message is acked only once that report is confirmed.  A
+worker that dies mid-task therefore leaves its messages unacked, and RabbitMQ
+redelivers them to another worker.
+
+Reports ready in the same loop iteration travel as one message.  Cancels arrive
+on the worker's own control queue (cancel the coroutine, or kill the process
+executor's child, and report CANCELLED); a cancel for a task not held here is
+remembered, and the task's message is dropped when it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from pamqp.commands import Basic
+
+from asched.broker import jobs
+from asched.broker import protocol as p
+from asched.broker.codec import DEFAULT_MAX_MESSAGE_BYTES, MessageCodec
+from asched.broker.errors import MessageRejectedError
+from asched.broker.link import BrokerLink
+from asched.broker.names import BrokerNames
+from asched.broker.topology import declare_shared
+
+if TYPE_CHECKING:
+    from asched.scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
+
+_REMEMBERED_CANCELS = 10_000
+_REPORT_BYTES_MARGIN = 512
+_PERSISTENT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    url: str
+    prefix: str = "asched"
+    concurrency: int = 16
+    prefetch: int | None = None  # default: 2 x concurrency
+    secret: str | bytes | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    heartbeat_s: float = 5.0
+    started_after_s: float = 0.1
+    grace_s: float = 30.0
+
+    @property
+    def effective_prefetch(self) -> int:
+        return self.prefetch if self.prefetch is not None else 2 * self.concurrency
+
+
+class BrokerWorker:
+    def __init__(self, scheduler: Scheduler, options: WorkerOptions) -> None:
+        self.options = options
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.names = BrokerNames(options.prefix)
+        self.queue = self.names.worker(self.worker_id)
+        self._definitions = scheduler._registry.definitions
+        config = scheduler.config
+        self._executors = jobs.LocalExecutors(
+            config.thread_pool_size, min(options.concurrency, config.process_pool_size)
+        )
+        self._codec = MessageCodec(options.secret, options.max_message_bytes)
+        self._link = BrokerLink(
+            options.url, f"asched-worker-{self.worker_id}", self._on_connected, self._on_lost
+        )
+        self._generation = 0
+        self._jobs: dict[str, jobs.Job] = {}  # token -> every job held, running or waiting
+        self._waiting: deque[jobs.Job] = deque()
+        self._running = 0
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        # reply queue -> [(encoded report item, the job it settles or None)]
+        self._outgoing: dict[str, list[tuple[bytes, jobs.Job | None]]] = {}
+        self._flush_pending = False
+        self._chores: set[asyncio.Task[Any]] = set()
+        self._consumer_tag: str | None = None
+        self._stopping = False
+        self.completed = 0
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then drain within the grace period."""
+        self._loop = asyncio.get_running_loop()
+        self._link.start()
+        beat = self._loop.create_task(self._heartbeat_forever())
+        try:
+            await stop.wait()
+        finally:
+            beat.cancel()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        self._stopping = True
+        channel = self._link.channel
+        if channel is not None and self._consumer_tag is not None:
+            try:
+                await channel.basic_cancel(self._consumer_tag)
+            except Exception as exc:
+                logger.debug("cancelling the consumer: %s", exc)
+        self._waiting.clear()  # unacked: the broker hands them to another worker
+        handles = [j.handle for j in self._jobs.values() if j.handle is not None]
+        if handles:
+            _, late = await asyncio.wait(handles, timeout=self.options.grace_s)
+            for handle in late:
+                handle.cancel()
+            if late:
+                await asyncio.wait(late)
+        await self._send_last_reports(deadline_s=self._loop.time() + 5.0)
+        await self._link.close()
+        await self._executors.shutdown()
+
+    async def _send_last_reports(self, deadline_s: float) -> None:
+        while self._link.channel is not None and (self._outgoing or self._chores):
+            self._flush()
+            remaining_s = deadline_s - self._loop.time()
+            if remaining_s <= 0 or not self._chores:
+                return
+            await asyncio.wait(set(self._chores), timeout=remaining_s)
+
+    # -- the link -------------------------------------------------------------------
+
+    async def _on_connected(self, channel: AbstractChannel) -> None:
+        self._generation += 1
+        generation = self._generation
+        await declare_shared(channel, self.names)
+        await channel.queue_declare(self.queue, exclusive=True, auto_delete=True)
+        await channel.queue_bind(self.queue, self.names.control, routing_key="")
+        await channel.basic_consume(self.queue, self._on_control, no_ack=True)
+        if not self._stopping:
+            await channel.basic_qos(prefetch_count=self.options.effective_prefetch)
+            ok = await channel.basic_consume(
+                self.names.tasks, partial(self._on_task, channel, generation)
+            )
+            self._consumer_tag = ok.consumer_tag
+        if self._outgoing:
+            self._loop.call_soon(self._request_flush)
+        logger.info("worker %s consuming %s", self.worker_id, self.names.tasks)
+
+    def _on_lost(self) -> None:
+        # Unacked deliveries went back to the queue; the waiting ones will come again.
+        for job in self._waiting:
+            self._jobs.pop(job.token, None)
+        self._waiting.clear()
+
+    # -- task messages --------------------------------------------------------------
+
+    async def _on_task(
+        self, channel: AbstractChannel, generation: int, message: DeliveredMessage
+    ) -> None:
+        tag = message.delivery_tag or 0
+        try:
+            job = jobs.Job.from_message(self._codec.decode(message.body))
+        except (MessageRejectedError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("dropping a bad task message: %s", exc)
+            if not channel.is_closed:
+                await channel.basic_reject(tag, requeue=False, wait=False)
+            return
+        held = self._jobs.get(job.token)
+        if held is not None:  # redelivered (a reconnect) while we still run it
+            held.deliveries.append((generation, tag))
+            return
+        job.deliveries.append((generation, tag))
+        self._jobs[job.token] = job
+        if job.task_id in self._cancelled:
+            self._settle(job, jobs.cancelled(job))
+        elif self._stopping:
+            self._jobs.pop(job.token, None)
+        elif self._running < self.options.concurrency:
+            self._start(job)
+        else:
+            self._waiting.append(job)
+
+    def _start(self, job: jobs.Job) -> None:
+        definition = self._definitions.get(job.task_type)
+        kind = None if definition is None else jobs.DISTRIBUTED_EXECUTORS.get(definition.executor)
+        if definition is None or kind is None:
+            self._settle(job, jobs.no_handler(job))
+            return
+        self._running += 1
+        job.handle = self._loop.create_task(self._execute(job, definition.handler, kind))
+        job.started_timer = self._loop.call_later(
+            self.options.started_after_s, self._report_started, job
+        )
+
+    async def _execute(self, job: jobs.Job, handler: Any, kind: str) -> None:
+        try:
+            item = await jobs.execute(job, handler, kind, self._executors)
+        except asyncio.CancelledError:
+            self._running -= 1
+            self._jobs.pop(job.token, None)  # shutdown: left unacked for another worker
+            raise
+        finally:
+            if job.started_timer is not None:
+                job.started_timer.cancel()
+        self._running -= 1
+        self._settle(job, item)
+        while self._waiting and self._running < self.options.concurrency:
+            self._start(self._waiting.popleft())
+
+    def _report_started(self, job: jobs.Job) -> None:
+        self._queue_report(job.reply_to, jobs.started(job), None)
+
+    def _settle(self, job: jobs.Job, item: bytes) -> None:
+        self._queue_report(job.reply_to, item, job)
+
+    # -- reports ----------------------------------------------------------------------
+
+    def _queue_report(self, reply_to: str, item: bytes, job: jobs.Job | None) -> None:
+        self._outgoing.setdefault(reply_to, []).append((item, job))
+        self._request_flush()
+
+    def _request_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        channel = self._link.channel
+        if channel is None or not self._outgoing:
+            return
+        outgoing, self._outgoing = self._outgoing, {}
+        for reply_to, entries in outgoing.items():
+            for batch in self._batches(entries):
+                self._spawn(self._publish_reports(channel, reply_to, batch))
+
+    def _batches(
+        self, entries: list[tuple[bytes, jobs.Job | None]]
+    ) -> list[list[tuple[bytes, jobs.Job | None]]]:
+        """Split so that each report message stays under the size limit."""
+        limit = self._codec.max_bytes - _REPORT_BYTES_MARGIN
+        batches: list[list[tuple[bytes, jobs.Job | None]]] = [[]]
+        size = 0
+        for entry in entries:
+            item = entry[0]
+            if len(item) > limit:
+                entry = (_too_large(item, limit), entry[1])
+            if size + len(entry[0]) > limit and batches[-1]:
+                batches.append([])
+                size = 0
+            batches[-1].append(entry)
+            size += len(entry[0]) + 1
+        return batches
+
+    async def _publish_reports(
+        self, channel: AbstractChannel, reply_to: str, batch: list[tuple[bytes, jobs.Job | None]]
+    ) -> None:
+        body = self._codec.encode(
+            {
+                "k": p.REPORTS,
+                "worker": self.queue,
+                "items": [orjson.Fragment(item) for item, _ in batch],
+            }
+        )
+        try:
+            confirm = await channel.basic_publish(
+                body, routing_key=reply_to, properties=Basic.Properties(delivery_mode=_PERSISTENT)
+            )
+        except Exception as exc:
+            confirm = None
+            logger.warning("reports to %s not sent (%s); sending again", reply_to, exc)
+        if not isinstance(confirm, Basic.Ack):
+            self._outgoing.setdefault(reply_to, [])[:0] = batch
+            if self._link.channel is not None:
+                self._loop.call_later(0.5, self._request_flush)
+            return
+        for _, job in batch:
+            if job is not None:
+                self._acknowledge(job)
+
+    def _acknowledge(self, job: jobs.Job) -> None:
+        self._jobs.pop(job.token, None)
+        self.completed += 1
+        channel = self._link.channel
+        if channel is None or channel.is_closed:
+            return  # the broker requeued it; the report is already out, the token fences it
+        for generation, tag in job.deliveries:
+            if generation == self._generation:
+                self._spawn(channel.basic_ack(tag, wait=False))
+
+    # -- control and heartbeats ----------------------------------------------------
+
+    async def _on_control(self, message: DeliveredMessage) -> None:
+        try:
+            control = self._codec.decode(message.body)
+        except MessageRejectedError as exc:
+            logger.warning("dropping a bad control message: %s", exc)
+            return
+        if control.get("k") != p.CANCEL:
+            return
+        task_id, token = control.get("id"), control.get("token")
+        job = self._jobs.get(token) if isinstance(token, str) else None
+        if job is None:
+            if isinstance(task_id, str):
+                self._remember_cancel(task_id)
+            return
+        job.cancel_requested = True
+        if job.handle is not None:
+            job.handle.cancel()
+            logger.info("cancelled task %s on request", job.task_id)
+        elif job in self._waiting:
+            self._waiting.remove(job)
+            self._settle(job, jobs.cancelled(job))
+
+    def _remember_cancel(self, task_id: str) -> None:
+        self._cancelled[task_id] = None
+        if len(self._cancelled) > _REMEMBERED_CANCELS:
+            self._cancelled.popitem(last=False)
+
+    async def _heartbeat_forever(self) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        while True:
+            channel = self._link.channel
+            if channel is not None:
+                beat = {
+                    "k": p.HEARTBEAT,
+                    "worker": self.worker_id,
+                    "host": host,
+                    "pid": pid,
+                    "prefetch": self.options.effective_prefetch,
+                    "concurrency": self.options.concurrency,
+                    "running": self._running,
+                    "at": time.time(),
+                }
+                self._spawn(_publish_quietly(channel, self._codec.encode(beat), self.names))
+            await asyncio.sleep(self.options.heartbeat_s)
+
+    def _spawn(self, work: Any) -> None:
+        chore = self._loop.create_task(work)
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+
+async def _publish_quietly(channel: AbstractChannel, body: bytes, names: BrokerNames) -> None:
+    try:
+        await channel.basic_publish(body, exchange=names.heartbeats, routing_key="")
+    except Exception as exc:
+        logger.debug("heartbeat not sent: %s", exc)
+
+
+def _too_large(item: bytes, limit: int) -> bytes:
+    head = orjson.loads(item)
+    message = f"the report ({len(item)} bytes) is over the message size limit ({limit})"
+    return orjson.dumps(p.error_item(head["t"], head["id"], "MessageTooLargeError", message))
+
+
+async def run_worker(scheduler: Scheduler, options: WorkerOptions, stop: asyncio.Event) -> None:
+    """Run a broker worker for ``scheduler``'s handlers until ``stop`` is set."""
+    worker = BrokerWorker(scheduler, options)
+    logger.info(
+        "asched worker %s on %s (prefix %s): concurrency %d, prefetch %d",
+        worker.worker_id,
+        worker._link.safe_url,
+        options.prefix,
+        options.concurrency,
+        options.effective_prefetch,
+    )
+    await worker.run(stop)
