@@ -1,0 +1,168 @@
+"""A scheduler in this process, workers in child processes: cancel, timeouts,
+signing, and a broker that drops every connection mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from broker_helpers import APP, Processes, ledger_lines
+
+from asched import Scheduler, TaskLifecycle
+from asched.errors import TaskFailedError
+
+
+def crunch(name: str) -> str:  # the scheduler's side of the app's "crunch" handler
+    raise AssertionError("runs on a broker worker, never here")
+
+
+async def _slow(name: str, seconds: float = 60.0) -> str:
+    raise AssertionError("runs on a broker worker, never here")
+
+
+async def _work(n: int, delay: float = 0.0) -> int:
+    raise AssertionError("runs on a broker worker, never here")
+
+
+@pytest.fixture
+async def make_remote(
+    tmp_path: Path, broker_url: str, broker_prefix: str
+) -> AsyncIterator[Callable[..., Scheduler]]:
+    (tmp_path / "app.py").write_text(APP)
+    made: list[Scheduler] = []
+
+    def make(**settings: Any) -> Scheduler:
+        settings.setdefault("broker", broker_url)
+        scheduler = Scheduler(broker_prefix=broker_prefix, **settings)
+        scheduler.register("work", _work, executor="distributed", max_retries=5)
+        scheduler.register("slow", _slow, executor="distributed", max_retries=0)
+        scheduler.register("crunch", crunch, executor="distributed-process", max_retries=0)
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        await scheduler.stop(grace_s=0)
+
+
+async def _until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _marks(tmp_path: Path) -> list[str]:
+    marks = tmp_path / "marks.txt"
+    return marks.read_text().splitlines() if marks.exists() else []
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> int:
+    worker.terminate()
+    return worker.wait(timeout=30)
+
+
+async def test_cancel_stops_a_running_remote_task_and_drops_a_queued_one(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    worker = processes.worker("app:scheduler", "--concurrency", "1", "--prefetch", "1", log="w.log")
+    async with make_remote() as scheduler:
+        running = await scheduler.schedule_task("slow", {"name": "first"})
+        queued = await scheduler.schedule_task("slow", {"name": "second"})
+        await _until(lambda: "started first" in _marks(tmp_path), 30, "the first task to start")
+        assert await scheduler.cancel_task(queued) is True
+        assert await scheduler.cancel_task(running) is True
+        assert await scheduler.get_task_status(running) is TaskLifecycle.CANCELLED
+        await _until(lambda: "cancelled first" in _marks(tmp_path), 15, "the worker to cancel")
+        # The second message reaches the worker only now, and is dropped unrun.
+        done = await scheduler.schedule_task("work", {"n": 7})
+        assert await scheduler.wait_for(done, timeout=30) == 7
+    assert _stop(worker) == 0
+    assert "started second" not in _marks(tmp_path)
+
+
+async def test_cancel_kills_the_process_executor_child_on_the_worker(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    worker = processes.worker("app:scheduler", log="w.log")
+    async with make_remote() as scheduler:
+        task_id = await scheduler.schedule_task("crunch", {"name": "render"})
+        await _until(lambda: _marks(tmp_path), 60, "the child process to start")
+        child_pid = int(_marks(tmp_path)[0].split()[-1])
+        assert await scheduler.cancel_task(task_id) is True
+        await _until(lambda: not _alive(child_pid), 15, "the child to be killed")
+    assert _stop(worker) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead too
+        return stat.read().split()[2] != "Z"
+
+
+async def test_a_worker_enforces_the_timeout_and_the_scheduler_records_the_failure(
+    processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    worker = processes.worker("app:scheduler", log="w.log")
+    async with make_remote() as scheduler:
+        task_id = await scheduler.schedule_task("slow", {"name": "late"}, timeout=0.3)
+        with pytest.raises(TaskFailedError, match=r"timed out after 0\.3s"):
+            await scheduler.wait_for(task_id, timeout=30)
+    assert _stop(worker) == 0
+
+
+async def test_workers_with_a_secret_drop_unsigned_tasks_and_run_signed_ones(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    processes.env["ASCHED_BROKER_SECRET"] = "s3cret"
+    worker = processes.worker("app:scheduler", log="w.log")
+    async with make_remote(broker_secret="s3cret") as signed:
+        task_id = await signed.schedule_task("work", {"n": 1})
+        assert await signed.wait_for(task_id, timeout=30) == 1
+    async with make_remote(grace_period_s=0.1) as unsigned:
+        forged = await unsigned.schedule_task("work", {"n": 2})
+        await _until(
+            lambda: "unsigned" in (tmp_path / "w.log").read_text(), 15, "the worker to drop it"
+        )
+        assert await unsigned.get_task_status(forged) is TaskLifecycle.RUNNING
+    assert _stop(worker) == 0
+    assert [n for n, _ in ledger_lines(tmp_path / "ledger.txt")] == [1]
+    assert "s3cret" not in (tmp_path / "w.log").read_text()
+
+
+async def test_closing_every_broker_connection_mid_run_loses_nothing(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    count = 300
+    worker = processes.worker("app:scheduler", "--concurrency", "8", log="w.log")
+    ledger = tmp_path / "ledger.txt"
+    async with make_remote(store=f"sqlite:///{tmp_path / 'tasks.db'}") as scheduler:
+        ids = await scheduler.schedule_many(
+            [{"task_type": "work", "task_data": {"n": n, "delay": 0.02}} for n in range(count)]
+        )
+        await _until(lambda: len(ledger_lines(ledger)) >= 40, 30, "some tasks to run")
+        await asyncio.to_thread(_close_all_connections)
+        results = [await scheduler.wait_for(task_id, timeout=60) for task_id in ids]
+    assert results == list(range(count))
+    assert _stop(worker) == 0
+    assert {n for n, _ in ledger_lines(ledger)} == set(range(count))
+    assert "reconnected to the broker" in (tmp_path / "w.log").read_text()
+
+
+def _close_all_connections() -> None:
+    subprocess.run(
+        ["rabbitmqctl", "close_all_connections", "asched broker outage test"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
