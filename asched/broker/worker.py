@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 _REMEMBERED_CANCELS = 10_000
 _REPORT_BYTES_MARGIN = 512
 _PERSISTENT = 2
+#: report messages awaiting a confirm at once; more reports wait and travel together
+_REPORTS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class BrokerWorker:
         # reply queue -> [(encoded report item, the job it settles or None)]
         self._outgoing: dict[str, list[tuple[bytes, jobs.Job | None]]] = {}
         self._flush_pending = False
+        self._publishing = 0  # report messages awaiting their confirm
         self._chores: set[asyncio.Task[Any]] = set()
         self._consumer_tag: str | None = None
         self._stopping = False
@@ -234,11 +237,12 @@ class BrokerWorker:
     def _flush(self) -> None:
         self._flush_pending = False
         channel = self._link.channel
-        if channel is None or not self._outgoing:
-            return
+        if channel is None or not self._outgoing or self._publishing >= _REPORTS_IN_FLIGHT:
+            return  # a confirm still due will flush again: reports gather meanwhile
         outgoing, self._outgoing = self._outgoing, {}
         for reply_to, entries in outgoing.items():
             for batch in self._batches(entries):
+                self._publishing += 1
                 self._spawn(self._publish_reports(channel, reply_to, batch))
 
     def _batches(
@@ -276,24 +280,25 @@ class BrokerWorker:
         except Exception as exc:
             confirm = None
             logger.warning("reports to %s not sent (%s); sending again", reply_to, exc)
+        finally:
+            self._publishing -= 1
         if not isinstance(confirm, Basic.Ack):
             self._outgoing.setdefault(reply_to, [])[:0] = batch
             if self._link.channel is not None:
                 self._loop.call_later(0.5, self._request_flush)
             return
-        for _, job in batch:
-            if job is not None:
-                self._acknowledge(job)
-
-    def _acknowledge(self, job: jobs.Job) -> None:
-        self._jobs.pop(job.token, None)
-        self.completed += 1
-        channel = self._link.channel
-        if channel is None or channel.is_closed:
-            return  # the broker requeued it; the report is already out, the token fences it
-        for generation, tag in job.deliveries:
-            if generation == self._generation:
-                self._spawn(channel.basic_ack(tag, wait=False))
+        if self._outgoing:
+            self._request_flush()
+        settled = [job for _, job in batch if job is not None]
+        for job in settled:
+            self._jobs.pop(job.token, None)
+        self.completed += len(settled)
+        current = self._link.channel
+        if current is None or current.is_closed:
+            return  # the broker requeued them; the reports are out, their tokens fence them
+        tags = [tag for job in settled for gen, tag in job.deliveries if gen == self._generation]
+        if tags:
+            self._spawn(_ack_each(current, tags))
 
     # -- control and heartbeats ----------------------------------------------------
 
@@ -346,6 +351,12 @@ class BrokerWorker:
         chore = self._loop.create_task(work)
         self._chores.add(chore)
         chore.add_done_callback(self._chores.discard)
+
+
+async def _ack_each(channel: AbstractChannel, tags: list[int]) -> None:
+    """Ack one by one: a ``multiple`` ack would also cover messages still running."""
+    for tag in tags:
+        await channel.basic_ack(tag, wait=False)
 
 
 async def _publish_quietly(channel: AbstractChannel, body: bytes, names: BrokerNames) -> None:

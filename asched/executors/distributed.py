@@ -187,6 +187,9 @@ class DistributedExecutor(Executor):
                     a.body,
                     routing_key=queue,
                     properties=Basic.Properties(delivery_mode=_PERSISTENT, priority=a.priority),
+                    # The confirm is what counts: no drain wait per message.  (aiormq's
+                    # Channel takes ``wait``; its abstract base does not declare it.)
+                    wait=False,  # type: ignore[call-arg]
                 )
                 for a in batch
             ),
