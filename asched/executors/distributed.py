@@ -95,6 +95,8 @@ class DistributedExecutor(Executor):
         self._flush_pending = False
         self._chores: set[asyncio.Task[Any]] = set()
         self._started = False
+        #: task messages the broker has confirmed since start
+        self.published = 0
 
     @property
     def connected(self) -> bool:
@@ -200,6 +202,7 @@ class DistributedExecutor(Executor):
             for a, confirm in zip(batch, confirms, strict=True)
             if not isinstance(confirm, Basic.Ack) and not a.future.done()
         ]
+        self.published += len(batch) - len(unconfirmed)
         if not unconfirmed:
             return
         logger.warning("%d task message(s) not confirmed; publishing again", len(unconfirmed))
