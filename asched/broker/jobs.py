@@ -22,8 +22,17 @@ DISTRIBUTED_EXECUTORS = {"distributed": "auto", "distributed-process": "process"
 
 
 @dataclass(eq=False, slots=True)
+class Delivery:
+    """One task message (it may carry several tasks): acked once all are reported."""
+
+    generation: int  # of the connection it came on; tags mean nothing on another
+    tag: int
+    remaining: int
+
+
+@dataclass(eq=False, slots=True)
 class Job:
-    """One task message a worker holds, from delivery to acknowledgement."""
+    """One task a worker holds, from delivery to acknowledgement."""
 
     token: str
     task_id: str
@@ -31,26 +40,38 @@ class Job:
     kwargs: dict[str, Any]
     timeout_s: float | None
     reply_to: str
-    #: (connection generation, delivery tag) of each delivery of this message
-    deliveries: list[tuple[int, int]] = field(default_factory=list)
+    #: every delivery of a message carrying this task (a redelivery adds one)
+    deliveries: list[Delivery] = field(default_factory=list)
     handle: asyncio.Task[None] | None = None
     started_timer: asyncio.TimerHandle | None = None
     cancel_requested: bool = False
 
-    @classmethod
-    def from_message(cls, message: dict[str, Any]) -> Job:
-        kwargs = message["data"]
-        timeout = message.get("timeout")
+
+def read_tasks(message: dict[str, Any]) -> list[Job]:
+    """The jobs of a task message; raises KeyError, TypeError or ValueError if malformed."""
+    if message.get("k") != p.TASKS:
+        raise ValueError(f"not a task message: {message.get('k')!r}")
+    reply_to = message["reply"]
+    entries = message["tasks"]
+    if not isinstance(reply_to, str) or not isinstance(entries, list) or not entries:
+        raise TypeError("a task message needs a reply queue and a list of tasks")
+    found = []
+    for entry in entries:
+        kwargs = entry["data"]
+        timeout = entry.get("timeout")
         if not isinstance(kwargs, dict):
             raise TypeError("task data must be a JSON object")
-        return cls(
-            str(message["token"]),
-            str(message["id"]),
-            str(message["type"]),
-            kwargs,
-            None if timeout is None else float(timeout),
-            str(message["reply"]),
+        found.append(
+            Job(
+                str(entry["token"]),
+                str(entry["id"]),
+                str(entry["type"]),
+                kwargs,
+                None if timeout is None else float(timeout),
+                reply_to,
+            )
         )
+    return found
 
 
 class LocalExecutors:

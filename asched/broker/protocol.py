@@ -1,7 +1,9 @@
 """What travels over the broker, spelled out once for both sides.
 
-- task (scheduler → ``<prefix>.tasks``): ``{"k": "task", "id", "type", "data", "token",
-  "attempt", "timeout", "reply"}``; ``token`` names this one attempt.
+- tasks (scheduler → ``<prefix>.tasks``): ``{"k": "tasks", "reply", "tasks": [{"id",
+  "type", "data", "token", "attempt", "timeout"}]}``; ``token`` names one attempt.  A
+  message carries up to :data:`TASKS_PER_MESSAGE` tasks of one priority, dispatched
+  in the same loop iteration; it is acked once every one of them is reported.
 - reports (worker → the scheduler's reply queue): ``{"k": "reports", "worker", "items":
   [{"t": token, "id", "s": state, "r": result | "e": error}]}`` where the state is
   ``started``, ``ok``, ``err`` or ``cancelled``; one message carries every report a
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-TASK: Final = "task"
+TASKS: Final = "tasks"
+#: how many tasks one message carries at most (a worker's prefetch counts tasks, so
+#: it takes ``prefetch // TASKS_PER_MESSAGE`` messages, at least one)
+TASKS_PER_MESSAGE: Final = 10
 REPORTS: Final = "reports"
 CANCEL: Final = "cancel"
 HEARTBEAT: Final = "hb"

@@ -147,7 +147,8 @@ class BrokerWorker:
         await channel.queue_bind(self.queue, self.names.control, routing_key="")
         await channel.basic_consume(self.queue, self._on_control, no_ack=True)
         if not self._stopping:
-            await channel.basic_qos(prefetch_count=self.options.effective_prefetch)
+            messages = max(1, self.options.effective_prefetch // p.TASKS_PER_MESSAGE)
+            await channel.basic_qos(prefetch_count=messages)
             ok = await channel.basic_consume(
                 self.names.tasks, partial(self._on_task, channel, generation)
             )
@@ -169,26 +170,28 @@ class BrokerWorker:
     ) -> None:
         tag = message.delivery_tag or 0
         try:
-            job = jobs.Job.from_message(self._codec.decode(message.body))
+            found = jobs.read_tasks(self._codec.decode(message.body))
         except (MessageRejectedError, KeyError, TypeError, ValueError) as exc:
             logger.warning("dropping a bad task message: %s", exc)
             if not channel.is_closed:
                 await channel.basic_reject(tag, requeue=False, wait=False)
             return
-        held = self._jobs.get(job.token)
-        if held is not None:  # redelivered (a reconnect) while we still run it
-            held.deliveries.append((generation, tag))
-            return
-        job.deliveries.append((generation, tag))
-        self._jobs[job.token] = job
-        if job.task_id in self._cancelled:
-            self._settle(job, jobs.cancelled(job))
-        elif self._stopping:
-            self._jobs.pop(job.token, None)
-        elif self._running < self.options.concurrency:
-            self._start(job)
-        else:
-            self._waiting.append(job)
+        delivery = jobs.Delivery(generation, tag, len(found))
+        for job in found:
+            held = self._jobs.get(job.token)
+            if held is not None:  # redelivered (a reconnect) while we still hold it
+                held.deliveries.append(delivery)
+                continue
+            job.deliveries.append(delivery)
+            if self._stopping:
+                continue  # left unacked: the broker hands it to another worker
+            self._jobs[job.token] = job
+            if job.task_id in self._cancelled:
+                self._settle(job, jobs.cancelled(job))
+            elif self._running < self.options.concurrency:
+                self._start(job)
+            else:
+                self._waiting.append(job)
 
     def _start(self, job: jobs.Job) -> None:
         definition = self._definitions.get(job.task_type)
@@ -296,7 +299,12 @@ class BrokerWorker:
         current = self._link.channel
         if current is None or current.is_closed:
             return  # the broker requeued them; the reports are out, their tokens fence them
-        tags = [tag for job in settled for gen, tag in job.deliveries if gen == self._generation]
+        tags = []
+        for job in settled:
+            for delivery in job.deliveries:
+                delivery.remaining -= 1
+                if delivery.remaining == 0 and delivery.generation == self._generation:
+                    tags.append(delivery.tag)
         if tags:
             self._spawn(_ack_each(current, tags))
 

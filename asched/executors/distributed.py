@@ -50,6 +50,7 @@ BROKER_UNAVAILABLE = "broker unavailable"
 _PERSISTENT = 2
 _NACK_RETRY_S = 0.5
 _REPLY_PREFETCH = 256
+_ENVELOPE_BYTES = 512  # room for the signature, the reply queue name and the list
 
 
 @dataclass(eq=False, slots=True)
@@ -57,7 +58,7 @@ class _Attempt:
     token: str
     task: Task
     future: asyncio.Future[Any]
-    body: bytes
+    body: bytes  # the task's entry in a task message, JSON
     priority: int
     worker: str | None = None  # the control queue of the worker that reported holding it
     deadline: asyncio.TimerHandle | None = None
@@ -85,6 +86,7 @@ class DistributedExecutor(Executor):
         self.scheduler_id = os.urandom(6).hex()
         self.reply_queue = self.names.replies(self.scheduler_id)
         self._codec = MessageCodec(secret, max_message_bytes)
+        self._max_entry_bytes = max_message_bytes - _ENVELOPE_BYTES
         self._report_grace_s = report_grace_s
         self._link = BrokerLink(
             url, f"asched-scheduler-{self.scheduler_id}", self._on_connected, self._on_lost
@@ -138,20 +140,18 @@ class DistributedExecutor(Executor):
     ) -> Awaitable[Any]:
         future: asyncio.Future[Any] = self._loop.create_future()
         token = f"{self.scheduler_id}-{next(self._tokens)}"
-        message = {
-            "k": p.TASK,
+        entry = {
             "id": task.id,
             "type": task.type,
             "data": orjson.Fragment(task.data_json),
             "token": token,
             "attempt": task.retries,
             "timeout": task.timeout_s,
-            "reply": self.reply_queue,
         }
-        try:
-            body = self._codec.encode(message)
-        except MessageTooLargeError as exc:
-            future.set_exception(exc)
+        body = orjson.dumps(entry)
+        if len(body) > self._max_entry_bytes:
+            error = MessageTooLargeError(len(body), self._max_entry_bytes)
+            future.set_exception(error)
             return future
         attempt = _Attempt(token, task, future, body, amqp_priority(task.priority))
         self._attempts[token] = attempt
@@ -179,33 +179,58 @@ class DistributedExecutor(Executor):
         self._outbox = []
         for attempt in batch:
             attempt.task.wait_reason = None
-        self._spawn(self._publish(channel, batch))
+        self._spawn(self._publish(channel, self._pack(batch)))
 
-    async def _publish(self, channel: AbstractChannel, batch: list[_Attempt]) -> None:
+    def _pack(self, batch: list[_Attempt]) -> list[tuple[list[_Attempt], bytes, int]]:
+        """Messages of up to TASKS_PER_MESSAGE attempts of one priority, under the size limit."""
+        by_priority: dict[int, list[_Attempt]] = {}
+        for attempt in batch:
+            by_priority.setdefault(attempt.priority, []).append(attempt)
+        messages = []
+        room = self._max_entry_bytes
+        for priority, attempts in by_priority.items():
+            chunk: list[_Attempt] = []
+            size = 0
+            for attempt in attempts:
+                if chunk and (len(chunk) == p.TASKS_PER_MESSAGE or size + len(attempt.body) > room):
+                    messages.append((chunk, self._envelope(chunk), priority))
+                    chunk, size = [], 0
+                chunk.append(attempt)
+                size += len(attempt.body) + 1
+            messages.append((chunk, self._envelope(chunk), priority))
+        return messages
+
+    def _envelope(self, chunk: list[_Attempt]) -> bytes:
+        tasks = [orjson.Fragment(a.body) for a in chunk]
+        return self._codec.encode({"k": p.TASKS, "reply": self.reply_queue, "tasks": tasks})
+
+    async def _publish(
+        self, channel: AbstractChannel, messages: list[tuple[list[_Attempt], bytes, int]]
+    ) -> None:
         queue = self.names.tasks
         confirms = await asyncio.gather(
             *(
                 channel.basic_publish(
-                    a.body,
+                    body,
                     routing_key=queue,
-                    properties=Basic.Properties(delivery_mode=_PERSISTENT, priority=a.priority),
+                    properties=Basic.Properties(delivery_mode=_PERSISTENT, priority=priority),
                     # The confirm is what counts: no drain wait per message.  (aiormq's
                     # Channel takes ``wait``; its abstract base does not declare it.)
                     wait=False,  # type: ignore[call-arg]
                 )
-                for a in batch
+                for _, body, priority in messages
             ),
             return_exceptions=True,
         )
-        unconfirmed = [
-            a
-            for a, confirm in zip(batch, confirms, strict=True)
-            if not isinstance(confirm, Basic.Ack) and not a.future.done()
-        ]
-        self.published += len(batch) - len(unconfirmed)
+        unconfirmed: list[_Attempt] = []
+        for (chunk, _, _), confirm in zip(messages, confirms, strict=True):
+            if isinstance(confirm, Basic.Ack):
+                self.published += len(chunk)
+            else:
+                unconfirmed.extend(a for a in chunk if not a.future.done())
         if not unconfirmed:
             return
-        logger.warning("%d task message(s) not confirmed; publishing again", len(unconfirmed))
+        logger.warning("%d task(s) not confirmed; publishing again", len(unconfirmed))
         self._outbox.extend(unconfirmed)
         if self._link.channel is None:
             for attempt in unconfirmed:

@@ -56,7 +56,7 @@ def test_a_sigkilled_worker_loses_nothing_and_duplicates_stay_within_its_prefetc
     tmp_path: Path, processes: Processes
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
-    prefetch = 8
+    prefetch = 20  # whole messages of up to 10 tasks: two of them
     options = ("--concurrency", "4", "--prefetch", str(prefetch))
     victim = processes.worker("app:scheduler", *options, log="victim.log")
     survivor = processes.worker("app:scheduler", *options, log="survivor.log")
