@@ -153,7 +153,16 @@ def _asched(url: str, n: int, tmp: Path) -> Figures:
 
 def _start_asched_worker(env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
     log = tmp / "asched-worker.log"
-    command = ["-m", "asched.cli", "worker", "asched_app:scheduler", "--prefetch", "200"]
+    command = [
+        "-m",
+        "asched.cli",
+        "worker",
+        "asched_app:scheduler",
+        "--prefetch",
+        "200",
+        "--concurrency",
+        "100",
+    ]
     with open(log, "wb") as out:
         worker = subprocess.Popen([sys.executable, *command], env=env, cwd=tmp, stderr=out)
     deadline = time.monotonic() + 60

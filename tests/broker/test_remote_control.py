@@ -75,8 +75,9 @@ async def test_cancel_stops_a_running_remote_task_and_drops_a_queued_one(
     worker = processes.worker("app:scheduler", "--concurrency", "1", "--prefetch", "1", log="w.log")
     async with make_remote() as scheduler:
         running = await scheduler.schedule_task("slow", {"name": "first"})
-        queued = await scheduler.schedule_task("slow", {"name": "second"})
         await _until(lambda: "started first" in _marks(tmp_path), 30, "the first task to start")
+        # The worker's one message of prefetch is taken: this one waits in RabbitMQ.
+        queued = await scheduler.schedule_task("slow", {"name": "second"})
         assert await scheduler.cancel_task(queued) is True
         assert await scheduler.cancel_task(running) is True
         assert await scheduler.get_task_status(running) is TaskLifecycle.CANCELLED
