@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_run(commands)
     _add_worker(commands)
+    _add_workers(commands)
     _add_ops(commands)
     return parser
 
@@ -129,6 +130,13 @@ def _add_run(commands: Any) -> None:
     run.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
     )
+
+
+def _add_workers(commands: Any) -> None:
+    workers = commands.add_parser("workers", help="list the broker workers that are alive")
+    workers.add_argument("--broker", help="amqp:// URL (default: ASCHED_BROKER)")
+    workers.add_argument("--prefix", help="broker_prefix (default: ASCHED_BROKER_PREFIX, asched)")
+    workers.add_argument("--listen", type=_seconds, default=6.0, help="seconds to listen (6)")
 
 
 def _add_ops(commands: Any) -> None:
@@ -202,6 +210,28 @@ def _worker(args: argparse.Namespace) -> int:
     return serve_worker(app.scheduler, options, args.log_level)
 
 
+def _workers(args: argparse.Namespace) -> int:
+    from asched.broker.inspect import format_workers, listen_for_workers
+    from asched.config import SchedulerConfig
+
+    config = SchedulerConfig.from_env()
+    url = args.broker or config.broker
+    if url is None:
+        print("asched workers: error: pass --broker URL or set ASCHED_BROKER", file=sys.stderr)
+        return 2
+    prefix = args.prefix or config.broker_prefix
+    try:
+        beats = asyncio.run(listen_for_workers(url, prefix, args.listen, config.broker_secret))
+    except Exception as exc:  # aiormq's connection errors share no narrower base
+        print(
+            f"asched workers: error: cannot reach the broker ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 1
+    print(format_workers(beats))
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from asched import _cli_ops as ops
 
@@ -228,6 +258,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "run": _run,
     "worker": _worker,
+    "workers": _workers,
     "status": _ops,
     "list": _ops,
     "schedules": _ops,

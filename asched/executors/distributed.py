@@ -60,6 +60,7 @@ class _Attempt:
     future: asyncio.Future[Any]
     body: bytes  # the task's entry in a task message, JSON
     priority: int
+    published: bool = False  # confirmed by the broker
     worker: str | None = None  # the control queue of the worker that reported holding it
     deadline: asyncio.TimerHandle | None = None
 
@@ -226,6 +227,8 @@ class DistributedExecutor(Executor):
         for (chunk, _, _), confirm in zip(messages, confirms, strict=True):
             if isinstance(confirm, Basic.Ack):
                 self.published += len(chunk)
+                for attempt in chunk:
+                    attempt.published = True
             else:
                 unconfirmed.extend(a for a in chunk if not a.future.done())
         if not unconfirmed:
@@ -313,7 +316,7 @@ class DistributedExecutor(Executor):
         self._attempts.pop(attempt.token, None)
         if attempt.deadline is not None:
             attempt.deadline.cancel()
-        if future.cancelled() and self._started:
+        if future.cancelled() and self._started and attempt.published:
             # cancel_task, a shutdown past its grace, or an expired deadline elsewhere
             self._send_cancel(attempt.task.id, attempt.token, attempt.worker)
 

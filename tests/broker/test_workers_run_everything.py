@@ -39,12 +39,16 @@ def test_two_workers_run_every_task_once_and_the_store_records_it(
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
     workers = [processes.worker("app:scheduler", log=f"worker{i}.log") for i in range(2)]
+    listing = processes.start("-m", "asched.cli", "workers", "--listen", "6", log="workers.log")
     scheduler = _scheduler(processes, delay=0.01)
     try:
         assert scheduler.wait(timeout=90) == 0, (tmp_path / "scheduler.log").read_text()
+        assert listing.wait(timeout=30) == 0
     finally:
         codes = _stop(*workers)
     assert codes == [0, 0]
+    listed = (tmp_path / "workers.log").read_text()
+    assert all(f" {w.pid} " in listed for w in workers), listed
     assert stored_states(tmp_path / "tasks.db") == Counter({"COMPLETED": COUNT})
     runs = ledger_lines(tmp_path / "ledger.txt")
     assert Counter(n for n, _ in runs) == Counter(range(COUNT)), "each task ran exactly once"
