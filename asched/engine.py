@@ -114,6 +114,8 @@ class Engine:
         self._persists = not store.shares_objects
         self._on_settle: Callable[[Task], None] | None = None
         self._shared: SharedStoreCoordinator | None = None
+        # executor name -> why its due tasks wait (the broker is unreachable)
+        self._executor_holds: dict[str, Gate] = {}
         self.store_errors = 0
 
     # -- wiring ------------------------------------------------------------------
@@ -342,7 +344,7 @@ class Engine:
                         self._push_ready(again, now)
                     continue
             if gated and task.type in gated:
-                gate = self._policies.gate(task, now)
+                gate = self._gate(task, now)
                 if gate is not None:
                     self._defer(task, gate, now)
                     continue
@@ -351,6 +353,36 @@ class Engine:
                 self._begin(task, now)
             else:
                 self._start(task, now)
+
+    def _gate(self, task: Task, now_s: float) -> Gate | None:
+        if self._executor_holds:
+            hold = self._executor_holds.get(task.executor_type)
+            if hold is not None:
+                return hold
+        return self._policies.gate(task, now_s) if self._policies.is_gated(task.type) else None
+
+    def _set_executor_available(self, names: tuple[str, ...], available: bool, reason: str) -> None:
+        """Executors ``names`` went down (their due tasks then wait SCHEDULED, parked,
+        with ``reason``) or came back (the parked tasks go back to the ready queue)."""
+        types = {d.name for d in self._registry.definitions.values() if d.executor in names}
+        blocker_name = f"executor:{names[0]}"
+        if not available:
+            for name in names:
+                self._executor_holds[name] = Gate(None, reason, blocker_name)
+            self._gated.update(types)
+            return
+        if not any(name in self._executor_holds for name in names):
+            return
+        for name in names:
+            self._executor_holds.pop(name, None)
+        self._gated.difference_update(t for t in types if not self._policies.is_gated(t))
+        now = self.clock.now()
+        woken = self._limits.unpark_all(("breaker", blocker_name))
+        for task in woken:
+            task.wait_reason = None
+            self._push_ready(task, now)
+        if woken:
+            self._request_dispatch()
 
     def _defer(self, task: Task, gate: Gate, now_s: float) -> None:
         """A due task must wait for a rate limit or a circuit; it spends no attempt."""

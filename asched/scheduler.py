@@ -98,6 +98,9 @@ class Scheduler(RecurringAPI, InsightAPI):
             remote = DistributedExecutor(
                 config.broker, config.broker_prefix, secret=config.broker_secret
             )
+            remote.on_availability = lambda up, reason: self._set_executor_available(
+                DISTRIBUTED, up, reason
+            )
             for name in DISTRIBUTED:
                 self._executors[name] = remote
 

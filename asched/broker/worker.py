@@ -86,6 +86,7 @@ class BrokerWorker:
         self._jobs: dict[str, jobs.Job] = {}  # token -> every job held, running or waiting
         self._waiting: deque[jobs.Job] = deque()
         self._running = 0
+        # tokens of attempts cancelled before their message reached this worker
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         # reply queue -> [(encoded report item, the job it settles or None)]
         self._outgoing: dict[str, list[tuple[bytes, jobs.Job | None]]] = {}
@@ -117,17 +118,26 @@ class BrokerWorker:
                 await channel.basic_cancel(self._consumer_tag)
             except Exception as exc:
                 logger.debug("cancelling the consumer: %s", exc)
-        self._waiting.clear()  # unacked: the broker hands them to another worker
-        handles = [j.handle for j in self._jobs.values() if j.handle is not None]
-        if handles:
-            _, late = await asyncio.wait(handles, timeout=self.options.grace_s)
-            for handle in late:
-                handle.cancel()
-            if late:
-                await asyncio.wait(late)
+        await self._finish_held(deadline_s=self._loop.time() + self.options.grace_s)
         await self._send_last_reports(deadline_s=self._loop.time() + 5.0)
         await self._link.close()
         await self._executors.shutdown()
+
+    async def _finish_held(self, deadline_s: float) -> None:
+        """Run what this worker holds (waiting tasks start as others finish) until the
+        deadline; then cancel the rest, whose messages stay unacked for another worker."""
+        while True:
+            handles = [j.handle for j in self._jobs.values() if j.handle and not j.handle.done()]
+            if not handles:
+                return
+            remaining_s = deadline_s - self._loop.time()
+            if remaining_s <= 0:
+                self._waiting.clear()
+                for handle in handles:
+                    handle.cancel()
+                await asyncio.wait(handles)
+                return
+            await asyncio.wait(handles, timeout=remaining_s, return_when=asyncio.FIRST_COMPLETED)
 
     async def _send_last_reports(self, deadline_s: float) -> None:
         while self._link.channel is not None and (self._outgoing or self._chores):
@@ -186,7 +196,7 @@ class BrokerWorker:
             if self._stopping:
                 continue  # left unacked: the broker hands it to another worker
             self._jobs[job.token] = job
-            if job.task_id in self._cancelled:
+            if job.token in self._cancelled:
                 self._settle(job, jobs.cancelled(job))
             elif self._running < self.options.concurrency:
                 self._start(job)
@@ -318,11 +328,12 @@ class BrokerWorker:
             return
         if control.get("k") != p.CANCEL:
             return
-        task_id, token = control.get("id"), control.get("token")
-        job = self._jobs.get(token) if isinstance(token, str) else None
-        if job is None:
-            if isinstance(task_id, str):
-                self._remember_cancel(task_id)
+        token = control.get("token")
+        if not isinstance(token, str):
+            return
+        job = self._jobs.get(token)
+        if job is None:  # a later attempt of the same task has a new token: unaffected
+            self._remember_cancel(token)
             return
         job.cancel_requested = True
         if job.handle is not None:
@@ -332,8 +343,8 @@ class BrokerWorker:
             self._waiting.remove(job)
             self._settle(job, jobs.cancelled(job))
 
-    def _remember_cancel(self, task_id: str) -> None:
-        self._cancelled[task_id] = None
+    def _remember_cancel(self, token: str) -> None:
+        self._cancelled[token] = None
         if len(self._cancelled) > _REMEMBERED_CANCELS:
             self._cancelled.popitem(last=False)
 

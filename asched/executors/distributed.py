@@ -100,6 +100,9 @@ class DistributedExecutor(Executor):
         self._started = False
         #: task messages the broker has confirmed since start
         self.published = 0
+        #: told when the broker becomes unreachable (False) or reachable again (True),
+        #: so that the engine holds due tasks back instead of dispatching them
+        self.on_availability: Callable[[bool, str], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -114,6 +117,7 @@ class DistributedExecutor(Executor):
         if not self._started:  # one instance may be registered under several names
             self._started = True
             self._loop = asyncio.get_running_loop()
+            self._announce(False)  # until the first connection is up
             self._link.start()
 
     async def shutdown(self) -> None:
@@ -257,10 +261,16 @@ class DistributedExecutor(Executor):
         await channel.basic_consume(self.reply_queue, partial(self._on_reply, channel))
         if self._outbox:
             self._loop.call_soon(self._request_flush)
+        self._loop.call_soon(self._announce, True)  # once the link has its channel
 
     def _on_lost(self) -> None:
         for attempt in self._outbox:
             attempt.task.wait_reason = BROKER_UNAVAILABLE
+        self._announce(False)
+
+    def _announce(self, available: bool) -> None:
+        if self.on_availability is not None and (available == self.connected):
+            self.on_availability(available, BROKER_UNAVAILABLE)
 
     # -- outcomes -------------------------------------------------------------------
 

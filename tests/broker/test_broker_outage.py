@@ -1,5 +1,5 @@
-"""With no broker to reach, distributed tasks wait, say why, and are handed back
-on stop: nothing is lost.  Needs no RabbitMQ (a closed loopback port)."""
+"""With no broker to reach, due distributed tasks wait SCHEDULED, say why, and are
+handed back on stop: nothing is lost.  Needs no RabbitMQ (a closed loopback port)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ async def test_an_unreachable_broker_holds_tasks_with_a_reason_and_loses_none(
         while (await scheduler.get_task(task_id)).wait_reason != "broker unavailable":
             assert time.monotonic() < deadline, "the task never said why it waits"
             await asyncio.sleep(0.02)
+        assert await scheduler.get_task_status(task_id) is TaskLifecycle.SCHEDULED
         await asyncio.sleep(0.5)  # long enough to see whether reconnecting spins
         await scheduler.stop(grace_s=0)
     attempts = [r for r in caplog.records if "unreachable" in r.getMessage()]
