@@ -46,6 +46,9 @@ class SchedulerConfig:
     broker_prefix: str = "asched"
     #: shared secret for HMAC-signed broker messages (workers must use the same)
     broker_secret: str | None = field(default=None, repr=False)
+    #: a dispatched attempt with a timeout counts as lost if no outcome arrives
+    #: within its timeout plus this long after the worker reported starting it
+    broker_report_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -74,6 +77,7 @@ class SchedulerConfig:
         _check_number("poll_interval_s", self.poll_interval_s, minimum=0.0, strict=True)
         _check_type("use_uvloop", self.use_uvloop, bool)
         _check_broker(self.broker, self.broker_prefix, self.broker_secret)
+        _check_number("broker_report_grace_s", self.broker_report_grace_s, minimum=0.0)
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

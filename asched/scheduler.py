@@ -96,7 +96,10 @@ class Scheduler(RecurringAPI, InsightAPI):
             from asched.executors.distributed import DistributedExecutor
 
             remote = DistributedExecutor(
-                config.broker, config.broker_prefix, secret=config.broker_secret
+                config.broker,
+                config.broker_prefix,
+                secret=config.broker_secret,
+                report_grace_s=config.broker_report_grace_s,
             )
             remote.on_availability = lambda up, reason: self._set_executor_available(
                 DISTRIBUTED, up, reason

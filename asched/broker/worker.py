@@ -211,9 +211,9 @@ class BrokerWorker:
             return
         self._running += 1
         job.handle = self._loop.create_task(self._execute(job, definition.handler, kind))
-        job.started_timer = self._loop.call_later(
-            self.options.started_after_s, self._report_started, job
-        )
+        # With a timeout, the scheduler's deadline runs from this report: send it now.
+        delay_s = 0.0 if job.timeout_s is not None else self.options.started_after_s
+        job.started_timer = self._loop.call_later(delay_s, self._report_started, job)
 
     async def _execute(self, job: jobs.Job, handler: Any, kind: str) -> None:
         try:

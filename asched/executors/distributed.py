@@ -113,6 +113,14 @@ class DistributedExecutor(Executor):
         """Attempts published (or waiting to be) whose outcome has not come back."""
         return len(self._attempts)
 
+    def held_by(self, task_id: str) -> str | None:
+        """The control queue of the worker that reported starting the task's current
+        attempt, if one has."""
+        for attempt in self._attempts.values():
+            if attempt.task.id == task_id:
+                return attempt.worker
+        return None
+
     async def start(self) -> None:
         if not self._started:  # one instance may be registered under several names
             self._started = True

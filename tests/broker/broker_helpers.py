@@ -91,6 +91,12 @@ async def slow(name: str, seconds: float = 60.0) -> str:
     return name
 
 
+@scheduler.task("boom", executor="distributed")
+def boom(why: str) -> None:
+    _note(MARKS, f"boom {os.getpid()}")
+    raise ValueError(why)
+
+
 def crunch(name: str) -> str:
     _note(MARKS, f"child {name} {os.getpid()}")
     time.sleep(60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from broker_helpers import APP, Processes, ledger_lines
 
 from asched import Scheduler, TaskLifecycle
 from asched.errors import TaskFailedError
+from asched.executors.distributed import DistributedExecutor
 
 
 def crunch(name: str) -> str:  # the scheduler's side of the app's "crunch" handler
@@ -27,6 +29,10 @@ async def _slow(name: str, seconds: float = 60.0) -> str:
 
 
 async def _work(n: int, delay: float = 0.0) -> int:
+    raise AssertionError("runs on a broker worker, never here")
+
+
+def _boom(why: str) -> None:
     raise AssertionError("runs on a broker worker, never here")
 
 
@@ -42,6 +48,7 @@ async def make_remote(
         scheduler = Scheduler(broker_prefix=broker_prefix, **settings)
         scheduler.register("work", _work, executor="distributed", max_retries=5)
         scheduler.register("slow", _slow, executor="distributed", max_retries=0)
+        scheduler.register("boom", _boom, executor="distributed", backoff_factor=1)
         scheduler.register("crunch", crunch, executor="distributed-process", max_retries=0)
         made.append(scheduler)
         return scheduler
@@ -120,6 +127,45 @@ async def test_a_worker_enforces_the_timeout_and_the_scheduler_records_the_failu
         with pytest.raises(TaskFailedError, match=r"timed out after 0\.3s"):
             await scheduler.wait_for(task_id, timeout=30)
     assert _stop(worker) == 0
+
+
+async def test_a_failure_on_the_worker_is_retried_by_the_task_policy(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    worker = processes.worker("app:scheduler", log="w.log")
+    async with make_remote() as scheduler:
+        task_id = await scheduler.schedule_task("boom", {"why": "no disk"}, max_retries=2)
+        with pytest.raises(TaskFailedError, match="ValueError: no disk"):
+            await scheduler.wait_for(task_id, timeout=30)
+        task = await scheduler.get_task(task_id)
+    assert task.retries == 2
+    assert _marks(tmp_path) == [f"boom {worker.pid}"] * 3
+    assert _stop(worker) == 0
+
+
+async def test_an_attempt_whose_worker_goes_silent_counts_as_lost_and_is_retried(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    frozen = processes.worker("app:scheduler", "--prefetch", "1", log="frozen.log")
+    async with make_remote(broker_report_grace_s=0.5) as scheduler:
+        task_id = await scheduler.schedule_task(
+            "slow", {"name": "x", "seconds": 0.3}, timeout=1.0, max_retries=1, backoff_factor=1
+        )
+        remote = scheduler._executors["distributed"]
+        assert isinstance(remote, DistributedExecutor)
+        await _until(lambda: remote.held_by(task_id), 30, "the first attempt to start")
+        frozen.send_signal(signal.SIGSTOP)  # alive, connected, and silent
+        try:
+            spare = processes.worker("app:scheduler", log="spare.log")
+            assert await scheduler.wait_for(task_id, timeout=30) == "x"
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        task = await scheduler.get_task(task_id)
+    assert task.retries == 1
+    assert any("timed out" in (t.reason or "") for t in task.history)
+    assert _marks(tmp_path).count("started x") == 2
+    assert _stop(spare) == 0
+    assert _stop(frozen) == 0
 
 
 async def test_workers_with_a_secret_drop_unsigned_tasks_and_run_signed_ones(
