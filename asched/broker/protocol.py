@@ -2,8 +2,9 @@
 
 - tasks (scheduler → ``<prefix>.tasks``): ``{"k": "tasks", "reply", "tasks": [{"id",
   "type", "data", "token", "attempt", "timeout"}]}``; ``token`` names one attempt.  A
-  message carries up to :data:`TASKS_PER_MESSAGE` tasks of one priority, dispatched
-  in the same loop iteration; it is acked once every one of them is reported.
+  message carries tasks of one priority dispatched in the same loop iteration: one
+  when they are few (so idle workers share them), up to :data:`TASKS_PER_MESSAGE`
+  in a large burst.  It is acked once every one of them is reported.
 - reports (worker → the scheduler's reply queue): ``{"k": "reports", "worker", "items":
   [{"t": token, "id", "s": state, "r": result | "e": error}]}`` where the state is
   ``started``, ``ok``, ``err`` or ``cancelled``; one message carries every report a

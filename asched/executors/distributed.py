@@ -50,6 +50,8 @@ BROKER_UNAVAILABLE = "broker unavailable"
 _PERSISTENT = 2
 _NACK_RETRY_S = 0.5
 _REPLY_PREFETCH = 256
+#: a dispatch round of fewer than this many tasks per priority goes one task to a message
+_SPREAD_OVER = 16
 _ENVELOPE_BYTES = 512  # room for the signature, the reply queue name and the list
 
 
@@ -195,17 +197,20 @@ class DistributedExecutor(Executor):
         self._spawn(self._publish(channel, self._pack(batch)))
 
     def _pack(self, batch: list[_Attempt]) -> list[tuple[list[_Attempt], bytes, int]]:
-        """Messages of up to TASKS_PER_MESSAGE attempts of one priority, under the size limit."""
+        """Messages of attempts of one priority, under the size limit."""
         by_priority: dict[int, list[_Attempt]] = {}
         for attempt in batch:
             by_priority.setdefault(attempt.priority, []).append(attempt)
         messages = []
         room = self._max_entry_bytes
         for priority, attempts in by_priority.items():
+            # A few tasks travel one to a message, so that idle workers share them;
+            # a large burst is packed, up to TASKS_PER_MESSAGE to a message.
+            per_message = max(1, min(p.TASKS_PER_MESSAGE, len(attempts) // _SPREAD_OVER))
             chunk: list[_Attempt] = []
             size = 0
             for attempt in attempts:
-                if chunk and (len(chunk) == p.TASKS_PER_MESSAGE or size + len(attempt.body) > room):
+                if chunk and (len(chunk) == per_message or size + len(attempt.body) > room):
                     messages.append((chunk, self._envelope(chunk), priority))
                     chunk, size = [], 0
                 chunk.append(attempt)
