@@ -36,6 +36,7 @@ from asched.broker.codec import DEFAULT_MAX_MESSAGE_BYTES, MessageCodec
 from asched.broker.errors import MessageRejectedError
 from asched.broker.link import BrokerLink
 from asched.broker.names import BrokerNames
+from asched.broker.reports import split_reports
 from asched.broker.topology import declare_shared
 
 if TYPE_CHECKING:
@@ -254,27 +255,9 @@ class BrokerWorker:
             return  # a confirm still due will flush again: reports gather meanwhile
         outgoing, self._outgoing = self._outgoing, {}
         for reply_to, entries in outgoing.items():
-            for batch in self._batches(entries):
+            for batch in split_reports(entries, self._codec.max_bytes - _REPORT_BYTES_MARGIN):
                 self._publishing += 1
                 self._spawn(self._publish_reports(channel, reply_to, batch))
-
-    def _batches(
-        self, entries: list[tuple[bytes, jobs.Job | None]]
-    ) -> list[list[tuple[bytes, jobs.Job | None]]]:
-        """Split so that each report message stays under the size limit."""
-        limit = self._codec.max_bytes - _REPORT_BYTES_MARGIN
-        batches: list[list[tuple[bytes, jobs.Job | None]]] = [[]]
-        size = 0
-        for entry in entries:
-            item = entry[0]
-            if len(item) > limit:
-                entry = (_too_large(item, limit), entry[1])
-            if size + len(entry[0]) > limit and batches[-1]:
-                batches.append([])
-                size = 0
-            batches[-1].append(entry)
-            size += len(entry[0]) + 1
-        return batches
 
     async def _publish_reports(
         self, channel: AbstractChannel, reply_to: str, batch: list[tuple[bytes, jobs.Job | None]]
@@ -383,12 +366,6 @@ async def _publish_quietly(channel: AbstractChannel, body: bytes, names: BrokerN
         await channel.basic_publish(body, exchange=names.heartbeats, routing_key="")
     except Exception as exc:
         logger.debug("heartbeat not sent: %s", exc)
-
-
-def _too_large(item: bytes, limit: int) -> bytes:
-    head = orjson.loads(item)
-    message = f"the report ({len(item)} bytes) is over the message size limit ({limit})"
-    return orjson.dumps(p.error_item(head["t"], head["id"], "MessageTooLargeError", message))
 
 
 async def run_worker(scheduler: Scheduler, options: WorkerOptions, stop: asyncio.Event) -> None:

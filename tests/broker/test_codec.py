@@ -136,3 +136,35 @@ async def test_a_distributed_handler_needs_a_broker_to_start() -> None:
 
     with pytest.raises(ConfigError, match="broker"):
         await scheduler.start()
+
+
+def test_reports_are_split_under_the_size_limit_and_oversized_ones_become_errors() -> None:
+    import orjson
+
+    from asched.broker.reports import split_reports
+
+    def item(n: int, size: int) -> bytes:
+        return orjson.dumps({"t": f"tok{n}", "id": f"t{n}", "s": "ok", "r": "x" * size})
+
+    entries = [(item(n, 30), n) for n in range(6)] + [(item(6, 500), 6)]
+    batches = split_reports(entries, limit=200)
+    assert [tag for batch in batches for _, tag in batch] == list(range(7))
+    assert all(sum(len(i) + 1 for i, _ in batch) <= 201 for batch in batches)
+    oversized = orjson.loads(batches[-1][-1][0])
+    assert (oversized["t"], oversized["s"], oversized["e"]["type"]) == (
+        "tok6",
+        "err",
+        "MessageTooLargeError",
+    )
+
+
+def test_the_workers_table_names_every_heartbeat_field() -> None:
+    from asched.broker.inspect import format_workers
+
+    beat = {"worker": "w1", "host": "render1", "pid": 42, "prefetch": 20, "running": 3, "at": 90.0}
+    table = format_workers([beat], now_s=100.0)
+    header, row = table.splitlines()
+    assert header.split()[:5] == ["worker", "host", "pid", "prefetch", "running"]
+    assert row.split()[:5] == ["w1", "render1", "42", "20", "3"]
+    assert "(10s ago)" in row
+    assert format_workers([]) == "no broker workers heard"
