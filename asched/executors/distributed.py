@@ -293,11 +293,15 @@ class DistributedExecutor(Executor):
             items = report["items"] if report.get("k") == p.REPORTS else None
             if not isinstance(items, list):
                 raise MessageRejectedError("not a report")
-            worker = report.get("worker")
-            for item in items:
+        except (MessageRejectedError, KeyError) as exc:
+            logger.warning("ignoring a bad message on %s: %s", self.reply_queue, exc)
+            items = []
+        worker = report.get("worker") if items else None
+        for item in items:
+            try:
                 self._apply(item, worker if isinstance(worker, str) else None)
-        except (MessageRejectedError, KeyError, TypeError) as exc:
-            logger.warning("ignoring a bad report on %s: %s", self.reply_queue, exc)
+            except (KeyError, TypeError) as exc:
+                logger.warning("ignoring a bad report item on %s: %r", self.reply_queue, exc)
         if not channel.is_closed:
             await channel.basic_ack(message.delivery_tag or 0, wait=False)
 
@@ -311,6 +315,8 @@ class DistributedExecutor(Executor):
                 self._send_cancel(item["id"], token, worker)
             return
         future = attempt.future
+        if future.done():  # settled earlier in this same report; a duplicate
+            return
         if state == p.OK:
             future.set_result(item.get("r"))
         elif state == p.ERR:
