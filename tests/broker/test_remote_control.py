@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from broker_helpers import APP, Processes, ledger_lines
+from tcp_proxy import SwitchableProxy
 
 from asched import Scheduler, TaskLifecycle
 from asched.errors import TaskFailedError
@@ -213,3 +214,32 @@ def _close_all_connections() -> None:
         capture_output=True,
         timeout=60,
     )
+
+
+async def test_a_scheduler_cut_off_from_the_broker_holds_due_tasks_then_sends_them(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    proxy = SwitchableProxy()
+    await proxy.start()
+    worker = processes.worker("app:scheduler", log="w.log")
+    try:
+        async with make_remote(broker=f"amqp://guest:guest@127.0.0.1:{proxy.port}/") as scheduler:
+            remote = scheduler._executors["distributed"]
+            assert isinstance(remote, DistributedExecutor)
+            assert await remote.wait_connected(30)
+            proxy.cut()
+            await _until(lambda: not remote.connected, 10, "the scheduler to notice")
+            ids = await scheduler.schedule_many(
+                [{"task_type": "work", "task_data": {"n": n}} for n in range(50)]
+            )
+            await asyncio.sleep(0)  # one loop turn: the dispatcher looks at them
+            for task_id in ids:
+                task = await scheduler.get_task(task_id)
+                assert task.lifecycle is TaskLifecycle.SCHEDULED
+                assert task.wait_reason == "broker unavailable"
+            proxy.restore()
+            results = [await scheduler.wait_for(task_id, timeout=60) for task_id in ids]
+    finally:
+        await proxy.close()
+    assert results == list(range(50))
+    assert _stop(worker) == 0
