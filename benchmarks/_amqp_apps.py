@@ -17,7 +17,7 @@ app = Celery("bench", broker=os.environ["BENCH_BROKER"])
 app.conf.update(
     task_acks_late=True, task_ignore_result=True, task_default_queue=QUEUE,
     worker_prefetch_multiplier=100, broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
+    worker_hijack_root_logger=False, worker_enable_remote_control=False,
 )
 _seen = 0
 

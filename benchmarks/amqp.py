@@ -125,7 +125,9 @@ def _peer(name: str, source: str, worker: list[str], url: str, n: int, tmp: Path
         drain = _drain(worker, env, tmp, tmp / "stamps", n)
     finally:
         (tmp / "stamps").unlink(missing_ok=True)
-        asyncio.run(_delete(url, [queue, queue + ".dead", queue + ".delay"], [queue + ".exchange"]))
+        asyncio.run(
+            _delete(url, [queue, queue + ".dead", queue + ".delay"], [queue, queue + ".exchange"])
+        )
     return {f"{name} enqueue": n / enqueue, f"{name} drain": drain}
 
 
