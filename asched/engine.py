@@ -413,14 +413,19 @@ class Engine:
 
     def _begin(self, task: Task, now_s: float) -> None:
         """Start an attempt of a task whose concurrency slot is already taken."""
-        executor = None if task.executor_type == "async" else self._executors[task.executor_type]
+        in_loop = task.executor_type == "async"
+        executor = None if in_loop else self._executors.get(task.executor_type)
         self._move(task, RUNNING, now_s, None if executor is None else executor.start_reason)
         task.started_s = now_s
         task.wait_reason = None
         definition = self._registry.definitions.get(task.type)
+        error = None
         if definition is None:
             error = f"no handler is registered for task type {task.type!r}"
-            self._finish_failure(task, error, now_s, None, retry=False)
+        elif executor is None and not in_loop:
+            error = f"this scheduler has no {task.executor_type!r} executor (no broker set?)"
+        if error is not None or definition is None:
+            self._finish_failure(task, error or "", now_s, None, retry=False)
             return
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)

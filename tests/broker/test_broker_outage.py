@@ -37,3 +37,18 @@ async def test_an_unreachable_broker_holds_tasks_with_a_reason_and_loses_none(
     assert 1 <= len(attempts) <= 5, "reconnects back off instead of spinning"
     assert all("guest:guest" not in r.getMessage() for r in caplog.records)
     assert (await scheduler.get_task(task_id)).lifecycle is TaskLifecycle.QUEUED
+
+
+async def test_a_task_sent_to_a_distributed_executor_this_scheduler_lacks_fails_clearly() -> None:
+    from asched.errors import TaskFailedError
+
+    scheduler = Scheduler()
+
+    @scheduler.task("resize")
+    def resize(size: int) -> int:
+        return size
+
+    async with scheduler:
+        task_id = await scheduler.schedule_task("resize", {"size": 1}, executor="distributed")
+        with pytest.raises(TaskFailedError, match="no 'distributed' executor"):
+            await scheduler.wait_for(task_id, timeout=5)
