@@ -5,6 +5,7 @@ Every contender moves N no-op tasks through one producer and one worker process:
 
 - raw aio-pika: publish N persistent messages with confirms pipelined in windows
   of 1,000, then consume them with manual acks (prefetch 100): the client limit;
+  the same on aiormq (the layer under aio-pika, which asched uses directly);
 - Celery 5 (acks_late, no result backend): ``delay()`` N times, then one
   ``-P solo`` worker with a prefetch multiplier of 100 drains the queue;
 - taskiq + taskiq-aio-pika: one awaited ``kiq`` at a time, then one worker
@@ -79,6 +80,42 @@ async def _raw(url: str, n: int, queue: str) -> Figures:
     finally:
         await connection.close()
     return {"raw publish": n / published, "raw consume": n / consumed}
+
+
+async def _raw_aiormq(url: str, n: int, queue: str) -> Figures:
+    """The same as :func:`_raw` on aiormq, the layer under aio-pika that asched uses."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.queue_declare(queue, durable=True)
+        body = b'{"k":"task","id":"0123456789","type":"noop","data":{"n":1}}'
+        persistent = aiormq.spec.Basic.Properties(delivery_mode=2)
+        started = time.perf_counter()
+        for window in range(0, n, 1000):
+            await asyncio.gather(
+                *(
+                    channel.basic_publish(body, routing_key=queue, properties=persistent)
+                    for _ in range(min(1000, n - window))
+                )
+            )
+        published = time.perf_counter() - started
+        await channel.basic_qos(prefetch_count=100)
+        drained = asyncio.get_running_loop().create_future()
+        seen = 0
+
+        async def consume(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal seen
+            await channel.basic_ack(message.delivery_tag or 0)
+            seen += 1
+            if seen == n:
+                drained.set_result(time.perf_counter())
+
+        started = time.perf_counter()
+        await channel.basic_consume(queue, consume)
+        consumed = await drained - started
+    finally:
+        await connection.close()
+    return {"aiormq publish": n / published, "aiormq consume": n / consumed}
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -211,8 +248,9 @@ def _round(url: str, n: int, tmp: Path) -> Figures:
     raw_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     try:
         figures.update(asyncio.run(_raw(url, n, raw_queue)))
+        figures.update(asyncio.run(_raw_aiormq(url, n, raw_queue + "-aiormq")))
     finally:
-        asyncio.run(_delete(url, [raw_queue], []))
+        asyncio.run(_delete(url, [raw_queue, raw_queue + "-aiormq"], []))
     celery_worker = [
         "-m",
         "celery",
