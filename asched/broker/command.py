@@ -1,6 +1,6 @@
 """``asched worker APP --broker URL``: run an app's distributed handlers.
 
-The first SIGTERM/SIGINT stops taking tasks and gives running ones the grace
+The first SIGTERM/SIGINT stops taking tasks and gives the ones it holds the grace
 period; what still runs then is cancelled and left unacknowledged, so RabbitMQ
 hands it to another worker.  A second signal ends the grace period at once.
 """
@@ -48,23 +48,20 @@ def options_for(
 async def _serve(scheduler: Scheduler, options: WorkerOptions) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    worker_task = asyncio.current_task()
-    received = 0
+    hurry = asyncio.Event()
 
     def on_signal(sig: signal.Signals) -> None:
-        nonlocal received
-        received += 1
-        if received == 1:
+        if not stop.is_set():
             logger.info("%s received: draining (grace %gs)", sig.name, options.grace_s)
             stop.set()
-        elif worker_task is not None:
-            logger.warning("%s: a second stop signal; stopping now", sig.name)
-            worker_task.cancel()
+        else:
+            logger.warning("%s: a second stop signal; ending the grace period", sig.name)
+            hurry.set()
 
     for sig in _SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await run_worker(scheduler, options, stop)
+        await run_worker(scheduler, options, stop, hurry)
     finally:
         for sig in _SIGNALS:
             loop.remove_signal_handler(sig)
@@ -79,8 +76,6 @@ def serve_worker(scheduler: Scheduler, options: WorkerOptions, log_level: str) -
     loop = new_event_loop(use_uvloop=scheduler.config.use_uvloop)
     try:
         loop.run_until_complete(_serve(scheduler, options))
-    except asyncio.CancelledError:
-        pass
     finally:
         loop.close()
     return 0

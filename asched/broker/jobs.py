@@ -101,28 +101,40 @@ class LocalExecutors:
 
 async def execute(job: Job, handler: Any, kind: str, executors: LocalExecutors) -> bytes:
     """Run the handler and return its report item, JSON-encoded."""
-    timed_out = False
     try:
-        async with asyncio.timeout(job.timeout_s) as scope:
+        if job.timeout_s is None:
             result = await _start(handler, kind, job.kwargs, executors)
+        else:
+            result = await _within(job.timeout_s, _start(handler, kind, job.kwargs, executors))
     except asyncio.CancelledError:
         if not job.cancel_requested:
             raise
-        return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.CANCELLED})
-    except TimeoutError as exc:
-        timed_out = scope.expired()
-        if not timed_out:
-            return _error(job, exc)
-    except Exception as exc:
-        return _error(job, exc)
-    if timed_out:
+        return cancelled(job)
+    except _WorkerTimeout:
         message = f"timed out after {job.timeout_s:g}s on the worker"
         return orjson.dumps(p.error_item(job.token, job.task_id, "TaskTimeoutError", message))
+    except Exception as exc:
+        return _error(job, exc)
     try:
         return orjson.dumps({"t": job.token, "id": job.task_id, "s": p.OK, "r": result})
     except TypeError as exc:
         message = f"the result of {job.task_type} is not JSON-serializable: {exc}"
         return orjson.dumps(p.error_item(job.token, job.task_id, "TypeError", message))
+
+
+class _WorkerTimeout(Exception):
+    """The task's own timeout ran out (a TimeoutError the handler raised is not this)."""
+
+
+async def _within(timeout_s: float, work: Awaitable[Any]) -> Any:
+    scope = asyncio.timeout(timeout_s)
+    try:
+        async with scope:
+            return await work
+    except TimeoutError:
+        if scope.expired():
+            raise _WorkerTimeout from None
+        raise
 
 
 async def _start(handler: Any, kind: str, kwargs: dict[str, Any], executors: LocalExecutors) -> Any:

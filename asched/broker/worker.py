@@ -100,9 +100,11 @@ class BrokerWorker:
 
     # -- running ------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then drain within the grace period."""
+    async def run(self, stop: asyncio.Event, hurry: asyncio.Event | None = None) -> None:
+        """Work until ``stop`` is set, then drain within the grace period (which
+        ``hurry``, once set, cuts short)."""
         self._loop = asyncio.get_running_loop()
+        self._hurry = hurry or asyncio.Event()
         self._link.start()
         beat = self._loop.create_task(self._heartbeat_forever())
         try:
@@ -132,13 +134,16 @@ class BrokerWorker:
             if not handles:
                 return
             remaining_s = deadline_s - self._loop.time()
-            if remaining_s <= 0:
+            if remaining_s <= 0 or self._hurry.is_set():
                 self._waiting.clear()
                 for handle in handles:
                     handle.cancel()
                 await asyncio.wait(handles)
                 return
-            await asyncio.wait(handles, timeout=remaining_s, return_when=asyncio.FIRST_COMPLETED)
+            hurried = self._loop.create_task(self._hurry.wait())
+            waits = [*handles, hurried]
+            await asyncio.wait(waits, timeout=remaining_s, return_when=asyncio.FIRST_COMPLETED)
+            hurried.cancel()
 
     async def _send_last_reports(self, deadline_s: float) -> None:
         while self._link.channel is not None and (self._outgoing or self._chores):
@@ -368,8 +373,15 @@ async def _publish_quietly(channel: AbstractChannel, body: bytes, names: BrokerN
         logger.debug("heartbeat not sent: %s", exc)
 
 
-async def run_worker(scheduler: Scheduler, options: WorkerOptions, stop: asyncio.Event) -> None:
-    """Run a broker worker for ``scheduler``'s handlers until ``stop`` is set."""
+async def run_worker(
+    scheduler: Scheduler,
+    options: WorkerOptions,
+    stop: asyncio.Event,
+    hurry: asyncio.Event | None = None,
+) -> None:
+    """Run a broker worker for ``scheduler``'s handlers until ``stop`` is set; then
+    finish the tasks it holds within ``options.grace_s``, or at once once ``hurry``
+    is set (what is still running is cancelled and left to another worker)."""
     worker = BrokerWorker(scheduler, options)
     logger.info(
         "asched worker %s on %s (prefix %s): concurrency %d, prefetch %d",
@@ -379,4 +391,4 @@ async def run_worker(scheduler: Scheduler, options: WorkerOptions, stop: asyncio
         options.concurrency,
         options.effective_prefetch,
     )
-    await worker.run(stop)
+    await worker.run(stop, hurry)

@@ -133,6 +133,9 @@ class DistributedExecutor(Executor):
     async def shutdown(self) -> None:
         if not self._started:
             return
+        # Attempts cancelled just before (cancel_task, the end of the grace period)
+        # send their cancels from done-callbacks that run on the next loop turn.
+        await asyncio.sleep(0)
         self._started = False
         for attempt in list(self._attempts.values()):
             attempt.future.cancel()
@@ -346,8 +349,9 @@ class DistributedExecutor(Executor):
         if attempt.deadline is not None:
             attempt.deadline.cancel()
         if future.cancelled() and self._started and attempt.published:
-            # cancel_task, a shutdown past its grace, or an expired deadline elsewhere
-            self._send_cancel(attempt.task.id, attempt.token, attempt.worker)
+            # cancel_task, or a shutdown past its grace.  Sent to every worker: the one
+            # that reported holding it may have died and handed it on since.
+            self._send_cancel(attempt.task.id, attempt.token, None)
 
     def _send_cancel(self, task_id: str, token: str, worker: str | None) -> None:
         channel = self._link.channel

@@ -243,3 +243,34 @@ async def test_a_scheduler_cut_off_from_the_broker_holds_due_tasks_then_sends_th
         await proxy.close()
     assert results == list(range(50))
     assert _stop(worker) == 0
+
+
+async def test_a_stopping_worker_finishes_its_tasks_and_a_second_signal_hands_them_on(
+    tmp_path: Path, processes: Processes, make_remote: Callable[..., Scheduler]
+) -> None:
+    async with make_remote() as scheduler:
+        remote = scheduler._executors["distributed"]
+        assert isinstance(remote, DistributedExecutor)
+        first = processes.worker("app:scheduler", log="first.log")
+        short = await scheduler.schedule_task("slow", {"name": "short", "seconds": 1.0})
+        await _until(lambda: remote.held_by(short), 30, "the short task to start")
+        first.terminate()  # drains: the task it holds still finishes
+        assert await scheduler.wait_for(short, timeout=30) == "short"
+        assert first.wait(timeout=30) == 0
+
+        second = processes.worker("app:scheduler", log="second.log")
+        long = await scheduler.schedule_task("slow", {"name": "long", "seconds": 60.0})
+        await _until(lambda: remote.held_by(long), 30, "the long task to start")
+        second.terminate()
+        await _until(lambda: "draining" in (tmp_path / "second.log").read_text(), 10, "a drain")
+        second.terminate()  # the second signal: cancel now, leave the message unacked
+        assert second.wait(timeout=10) == 0
+        third = processes.worker("app:scheduler", log="third.log")
+        await _until(lambda: _marks(tmp_path).count("started long") == 2, 30, "a redelivery")
+        # Cancelled right away: the scheduler may not know yet that it moved to `third`.
+        assert await scheduler.cancel_task(long) is True
+        # `second` cancelled its run when told to hurry; `third` now cancels its own.
+        await _until(
+            lambda: _marks(tmp_path).count("cancelled long") == 2, 15, "the new holder to cancel"
+        )
+    assert _stop(third) == 0
