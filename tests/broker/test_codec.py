@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from asched import SchedulerConfig
@@ -168,3 +170,20 @@ def test_the_workers_table_names_every_heartbeat_field() -> None:
     assert row.split()[:5] == ["w1", "render1", "42", "20", "3"]
     assert "(10s ago)" in row
     assert format_workers([]) == "no broker workers heard"
+
+
+def test_the_worker_commands_refuse_to_run_without_a_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asched.cli import main
+
+    (tmp_path / "plainapp.py").write_text("from asched import Scheduler\nscheduler = Scheduler()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASCHED_BROKER", raising=False)
+    assert main(["worker", "plainapp:scheduler"]) == 2
+    assert "no broker" in capsys.readouterr().err
+    assert main(["worker", "plainapp:scheduler", "--broker", "redis://u:pw@127.0.0.1/"]) == 2
+    assert "amqp://" in capsys.readouterr().err
+    assert main(["worker", "missing_module:scheduler", "--broker", "amqp://127.0.0.1/"]) == 2
+    assert main(["workers"]) == 2
+    assert "ASCHED_BROKER" in capsys.readouterr().err
