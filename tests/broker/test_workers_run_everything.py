@@ -85,3 +85,33 @@ def test_a_sigkilled_worker_loses_nothing_and_duplicates_stay_within_its_prefetc
     assert len(twice) <= prefetch, twice
     for n in twice:  # the victim ran it, its ack never went out, the survivor ran it again
         assert [pid for m, pid in runs if m == n] == [victim.pid, survivor.pid]
+
+
+def test_a_sigkilled_scheduler_restarts_and_everything_completes(
+    tmp_path: Path, processes: Processes
+) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    worker = processes.worker("app:scheduler", "--concurrency", "4", log="worker.log")
+    ledger = tmp_path / "ledger.txt"
+    first = _scheduler(processes, delay=0.02)
+    try:
+        wait_until(lambda: len(ledger_lines(ledger)) >= 40, 60, "some tasks to complete")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert len(ledger_lines(ledger)) < COUNT, "everything finished before the kill"
+        processes.env["COUNT"] = "0"  # the restarted scheduler only recovers the store
+        second = processes.start(
+            "-m",
+            "asched.cli",
+            "run",
+            "app:scheduler",
+            "--store",
+            "sqlite:///tasks.db",
+            "--until-idle",
+            log="restarted.log",
+        )
+        assert second.wait(timeout=90) == 0, (tmp_path / "restarted.log").read_text()
+    finally:
+        _stop(worker)
+    assert stored_states(tmp_path / "tasks.db") == Counter({"COMPLETED": COUNT})
+    assert {n for n, _ in ledger_lines(ledger)} == set(range(COUNT))
