@@ -93,7 +93,11 @@ class Scheduler(RecurringAPI, InsightAPI):
         self._schedules = ScheduleRunner(self, rng or random.Random())
         self._memory = backend if isinstance(backend, MemoryStore) else None
         if config.broker is not None:
-            from asched.executors.distributed import DistributedExecutor
+            try:
+                from asched.executors.distributed import DistributedExecutor
+            except ImportError as exc:  # the amqp extra is not installed
+                reason = f"needs the amqp extra (pip install 'asched[amqp]'): {exc}"
+                raise ConfigError("broker", "amqp://...", reason) from None
 
             remote = DistributedExecutor(
                 config.broker,
