@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,6 +67,16 @@ class SchedulerConfig:
     poll_interval_s: float = 0.5
     #: the longest wait before a retry, whatever the backoff or the handler asks for
     max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    #: RabbitMQ URL for ``executor="distributed"`` (amqp://user:password@host/vhost);
+    #: kept out of repr, so the password is never printed
+    broker: str | None = field(default=None, repr=False)
+    #: names every exchange and queue, so several apps can share one broker
+    broker_prefix: str = "asched"
+    #: shared secret for HMAC-signed broker messages (workers must use the same)
+    broker_secret: str | None = field(default=None, repr=False)
+    #: a dispatched attempt with a timeout counts as lost if no outcome arrives
+    #: within its timeout plus this long after the worker reported starting it
+    broker_report_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -84,6 +95,8 @@ class SchedulerConfig:
         _check_type("strict_task_types", self.strict_task_types, bool)
         _check_type("shared_store", self.shared_store, bool)
         _check_type("use_uvloop", self.use_uvloop, bool)
+        _check_broker(self.broker, self.broker_prefix, self.broker_secret)
+        _check_range("broker_report_grace_s", self.broker_report_grace_s, 0.0, DAY_S)
 
     def _check_ranges(self) -> None:
         """The ranges of the class docstring's table."""
@@ -139,6 +152,25 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         except ValueError:
             raise ConfigError(name, raw, "expected a number") from None
     return text or None
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _check_broker(url: Any, prefix: Any, secret: Any) -> None:
+    if url is not None:
+        _check_type("broker", url, str)
+        if not url.startswith(("amqp://", "amqps://")):
+            scheme = url.partition("://")[0] if "://" in url else "(none)"
+            # the URL itself may hold a password: name only its scheme
+            raise ConfigError("broker", f"{scheme}://...", "expected an amqp:// or amqps:// URL")
+    _check_type("broker_prefix", prefix, str)
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError("broker_prefix", prefix, "use 1-100 of A-Z a-z 0-9 _ . -")
+    if secret is not None:
+        _check_type("broker_secret", secret, str)
+        if not secret:
+            raise ConfigError("broker_secret", "", "must not be empty (leave it unset instead)")
 
 
 def _check_type(name: str, value: Any, kind: type) -> None:

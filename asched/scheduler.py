@@ -23,7 +23,7 @@ import asyncio
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
 from asched.config import SchedulerConfig
@@ -36,9 +36,11 @@ from asched.engine.admission import Admission
 from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.policies import BreakerKey, Policies, TypePolicy
+from asched.engine.registry import DISTRIBUTED, TaskDefinition
 from asched.engine.schedule_spec import build_schedule
 from asched.engine.schedules import ScheduleRunner
 from asched.errors import (
+    ConfigError,
     SchedulerCrashedError,
     SchedulerStateError,
     TaskCancelledError,
@@ -94,6 +96,7 @@ class Scheduler:
         self._engine.subscribe(self._metrics.hear, OUTCOME_STATES)
         self._engine.attach(self._metrics)
         self._use_middleware(audit, audit_file, middleware)
+        self._use_broker()
 
     def _use_middleware(self, audit: bool, audit_file: str | None, links: Iterable[Any]) -> None:
         log = None if audit_file is None else AuditFile(audit_file)
@@ -104,6 +107,27 @@ class Scheduler:
             self._engine.middleware.add(AuditMiddleware(log))
         for link in links:
             self._engine.middleware.add(link)
+
+    def _use_broker(self) -> None:
+        """Tasks with ``executor="distributed"`` go to broker workers (the amqp extra)."""
+        config = self.config
+        if config.broker is None:
+            return
+        try:
+            from asched.executors.distributed import DistributedExecutor
+        except ImportError as exc:  # the amqp extra is not installed
+            reason = f"needs the amqp extra (pip install 'asched[amqp]'): {exc}"
+            raise ConfigError("broker", "amqp://...", reason) from None
+        remote = DistributedExecutor(
+            config.broker,
+            config.broker_prefix,
+            secret=config.broker_secret,
+            report_grace_s=config.broker_report_grace_s,
+        )
+        engine = self._engine
+        remote.on_availability = lambda up, why: engine.set_executor_available(DISTRIBUTED, up, why)
+        for name in DISTRIBUTED:
+            engine.attempts.executors[name] = remote
 
     # -- registration --------------------------------------------------------------
 
@@ -232,6 +256,11 @@ class Scheduler:
         return self._engine.store_errors
 
     @property
+    def handlers(self) -> Mapping[str, TaskDefinition]:
+        """The registered task types and their handlers and options (read-only)."""
+        return MappingProxyType(self._engine.registry.definitions)
+
+    @property
     def task_types(self) -> list[str]:
         """The registered task type names, in registration order."""
         return self._engine.registry.names()
@@ -270,6 +299,11 @@ class Scheduler:
         return self._engine.end_grace()
 
     async def start(self) -> None:
+        registry = self._engine.registry
+        remote = [d.name for d in registry.definitions.values() if d.executor in DISTRIBUTED]
+        if remote and self.config.broker is None:
+            reason = f"task type {remote[0]!r} runs on broker workers (executor='distributed')"
+            raise ConfigError("broker", None, reason)
         await self._engine.start()
 
     async def connect(self) -> None:

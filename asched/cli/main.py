@@ -63,9 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_run(commands)
+    _add_worker(commands)
+    _add_workers(commands)
     _add_ops(commands)
     _add_dashboard(commands)
     return parser
+
+
+def _add_worker(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run APP's distributed handlers from a RabbitMQ broker (needs no store)",
+        description="Consume the tasks APP's schedulers publish (executor='distributed').",
+    )
+    worker.add_argument("app", metavar="APP", help="module:attribute, e.g. mybot.worker:scheduler")
+    worker.add_argument("--broker", help="amqp:// URL (default: the app's broker, ASCHED_BROKER)")
+    worker.add_argument("--concurrency", type=_positive_int, help="tasks at once (default 16)")
+    worker.add_argument("--prefetch", type=_positive_int, help="unacked messages (default 2x)")
+    worker.add_argument("--grace", type=_seconds, metavar="SECONDS", help="drain time on stop")
+    worker.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
+    )
 
 
 def _add_demo(commands: Any) -> None:
@@ -137,6 +155,13 @@ def _add_dashboard(commands: Any) -> None:
     board.add_argument(
         "--token", help="required on every API call (default: $ASCHED_DASHBOARD_TOKEN)"
     )
+
+
+def _add_workers(commands: Any) -> None:
+    workers = commands.add_parser("workers", help="list the broker workers that are alive")
+    workers.add_argument("--broker", help="amqp:// URL (default: ASCHED_BROKER)")
+    workers.add_argument("--prefix", help="broker_prefix (default: ASCHED_BROKER_PREFIX, asched)")
+    workers.add_argument("--listen", type=_seconds, default=6.0, help="seconds to listen (6)")
 
 
 def _add_ops(commands: Any) -> None:
@@ -219,6 +244,45 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from asched.broker.command import options_for, serve_worker
+    from asched.cli.app import AppError, load_app
+
+    try:
+        app = load_app(args.app)
+    except AppError as exc:
+        print(f"asched worker: error: {exc}", file=sys.stderr)
+        return 2
+    grace = args.grace
+    options = options_for(app.scheduler, args.broker, args.concurrency, args.prefetch, grace)
+    if isinstance(options, str):
+        print(f"asched worker: error: {options}", file=sys.stderr)
+        return 2
+    return serve_worker(app.scheduler, options, args.log_level)
+
+
+def _workers(args: argparse.Namespace) -> int:
+    from asched.broker.inspect import format_workers, listen_for_workers
+    from asched.config import SchedulerConfig
+
+    config = SchedulerConfig.from_env()
+    url = args.broker or config.broker
+    if url is None:
+        print("asched workers: error: pass --broker URL or set ASCHED_BROKER", file=sys.stderr)
+        return 2
+    prefix = args.prefix or config.broker_prefix
+    try:
+        beats = asyncio.run(listen_for_workers(url, prefix, args.listen, config.broker_secret))
+    except Exception as exc:  # aiormq's connection errors share no narrower base
+        print(
+            f"asched workers: error: cannot reach the broker ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 1
+    print(format_workers(beats))
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from asched.cli import ops
 
@@ -249,6 +313,8 @@ def _ops(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "run": _run,
+    "worker": _worker,
+    "workers": _workers,
     "status": _ops,
     "list": _ops,
     "schedules": _ops,

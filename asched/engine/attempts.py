@@ -76,19 +76,28 @@ class Attempts:
         for executor in self.executors.values():
             await executor.shutdown()
 
+    def start_reason(self, task: Task) -> str | None:
+        """What the move to RUNNING records ("dispatched" for broker workers)."""
+        executor = self.executors.get(task.executor_type)
+        return None if executor is None else executor.start_reason
+
     def begin(self, task: Task, now_s: float, clock: Clock) -> str | None:
-        """Start the handler of a RUNNING task; an error text if there is none."""
+        """Start the handler of a RUNNING task; an error text if it cannot start."""
         definition = self._registry.definitions.get(task.type)
         if definition is None:
             return f"no handler is registered for task type {task.type!r}"
+        in_loop = task.executor_type == "async"
+        executor = None if in_loop else self.executors.get(task.executor_type)
+        if executor is None and not in_loop:
+            return f"this scheduler has no {task.executor_type!r} executor (no broker set?)"
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
-        if task.executor_type == "async":
+        if executor is None:
             attempt = definition.handler(**kwargs)
         else:
-            attempt = self.executors[task.executor_type].run(definition.handler, kwargs)
+            attempt = executor.run_task(task, definition.handler, kwargs)
         task._handle = self._create_task(self._run(task, attempt))
-        if task.timeout_s is not None:
+        if task.timeout_s is not None and (executor is None or not executor.owns_timeouts):
             clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s, clock))
         return None
 

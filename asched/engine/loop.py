@@ -133,6 +133,13 @@ class Engine:
         """Tasks of this type pass a rate limit or a circuit breaker before starting."""
         self.line.gated.add(task_type)
 
+    def set_executor_available(self, names: tuple[str, ...], up: bool, reason: str) -> None:
+        """Executors ``names`` went down (their due tasks then wait SCHEDULED, parked,
+        with ``reason``) or came back (the parked tasks go back to the ready line)."""
+        types = {d.name for d in self.registry.definitions.values() if d.executor in names}
+        if self.line.hold_executors(names, types, None if up else reason) and self.is_running:
+            self._request_dispatch()
+
     def attach(self, service: Service) -> None:
         self.services.append(service)
 
@@ -292,7 +299,8 @@ class Engine:
 
     def begin(self, task: Task, now_s: float) -> None:
         """Start an attempt of a task whose concurrency slot is already taken."""
-        self.move(task, RUNNING, now_s, None)
+        reason = None if task.executor_type == "async" else self.attempts.start_reason(task)
+        self.move(task, RUNNING, now_s, reason)
         task.started_s = now_s
         task.wait_reason = None
         if self.middleware.before_run:

@@ -31,6 +31,7 @@ class ReadyLine:
         "_policies",
         "_ranker",
         "_rerank_timer",
+        "executor_holds",
         "gated",
         "limits",
         "queue",
@@ -47,6 +48,8 @@ class ReadyLine:
         self.limits = limits
         self.queue: TaskQueue[str, Task] = TaskQueue()
         self.gated: set[str] = set()
+        #: executor name -> why its due tasks wait (its broker is unreachable)
+        self.executor_holds: dict[str, Gate] = {}
         self._policies = policies
         self._ranker = ranker
         self._fair = fair
@@ -122,7 +125,7 @@ class ReadyLine:
                     self.push_all(parked, now_s)
                     continue
             if gated and task.type in gated:
-                gate = self._policies.gate(task, now_s)
+                gate = self._gate(task, now_s)
                 if gate is not None:
                     self._defer(task, gate, now_s)
                     continue
@@ -142,6 +145,34 @@ class ReadyLine:
         if woken:
             assert self._clock is not None
             self.push_all(woken, self._clock.now())
+
+    def _gate(self, task: Task, now_s: float) -> Gate | None:
+        if self.executor_holds:
+            hold = self.executor_holds.get(task.executor_type)
+            if hold is not None:
+                return hold
+        policies = self._policies
+        return policies.gate(task, now_s) if policies.is_gated(task.type) else None
+
+    def hold_executors(self, names: tuple[str, ...], types: set[str], reason: str | None) -> bool:
+        """Hold the due tasks of ``types`` (run by executors ``names``) with ``reason``,
+        or, with None, release them; True if released tasks wait for a dispatch."""
+        blocker = f"executor:{names[0]}"
+        if reason is not None:
+            for name in names:
+                self.executor_holds[name] = Gate(None, reason, blocker)
+            self.gated.update(types)
+            return False
+        if not any(name in self.executor_holds for name in names):
+            return False
+        for name in names:
+            self.executor_holds.pop(name, None)
+        self.gated.difference_update(t for t in types if not self._policies.is_gated(t))
+        woken = self.limits.unpark_all(("breaker", blocker))
+        for task in woken:
+            task.wait_reason = None
+        self.push_all(woken, self._clock.now() if self._clock else 0.0)
+        return bool(woken)
 
     def wake_breaker(self, name: str, now_s: float) -> bool:
         """A breaker changed or freed a trial: its parked tasks try again."""

@@ -18,7 +18,9 @@ from asched.errors import TaskValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXECUTOR_NAMES = ("async", "local", "thread", "process")
+EXECUTOR_NAMES = ("async", "local", "thread", "process", "distributed", "distributed-process")
+#: run on broker workers; "distributed" takes coroutine functions and plain ones
+DISTRIBUTED = ("distributed", "distributed-process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class Registry:
 
         chosen = self.definitions.values() if name is None else [self.definitions[name]]
         for definition in chosen:
-            if definition.executor == "process":
+            if definition.executor in ("process", "distributed-process"):
                 handler_reference(definition.handler)
 
 
@@ -103,15 +105,18 @@ def _executor_for(handler: Callable[..., Any], executor: str | None) -> str:
         raise TaskValidationError(
             "executor", executor, f"unknown executor; one of {', '.join(EXECUTOR_NAMES)}"
         )
+    if executor == "distributed-process" and is_coroutine:
+        reason = f"handler {handler!r} is a coroutine function; use 'distributed'"
+        raise TaskValidationError("executor", executor, reason)
     if executor == "async" and not is_coroutine:
         raise TaskValidationError(
             "executor", executor, f"handler {handler!r} is not a coroutine function"
         )
-    if executor != "async" and is_coroutine:
+    if executor not in ("async", "distributed") and is_coroutine:
         raise TaskValidationError(
             "executor", executor, f"handler {handler!r} is a coroutine function; use 'async'"
         )
-    if executor == "process":
+    if executor in ("process", "distributed-process"):
         from asched.executors.process import handler_shape
 
         # Only the shape here: under a decorator the module does not name the

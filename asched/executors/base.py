@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asched.model import Task
 
 
 class Executor(ABC):
@@ -14,6 +17,11 @@ class Executor(ABC):
     name: str
     #: whether handlers must be coroutine functions (True) or plain callables (False)
     wants_coroutines: bool
+    #: whether the executor enforces ``task.timeout_s`` itself (the engine then sets
+    #: no timer of its own), e.g. counting from when a remote worker starts the task
+    owns_timeouts: bool = False
+    #: the reason recorded with the task's move to RUNNING
+    start_reason: str | None = None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (pools)."""
@@ -23,3 +31,10 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Awaitable[Any]: ...
+
+    def run_task(
+        self, task: Task, fn: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        """Run one attempt of ``task``.  Executors that need the task itself (its id,
+        attempt, priority or timeout) override this; the others just ``run``."""
+        return self.run(fn, kwargs)
