@@ -29,6 +29,9 @@ from asched.errors import (
 from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
 from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
+from asched.notifiers import LoggingNotifier, WebhookNotifier
+from asched.observability.alerts import Alert, AlertKind, Notifier, Severity
+from asched.observability.thresholds import AlertThresholds
 from asched.scheduler import Scheduler
 from asched.strategies import CircuitBreaker, Retry, RetryPolicy, circuit_breaker, retry
 from asched.strategies.priority import Ageing, FairShare, PriorityStrategy
@@ -37,6 +40,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Ageing",
+    "Alert",
+    "AlertKind",
+    "AlertThresholds",
     "AschedError",
     "BreakerSettings",
     "CircuitBreaker",
@@ -45,6 +51,8 @@ __all__ = [
     "DependencyError",
     "FairShare",
     "InvalidTransitionError",
+    "LoggingNotifier",
+    "Notifier",
     "PriorityStrategy",
     "ProcessTaskError",
     "RateLimit",
@@ -55,6 +63,7 @@ __all__ = [
     "SchedulerConfig",
     "SchedulerFacade",
     "SchedulerStateError",
+    "Severity",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
@@ -71,6 +80,7 @@ __all__ = [
     "TaskValidationError",
     "Transition",
     "UnknownTaskTypeError",
+    "WebhookNotifier",
     "WorkerCrashedError",
     "__version__",
     "circuit_breaker",

@@ -43,12 +43,14 @@ from asched.errors import (
     TaskFailedError,
     TaskValidationError,
 )
-from asched.events import Event
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import COMPLETED, FAILED
 from asched.model.validation import parse_lifecycle, parse_priority
 from asched.observability import insight
+from asched.observability.alerting import AlertManager
+from asched.observability.alerts import Notifier
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
+from asched.observability.stream import AnyListener, EventStream, as_listener
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -86,6 +88,7 @@ class Scheduler:
         self._metrics = LoadMetrics()
         self._engine.subscribe(self._metrics.hear, OUTCOME_STATES)
         self._engine.attach(self._metrics)
+        self._alerts: AlertManager | None = None
 
     # -- registration --------------------------------------------------------------
 
@@ -160,11 +163,28 @@ class Scheduler:
         self._engine.set_max_concurrency(limit)
 
     def subscribe(
-        self, listener: Callable[[Event], None], states: Collection[TaskLifecycle] | None = None
+        self, listener: AnyListener, states: Collection[TaskLifecycle] | None = None
     ) -> Callable[[], None]:
         """Call ``listener`` with every event (or only with those of tasks entering
-        ``states``); returns a function that unsubscribes."""
-        return self._engine.subscribe(listener, states)
+        ``states``); an ``async def`` listener runs as a task.  Returns a function
+        that unsubscribes."""
+        return self._engine.subscribe(as_listener(listener), states)
+
+    def events(
+        self, states: Collection[TaskLifecycle] | None = None, maxsize: int = 10_000
+    ) -> EventStream:
+        """``async for event in scheduler.events()``: a bounded stream of events (a
+        reader ``maxsize`` behind loses the oldest); see :mod:`asched.observability.stream`."""
+        return EventStream(self, states, maxsize)
+
+    def add_notifier(self, notifier: Notifier, **thresholds: Any) -> AlertManager:
+        """Send alerts (failures, open circuits, retry storms, anomalies) to ``notifier``;
+        ``thresholds`` are :class:`~asched.observability.thresholds.AlertThresholds` fields."""
+        if self._alerts is None:
+            self._alerts = AlertManager(self, self._engine.active)
+            self._engine.attach(self._alerts)
+        self._alerts.add(notifier, **thresholds)
+        return self._alerts
 
     # -- lifecycle -----------------------------------------------------------------
 

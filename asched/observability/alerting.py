@@ -1,0 +1,370 @@
+"""The alert manager: hears a scheduler's events, raises alerts, hands them to
+the notifiers.  Created by :meth:`asched.Scheduler.add_notifier`.
+
+Hearing an event only appends it to a list (no Python frame on the engine's
+path); the list is read every ``tick_s`` of the scheduler's clock, so an alert
+goes out within a tick.  Task starts are the exception: lateness needs the
+task's due time, which the listener reads from the engine's live task at once
+(one dict lookup per start).  The backlog is sampled from
+``get_system_load_metrics()`` (its ``ready`` plus ``waiting_for_limits``).
+
+Alerts are debounced per key (see :mod:`asched.observability.debounce`);
+each notifier has its own bounded outbox and task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from asched.clock import Clock, TimerHandle
+from asched.core.checks import require_int, require_number
+from asched.errors import ConfigError, SchedulerStateError
+from asched.events import (
+    CircuitClosed,
+    CircuitOpened,
+    Event,
+    TaskCompleted,
+    TaskEvent,
+    TaskFailed,
+    TaskRetrying,
+)
+from asched.model import Task, TaskLifecycle
+from asched.model.states import RUNNING
+from asched.observability.alerts import Alert, AlertKind, Notifier, Severity, alert_time
+from asched.observability.anomaly import (
+    BacklogTrend,
+    FailureRateBaseline,
+    StormDetector,
+    Verdict,
+)
+from asched.observability.debounce import AlertGate
+from asched.observability.outbox import Outbox
+from asched.observability.thresholds import AlertThresholds
+
+if TYPE_CHECKING:
+    from asched.scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
+
+RETRY_STORM_KEY = "retry_storm"
+FAILURE_RATE_KEY = "failure_rate"
+BACKLOG_KEY = "backlog_growth"
+
+
+class AlertManager:
+    def __init__(self, scheduler: Scheduler, live_tasks: Mapping[str, Task]) -> None:
+        self.thresholds = AlertThresholds()
+        self.outboxes: list[Outbox] = []
+        #: the latest alerts sent, newest last
+        self.recent: deque[Alert] = deque(maxlen=200)
+        self._scheduler = scheduler
+        self._live = live_tasks
+        self._pending: list[Event] = []
+        self._late: list[tuple[str, str, float, float]] = []
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._timer: TimerHandle | None = None
+        self._clock: Clock | None = None
+        self._sampling: asyncio.Task[None] | None = None
+        self._last_late_s: dict[str, float] = {}
+        self._retries_by_type: Counter[str] = Counter()
+        self._next_sample_s = 0.0
+        self._build_detectors()
+
+    def _build_detectors(self) -> None:
+        t = self.thresholds
+        self.gate = AlertGate(t.repeat_s, t.max_per_minute)
+        self.failure_rate = FailureRateBaseline(
+            t.failure_bucket_s,
+            t.failure_alpha,
+            t.failure_rise,
+            t.failure_min_volume,
+            t.failure_warmup,
+        )
+        self.retry_storm = StormDetector(t.retry_storm_count, t.retry_storm_window_s)
+        self.backlog = BacklogTrend(t.backlog_window_s, t.backlog_growth_per_s, t.backlog_min)
+
+    @property
+    def running(self) -> bool:
+        return self._clock is not None
+
+    def add(
+        self,
+        notifier: Notifier,
+        *,
+        outbox_size: int = 100,
+        notify_timeout_s: float = 30.0,
+        **thresholds: Any,
+    ) -> None:
+        """Send alerts to ``notifier`` too, through its own outbox of ``outbox_size``
+        alerts, each delivery allowed ``notify_timeout_s``.  ``thresholds`` change
+        :class:`AlertThresholds` fields for every notifier (only before start)."""
+        outbox = Outbox(
+            notifier,
+            require_int("outbox_size", outbox_size, minimum=1, error=ConfigError),
+            require_number("notify_timeout_s", notify_timeout_s, above=0, error=ConfigError),
+        )
+        if thresholds:
+            if self.running:
+                raise SchedulerStateError("alert thresholds can only change before start()")
+            self.thresholds = self.thresholds.updated(**thresholds)
+            self._build_detectors()
+        self.outboxes.append(outbox)
+        if self.running:
+            outbox.start()
+        elif self._scheduler.running:
+            self._begin()
+
+    # -- service -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._begin()
+
+    def _begin(self) -> None:
+        if self.running:
+            return
+        subscribe = self._scheduler.subscribe
+        self._unsubscribe = [
+            subscribe(self._pending.append),
+            subscribe(self._heard_start, (TaskLifecycle.RUNNING,)),
+        ]
+        self._clock = self._scheduler.clock
+        self._next_sample_s = self._clock.now()
+        for outbox in self.outboxes:
+            outbox.start()
+        self._arm()
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self._tick()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._clock = None
+        if self._sampling is not None:
+            self._sampling.cancel()
+            await asyncio.gather(self._sampling, return_exceptions=True)
+        await asyncio.gather(*(outbox.stop() for outbox in self.outboxes))
+
+    def _arm(self) -> None:
+        clock = self._clock
+        if clock is not None:
+            self._timer = clock.call_at(clock.now() + self.thresholds.tick_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self._clock is None:
+            return
+        try:
+            self._tick()
+        except Exception:
+            logger.exception("alert manager tick failed")
+        self._arm()
+
+    # -- hooks for other parts (cluster code, apps) --------------------------------------
+
+    def raise_condition(
+        self, kind: AlertKind, key: str, title: str, severity: Severity, **details: Any
+    ) -> bool:
+        """Open condition ``key``: notifies unless it is already open (True if sent)."""
+        now = self._now()
+        if not self.gate.opens(key, now):
+            return False
+        self._send(Alert(kind, severity, title, key, alert_time(now), details))
+        return True
+
+    def resolve_condition(self, kind: AlertKind, key: str, title: str, **details: Any) -> bool:
+        """Close condition ``key``: sends its resolution if it was open (True if sent)."""
+        if not self.gate.closes(key):
+            return False
+        now = alert_time(self._now())
+        self._send(Alert(kind, Severity.INFO, title, key, now, details, resolved=True))
+        return True
+
+    def worker_lost(self, worker_id: str, reason: str = "") -> bool:
+        """A worker of the cluster stopped answering (call from the cluster code)."""
+        return self.raise_condition(
+            AlertKind.WORKER_LOST,
+            f"worker_lost:{worker_id}",
+            f"worker {worker_id} lost",
+            Severity.CRITICAL,
+            worker_id=worker_id,
+            reason=reason,
+        )
+
+    def worker_back(self, worker_id: str) -> bool:
+        return self.resolve_condition(
+            AlertKind.WORKER_LOST,
+            f"worker_lost:{worker_id}",
+            f"worker {worker_id} is back",
+            worker_id=worker_id,
+        )
+
+    # -- hearing ------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return (self._clock or self._scheduler.clock).now()
+
+    def _heard_start(self, event: Event) -> None:
+        task_id, task_type, _, at_s = event[:4]  # type: ignore[index]
+        task = self._live.get(task_id)
+        if task is not None and at_s - task.due_s >= self.thresholds.lateness_s:
+            self._late.append((task_id, task_type, at_s, at_s - task.due_s))
+
+    def _tick(self) -> None:
+        now = self._now()
+        events, self._pending[:] = self._pending[:], []
+        for event in events:
+            self._fold(event)
+        self._judge_failure_rate(self.failure_rate.close_until(now))
+        self._judge_retry_storm(now)
+        self._judge_lateness(now)
+        for alert in self.gate.summaries(now):
+            self._send(alert)
+        if now >= self._next_sample_s and (self._sampling is None or self._sampling.done()):
+            self._next_sample_s = now + self.thresholds.backlog_sample_s
+            self._sampling = asyncio.get_running_loop().create_task(self._sample_backlog(now))
+
+    def _fold(self, event: Event) -> None:
+        kind = type(event)
+        if kind is TaskCompleted or kind is TaskRetrying or kind is TaskFailed:
+            assert isinstance(event, TaskEvent)
+            if event.from_state is RUNNING:
+                failed = kind is not TaskCompleted
+                self._judge_failure_rate(self.failure_rate.record(event.at_s, failed))
+            if kind is TaskRetrying:
+                self.retry_storm.window.add(event.at_s)
+                self._retries_by_type[event.task_type] += 1
+            elif kind is TaskFailed:
+                self._task_failed(event)
+        elif kind is CircuitOpened or kind is CircuitClosed:
+            assert isinstance(event, CircuitOpened | CircuitClosed)
+            self._circuit_changed(event)
+
+    # -- rules --------------------------------------------------------------------------
+
+    def _task_failed(self, event: TaskEvent) -> None:
+        alert = Alert(
+            AlertKind.TASK_FAILED,
+            Severity.WARNING,
+            f"task {event.task_id} ({event.task_type}) failed for good",
+            f"task_failed:{event.task_type}",
+            alert_time(event.at_s),
+            {"task_id": event.task_id, "task_type": event.task_type, "reason": event.reason},
+        )
+        chosen = self.gate.occurs(alert, event.at_s)
+        if chosen is not None:
+            self._send(chosen)
+
+    def _circuit_changed(self, event: CircuitOpened | CircuitClosed) -> None:
+        key = f"circuit_open:{event.name}"
+        if isinstance(event, CircuitOpened):
+            self.raise_condition(
+                AlertKind.CIRCUIT_OPEN,
+                key,
+                f"circuit {event.name} opened",
+                Severity.CRITICAL,
+                circuit=event.name,
+                reason=event.reason,
+            )
+        else:
+            self.resolve_condition(
+                AlertKind.CIRCUIT_OPEN, key, f"circuit {event.name} closed", circuit=event.name
+            )
+
+    def _judge_failure_rate(self, verdict: Verdict | None) -> None:
+        detector = self.failure_rate
+        details = {
+            "failure_rate": round(detector.last_rate, 4),
+            "baseline": round(detector.baseline, 4),
+            "attempts": detector.last_volume,
+        }
+        if verdict is Verdict.ANOMALY:
+            self.raise_condition(
+                AlertKind.FAILURE_RATE,
+                FAILURE_RATE_KEY,
+                f"failure rate {detector.last_rate:.0%} (baseline {detector.baseline:.0%})",
+                Severity.CRITICAL,
+                **details,
+            )
+        elif verdict is Verdict.NORMAL:
+            title = f"failure rate back to {detector.last_rate:.0%}"
+            self.resolve_condition(AlertKind.FAILURE_RATE, FAILURE_RATE_KEY, title, **details)
+
+    def _judge_retry_storm(self, now_s: float) -> None:
+        verdict = self.retry_storm.judge(now_s)
+        window = self.thresholds.retry_storm_window_s
+        count = self.retry_storm.window.count(now_s)
+        if verdict is Verdict.ANOMALY:
+            by_type = dict(self._retries_by_type.most_common(5))
+            self.raise_condition(
+                AlertKind.RETRY_STORM,
+                RETRY_STORM_KEY,
+                f"retry storm: {count} retries in {window:g}s",
+                Severity.WARNING,
+                retries=count,
+                window_s=window,
+                by_type=by_type,
+            )
+        elif verdict is Verdict.NORMAL and self.resolve_condition(
+            AlertKind.RETRY_STORM, RETRY_STORM_KEY, "retry storm over", retries=count
+        ):
+            self._retries_by_type.clear()
+
+    def _judge_lateness(self, now_s: float) -> None:
+        late, self._late[:] = self._late[:], []
+        for task_id, task_type, at_s, late_s in late:
+            self._last_late_s[task_type] = at_s
+            self.raise_condition(
+                AlertKind.LATENESS,
+                f"lateness:{task_type}",
+                f"{task_type} tasks start late ({late_s:.0f}s past due)",
+                Severity.WARNING,
+                task_type=task_type,
+                task_id=task_id,
+                late_s=round(late_s, 3),
+            )
+        for task_type, last_s in list(self._last_late_s.items()):
+            if now_s - last_s >= self.thresholds.lateness_clear_s:
+                del self._last_late_s[task_type]
+                self.resolve_condition(
+                    AlertKind.LATENESS,
+                    f"lateness:{task_type}",
+                    f"{task_type} tasks start on time again",
+                    task_type=task_type,
+                )
+
+    async def _sample_backlog(self, now_s: float) -> None:
+        figures = await self._scheduler.get_system_load_metrics()
+        backlog = float(figures.get("ready", 0) or 0) + float(
+            figures.get("waiting_for_limits", 0) or 0
+        )
+        verdict = self.backlog.add(now_s, backlog)
+        rate = round(self.backlog.growth_per_s(), 3)
+        if verdict is Verdict.ANOMALY:
+            self.raise_condition(
+                AlertKind.BACKLOG_GROWTH,
+                BACKLOG_KEY,
+                f"backlog of {backlog:.0f} growing by {rate:g} tasks/s",
+                Severity.WARNING,
+                backlog=backlog,
+                growth_per_s=rate,
+            )
+        elif verdict is Verdict.NORMAL:
+            self.resolve_condition(
+                AlertKind.BACKLOG_GROWTH,
+                BACKLOG_KEY,
+                "backlog drains again",
+                backlog=backlog,
+                growth_per_s=rate,
+            )
+
+    def _send(self, alert: Alert) -> None:
+        self.recent.append(alert)
+        logger.debug("alert %s: %s", alert.key, alert.title)
+        for outbox in self.outboxes:
+            outbox.post(alert)
