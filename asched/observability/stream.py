@@ -133,6 +133,7 @@ class EventStream:
 
     def __del__(self) -> None:
         # Leaving ``async for`` drops the last reference: stop hearing events then.
-        if self._unsubscribe is not None:
-            self._unsubscribe()
+        unsubscribe = getattr(self, "_unsubscribe", None)  # None if __init__ failed
+        if unsubscribe is not None:
+            unsubscribe()
             self._unsubscribe = None
