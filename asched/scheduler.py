@@ -50,6 +50,7 @@ from asched.observability import insight
 from asched.observability.alerting import AlertManager
 from asched.observability.alerts import Notifier
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
+from asched.observability.prometheus import PrometheusExporter
 from asched.observability.stream import AnyListener, EventStream, as_listener
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
@@ -185,6 +186,15 @@ class Scheduler:
             self._engine.attach(self._alerts)
         self._alerts.add(notifier, **thresholds)
         return self._alerts
+
+    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> PrometheusExporter:
+        """Serve Prometheus metrics on ``host:port`` from start() to stop() (call before
+        start; needs the ``metrics`` extra); see :mod:`asched.observability.prometheus`."""
+        if self.running or self._engine.is_closing:
+            raise SchedulerStateError("serve_metrics() must be called before start()")
+        exporter = PrometheusExporter(self, port, host)
+        self._engine.attach(exporter)
+        return exporter
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -73,6 +73,16 @@ class AlertManager:
         self._retries_by_type: Counter[str] = Counter()
         self._next_sample_s = 0.0
         self._build_detectors()
+        # Heard from now on: tasks recovered at start may end before services start.
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        if not self._unsubscribe:
+            subscribe = self._scheduler.subscribe
+            self._unsubscribe = [
+                subscribe(self._pending.append),
+                subscribe(self._heard_start, (TaskLifecycle.RUNNING,)),
+            ]
 
     def _build_detectors(self) -> None:
         t = self.thresholds
@@ -126,11 +136,7 @@ class AlertManager:
     def _begin(self) -> None:
         if self.running:
             return
-        subscribe = self._scheduler.subscribe
-        self._unsubscribe = [
-            subscribe(self._pending.append),
-            subscribe(self._heard_start, (TaskLifecycle.RUNNING,)),
-        ]
+        self._subscribe()
         self._clock = self._scheduler.clock
         self._next_sample_s = self._clock.now()
         for outbox in self.outboxes:
@@ -143,6 +149,7 @@ class AlertManager:
         self._tick()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self._unsubscribe = []
         if self._timer is not None:
             self._timer.cancel()
         self._clock = None
