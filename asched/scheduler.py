@@ -52,6 +52,7 @@ from asched.observability.alerts import Notifier
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
 from asched.observability.prometheus import PrometheusExporter
 from asched.observability.stream import AnyListener, EventStream, as_listener
+from asched.observability.tracing import TaskTracer
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -195,6 +196,11 @@ class Scheduler:
         exporter = PrometheusExporter(self, port, host)
         self._engine.attach(exporter)
         return exporter
+
+    def trace_tasks(self, tracer_provider: Any = None) -> TaskTracer:
+        """OpenTelemetry spans around task runs, if ``opentelemetry-api`` is installed
+        (``.enabled`` says); see :mod:`asched.observability.tracing`."""
+        return TaskTracer(self, tracer_provider)
 
     # -- lifecycle -----------------------------------------------------------------
 
