@@ -168,8 +168,8 @@ class Scheduler:
         self, listener: AnyListener, states: Collection[TaskLifecycle] | None = None
     ) -> Callable[[], None]:
         """Call ``listener`` with every event (or only with those of tasks entering
-        ``states``); an ``async def`` listener runs as a task.  Returns a function
-        that unsubscribes."""
+        ``states``; ``states=()``: circuit breaker events alone); an ``async def``
+        listener runs as a task.  Returns a function that unsubscribes."""
         return self._engine.subscribe(as_listener(listener), states)
 
     def events(

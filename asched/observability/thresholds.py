@@ -31,13 +31,16 @@ class AlertThresholds:
     backlog_window_s: float = 300.0
     backlog_growth_per_s: float = 1.0
     backlog_min: int = 100
-    #: a task starting this late past its due time; resolved after a quiet spell
-    lateness_s: float = 60.0
+    #: a task starting this late past its due time (None: not watched, the default,
+    #: as it costs a listener call per task start); resolved after a quiet spell
+    lateness_s: float | None = None
     lateness_clear_s: float = 120.0
 
     def __post_init__(self) -> None:
         for spec in fields(self):
             value = getattr(self, spec.name)
+            if value is None and spec.name == "lateness_s":
+                continue
             if spec.type == "int":
                 require_int(spec.name, value, minimum=1, error=ConfigError)
             elif spec.name == "failure_alpha":

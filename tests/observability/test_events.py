@@ -10,7 +10,15 @@ from collections.abc import Callable
 import pytest
 
 from asched import Scheduler, TaskLifecycle
-from asched.events import Event, TaskCompleted, TaskEvent, TaskQueued, TaskScheduled, TaskStarted
+from asched.events import (
+    CircuitOpened,
+    Event,
+    TaskCompleted,
+    TaskEvent,
+    TaskQueued,
+    TaskScheduled,
+    TaskStarted,
+)
 from asched.testing import FakeClock
 
 
@@ -136,3 +144,21 @@ def test_events_checks_its_size(make_scheduler: Callable[..., Scheduler]) -> Non
 
     with pytest.raises(TaskValidationError, match="maxsize"):
         make_scheduler().events(maxsize=0)
+
+
+async def test_no_states_at_all_hears_the_circuit_breaker_events_alone(
+    make_scheduler: Callable[..., Scheduler], clock: FakeClock
+) -> None:
+    s = make_scheduler()
+    s.configure_breaker("api", failure_threshold=1, recovery_s=30)
+    heard: list[Event] = []
+    s.subscribe(heard.append, ())
+
+    @s.task("call", breaker="api", max_retries=0)
+    async def call() -> None:
+        raise ConnectionError("down")
+
+    async with s:
+        await s.schedule_task("call")
+        await clock.advance(1)
+    assert [type(e) for e in heard] == [CircuitOpened]
