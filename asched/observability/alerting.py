@@ -36,12 +36,12 @@ from asched.events import (
 )
 from asched.model import Task, TaskLifecycle
 from asched.model.states import RUNNING
+from asched.observability import rules
 from asched.observability.alerts import Alert, AlertKind, Notifier, Severity, alert_time
 from asched.observability.anomaly import (
     BacklogTrend,
     FailureRateBaseline,
     StormDetector,
-    Verdict,
 )
 from asched.observability.debounce import AlertGate
 from asched.observability.outbox import Outbox
@@ -54,9 +54,6 @@ logger = logging.getLogger(__name__)
 
 #: attempts' outcomes: the states whose events are read at each tick
 OUTCOME_STATES = (TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.RETRYING)
-RETRY_STORM_KEY = "retry_storm"
-FAILURE_RATE_KEY = "failure_rate"
-BACKLOG_KEY = "backlog_growth"
 
 
 class AlertManager:
@@ -65,18 +62,18 @@ class AlertManager:
         self.outboxes: list[Outbox] = []
         #: the latest alerts sent, newest last
         self.recent: deque[Alert] = deque(maxlen=200)
-        self._scheduler = scheduler
+        self.scheduler = scheduler
         self._live = live_tasks
         self._pending: list[Event] = []
         self._circuit_events: list[Event] = []
-        self._late: list[tuple[str, str, float, float]] = []
+        self.late_starts: list[tuple[str, str, float, float]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._unwatch_starts: Callable[[], None] | None = None
         self._timer: TimerHandle | None = None
         self._clock: Clock | None = None
         self._sampling: asyncio.Task[None] | None = None
-        self._last_late_s: dict[str, float] = {}
-        self._retries_by_type: Counter[str] = Counter()
+        self.last_late_s: dict[str, float] = {}
+        self.retries_by_type: Counter[str] = Counter()
         self._next_sample_s = 0.0
         self._build_detectors()
         # Heard from now on: tasks recovered at start may end before services start.
@@ -84,7 +81,7 @@ class AlertManager:
 
     def _subscribe(self) -> None:
         if not self._unsubscribe:
-            subscribe = self._scheduler.subscribe
+            subscribe = self.scheduler.subscribe
             self._unsubscribe = [
                 subscribe(self._pending.append, OUTCOME_STATES),
                 subscribe(self._circuit_events.append, ()),
@@ -96,7 +93,7 @@ class AlertManager:
         wanted = self.thresholds.lateness_s is not None
         if wanted and self._unwatch_starts is None:
             running = (TaskLifecycle.RUNNING,)
-            self._unwatch_starts = self._scheduler.subscribe(self._heard_start, running)
+            self._unwatch_starts = self.scheduler.subscribe(self._heard_start, running)
         elif not wanted and self._unwatch_starts is not None:
             self._unwatch_starts()
             self._unwatch_starts = None
@@ -143,7 +140,7 @@ class AlertManager:
         self.outboxes.append(outbox)
         if self.running:
             outbox.start()
-        elif self._scheduler.running:
+        elif self.scheduler.running:
             self._begin()
 
     # -- service -----------------------------------------------------------------------
@@ -155,7 +152,7 @@ class AlertManager:
         if self.running:
             return
         self._subscribe()
-        self._clock = self._scheduler.clock
+        self._clock = self.scheduler.clock
         self._next_sample_s = self._clock.now()
         for outbox in self.outboxes:
             outbox.start()
@@ -202,7 +199,7 @@ class AlertManager:
         now = self._now()
         if not self.gate.opens(key, now):
             return False
-        self._send(Alert(kind, severity, title, key, alert_time(now), details))
+        self.send(Alert(kind, severity, title, key, alert_time(now), details))
         return True
 
     def resolve_condition(self, kind: AlertKind, key: str, title: str, **details: Any) -> bool:
@@ -210,7 +207,7 @@ class AlertManager:
         if not self.gate.closes(key):
             return False
         now = alert_time(self._now())
-        self._send(Alert(kind, Severity.INFO, title, key, now, details, resolved=True))
+        self.send(Alert(kind, Severity.INFO, title, key, now, details, resolved=True))
         return True
 
     def worker_lost(self, worker_id: str, reason: str = "") -> bool:
@@ -235,14 +232,14 @@ class AlertManager:
     # -- hearing ------------------------------------------------------------------------
 
     def _now(self) -> float:
-        return (self._clock or self._scheduler.clock).now()
+        return (self._clock or self.scheduler.clock).now()
 
     def _heard_start(self, event: Event) -> None:
         task_id, task_type, _, at_s = event[:4]  # type: ignore[index]
         task = self._live.get(task_id)
         limit = self.thresholds.lateness_s
         if task is not None and limit is not None and at_s - task.due_s >= limit:
-            self._late.append((task_id, task_type, at_s, at_s - task.due_s))
+            self.late_starts.append((task_id, task_type, at_s, at_s - task.due_s))
 
     def _tick(self) -> None:
         now = self._now()
@@ -250,14 +247,14 @@ class AlertManager:
             events, heard[:] = heard[:], []
             for event in events:
                 self._fold(event)
-        self._judge_failure_rate(self.failure_rate.close_until(now))
-        self._judge_retry_storm(now)
-        self._judge_lateness(now)
+        rules.judge_failure_rate(self, self.failure_rate.close_until(now))
+        rules.judge_retry_storm(self, now)
+        rules.judge_lateness(self, now)
         for alert in self.gate.summaries(now):
-            self._send(alert)
+            self.send(alert)
         if now >= self._next_sample_s and (self._sampling is None or self._sampling.done()):
             self._next_sample_s = now + self.thresholds.backlog_sample_s
-            self._sampling = asyncio.get_running_loop().create_task(self._sample_backlog(now))
+            self._sampling = asyncio.get_running_loop().create_task(rules.sample_backlog(self, now))
 
     def _fold(self, event: Event) -> None:
         kind = type(event)
@@ -265,135 +262,17 @@ class AlertManager:
             assert isinstance(event, TaskEvent)
             if event.from_state is RUNNING:
                 failed = kind is not TaskCompleted
-                self._judge_failure_rate(self.failure_rate.record(event.at_s, failed))
+                rules.judge_failure_rate(self, self.failure_rate.record(event.at_s, failed))
             if kind is TaskRetrying:
                 self.retry_storm.window.add(event.at_s)
-                self._retries_by_type[event.task_type] += 1
+                self.retries_by_type[event.task_type] += 1
             elif kind is TaskFailed:
-                self._task_failed(event)
+                rules.task_failed(self, event)
         elif kind is CircuitOpened or kind is CircuitClosed:
             assert isinstance(event, CircuitOpened | CircuitClosed)
-            self._circuit_changed(event)
+            rules.circuit_changed(self, event)
 
-    # -- rules --------------------------------------------------------------------------
-
-    def _task_failed(self, event: TaskEvent) -> None:
-        alert = Alert(
-            AlertKind.TASK_FAILED,
-            Severity.WARNING,
-            f"task {event.task_id} ({event.task_type}) failed for good",
-            f"task_failed:{event.task_type}",
-            alert_time(event.at_s),
-            {"task_id": event.task_id, "task_type": event.task_type, "reason": event.reason},
-        )
-        chosen = self.gate.occurs(alert, event.at_s)
-        if chosen is not None:
-            self._send(chosen)
-
-    def _circuit_changed(self, event: CircuitOpened | CircuitClosed) -> None:
-        key = f"circuit_open:{event.name}"
-        if isinstance(event, CircuitOpened):
-            self.raise_condition(
-                AlertKind.CIRCUIT_OPEN,
-                key,
-                f"circuit {event.name} opened",
-                Severity.CRITICAL,
-                circuit=event.name,
-                reason=event.reason,
-            )
-        else:
-            self.resolve_condition(
-                AlertKind.CIRCUIT_OPEN, key, f"circuit {event.name} closed", circuit=event.name
-            )
-
-    def _judge_failure_rate(self, verdict: Verdict | None) -> None:
-        detector = self.failure_rate
-        details = {
-            "failure_rate": round(detector.last_rate, 4),
-            "baseline": round(detector.baseline, 4),
-            "attempts": detector.last_volume,
-        }
-        if verdict is Verdict.ANOMALY:
-            self.raise_condition(
-                AlertKind.FAILURE_RATE,
-                FAILURE_RATE_KEY,
-                f"failure rate {detector.last_rate:.0%} (baseline {detector.baseline:.0%})",
-                Severity.CRITICAL,
-                **details,
-            )
-        elif verdict is Verdict.NORMAL:
-            title = f"failure rate back to {detector.last_rate:.0%}"
-            self.resolve_condition(AlertKind.FAILURE_RATE, FAILURE_RATE_KEY, title, **details)
-
-    def _judge_retry_storm(self, now_s: float) -> None:
-        verdict = self.retry_storm.judge(now_s)
-        window = self.thresholds.retry_storm_window_s
-        count = self.retry_storm.window.count(now_s)
-        if verdict is Verdict.ANOMALY:
-            by_type = dict(self._retries_by_type.most_common(5))
-            self.raise_condition(
-                AlertKind.RETRY_STORM,
-                RETRY_STORM_KEY,
-                f"retry storm: {count} retries in {window:g}s",
-                Severity.WARNING,
-                retries=count,
-                window_s=window,
-                by_type=by_type,
-            )
-        elif verdict is Verdict.NORMAL and self.resolve_condition(
-            AlertKind.RETRY_STORM, RETRY_STORM_KEY, "retry storm over", retries=count
-        ):
-            self._retries_by_type.clear()
-
-    def _judge_lateness(self, now_s: float) -> None:
-        late, self._late[:] = self._late[:], []
-        for task_id, task_type, at_s, late_s in late:
-            self._last_late_s[task_type] = at_s
-            self.raise_condition(
-                AlertKind.LATENESS,
-                f"lateness:{task_type}",
-                f"{task_type} tasks start late ({late_s:.0f}s past due)",
-                Severity.WARNING,
-                task_type=task_type,
-                task_id=task_id,
-                late_s=round(late_s, 3),
-            )
-        for task_type, last_s in list(self._last_late_s.items()):
-            if now_s - last_s >= self.thresholds.lateness_clear_s:
-                del self._last_late_s[task_type]
-                self.resolve_condition(
-                    AlertKind.LATENESS,
-                    f"lateness:{task_type}",
-                    f"{task_type} tasks start on time again",
-                    task_type=task_type,
-                )
-
-    async def _sample_backlog(self, now_s: float) -> None:
-        figures = await self._scheduler.get_system_load_metrics()
-        backlog = float(figures.get("ready", 0) or 0) + float(
-            figures.get("waiting_for_limits", 0) or 0
-        )
-        verdict = self.backlog.add(now_s, backlog)
-        rate = round(self.backlog.growth_per_s(), 3)
-        if verdict is Verdict.ANOMALY:
-            self.raise_condition(
-                AlertKind.BACKLOG_GROWTH,
-                BACKLOG_KEY,
-                f"backlog of {backlog:.0f} growing by {rate:g} tasks/s",
-                Severity.WARNING,
-                backlog=backlog,
-                growth_per_s=rate,
-            )
-        elif verdict is Verdict.NORMAL:
-            self.resolve_condition(
-                AlertKind.BACKLOG_GROWTH,
-                BACKLOG_KEY,
-                "backlog drains again",
-                backlog=backlog,
-                growth_per_s=rate,
-            )
-
-    def _send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> None:
         self.recent.append(alert)
         logger.debug("alert %s: %s", alert.key, alert.title)
         for outbox in self.outboxes:
