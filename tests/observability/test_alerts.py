@@ -327,3 +327,28 @@ async def test_a_notifier_added_while_running_starts_at_once(
         await clock.advance(1)
         await settle()
         assert [a.kind for a in notifier.alerts] == [AlertKind.TASK_FAILED]
+
+
+async def test_the_logging_notifier_logs_alerts_and_resolutions(
+    make_scheduler: Callable[..., Scheduler], clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from asched import LoggingNotifier
+
+    s = make_scheduler()
+    alerts = s.add_notifier(LoggingNotifier(logging.getLogger("ops")))
+    with caplog.at_level(logging.INFO, logger="ops"):
+        async with s:
+            alerts.worker_lost("w1", "no heartbeat")
+            alerts.worker_back("w1")
+            await clock.advance(1)
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "ops"]
+    assert logged == [
+        (
+            "ERROR",
+            "alert worker_lost:w1 [critical] worker w1 lost "
+            "{'worker_id': 'w1', 'reason': 'no heartbeat'}",
+        ),
+        ("INFO", "alert worker_lost:w1 [resolved] worker w1 is back {'worker_id': 'w1'}"),
+    ]
