@@ -4,7 +4,8 @@
 
 * every number in ``get_system_load_metrics()`` as a gauge ``asched_<key>``; a
   dict of numbers becomes one gauge labelled ``key`` (a dict of dicts adds
-  ``key_2``), so new keys are exported without a change here;
+  ``key_2``), and a dict of text (breaker states) a gauge labelled ``key`` and
+  ``state`` worth 1, so new keys are exported without a change here;
 * ``asched_task_outcomes_total{task_type, outcome}``, counted from events:
   ``completed``, ``failed`` (for good) and ``retried``.
 
@@ -58,13 +59,32 @@ def metric_name(key: str) -> str:
     return "asched_" + _NOT_IN_A_NAME.sub("_", key)
 
 
-def flatten(value: Any, labels: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], float]]:
-    """The numbers in ``value`` (a number, or dicts of them), each with its path."""
-    if isinstance(value, int | float):  # bool too: an int
-        yield labels, float(value)
-    elif isinstance(value, Mapping):
+def flatten(value: Any, labels: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """The leaves of ``value`` (dicts of dicts of ...), each with its path."""
+    if isinstance(value, Mapping):
         for key, inner in value.items():
             yield from flatten(inner, (*labels, str(key)))
+    elif value is not None:
+        yield labels, value
+
+
+def gauge_samples(value: Any) -> tuple[list[str], list[tuple[list[str], float]]]:
+    """Label names and samples for one figure: its numbers; or, if it holds none, its
+    text leaves as a ``state`` label worth 1 (``{"smtp": "open"}`` gives
+    ``{key="smtp", state="open"} 1``).  Other leaves are left out."""
+    leaves = list(flatten(value))
+    numbers = [(list(p), float(v)) for p, v in leaves if isinstance(v, int | float)]  # bool too
+    if numbers:
+        depth = max(len(path) for path, _ in numbers)
+        return _key_labels(depth), [(p + [""] * (depth - len(p)), n) for p, n in numbers]
+    texts = [(list(p), v) for p, v in leaves if isinstance(v, str)]
+    depth = max((len(path) for path, _ in texts), default=0)
+    samples = [(p + [""] * (depth - len(p)) + [text], 1.0) for p, text in texts]
+    return [*_key_labels(depth), "state"], samples
+
+
+def _key_labels(depth: int) -> list[str]:
+    return ["key", *(f"key_{n}" for n in range(2, depth + 1))] if depth else []
 
 
 class SchedulerCollector:
@@ -92,19 +112,13 @@ class SchedulerCollector:
 
         figures, outcomes = self._snapshot
         for key, value in figures.items():
-            samples = list(flatten(value))
             name = metric_name(key)
+            labels, samples = gauge_samples(value)
             if not samples or name == OUTCOMES_FAMILY:
                 continue
-            depth = max(len(path) for path, _ in samples)
-            label_names = ["key"] + [f"key_{n}" for n in range(2, depth + 1)]
-            gauge = GaugeMetricFamily(
-                name,
-                f"get_system_load_metrics()[{key!r}]",
-                labels=label_names[:depth] if depth else None,
-            )
-            for path, number in samples:
-                gauge.add_metric(list(path) + [""] * (depth - len(path)), number)
+            gauge = GaugeMetricFamily(name, f"get_system_load_metrics()[{key!r}]", labels=labels)
+            for values, number in samples:
+                gauge.add_metric(values, number)
             yield gauge
         counter = CounterMetricFamily(
             OUTCOMES_FAMILY, "Task outcomes by type", labels=["task_type", "outcome"]

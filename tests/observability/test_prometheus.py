@@ -81,9 +81,9 @@ async def test_the_server_stops_with_the_scheduler(
 
 def test_nested_figures_become_labelled_samples() -> None:
     figures = {"by_state": {"queued": 3, "running": 1}, "duration": {"send": {"p50": 0.5}}}
-    assert list(flatten(figures["by_state"])) == [(("queued",), 3.0), (("running",), 1.0)]
+    assert list(flatten(figures["by_state"])) == [(("queued",), 3), (("running",), 1)]
     assert list(flatten(figures["duration"])) == [(("send", "p50"), 0.5)]
-    assert list(flatten("open")) == [] and list(flatten(None)) == []
+    assert list(flatten("open")) == [((), "open")] and list(flatten(None)) == []
     assert metric_name("lateness_p95.s") == "asched_lateness_p95_s"
 
 
@@ -109,7 +109,9 @@ def test_new_nested_keys_are_exported_without_a_change() -> None:
     }
     assert durations == {("send", "p50"): 0.25, ("send", "p95"): 1}
     assert families["asched_ok"].samples[0].value == 1
-    assert "asched_breakers" not in families and "asched_note" not in families
+    breakers = families["asched_breakers"].samples
+    assert [(b.labels, b.value) for b in breakers] == [({"key": "smtp", "state": "open"}, 1)]
+    assert families["asched_note"].samples[0].labels == {"state": "text"}
 
 
 def test_the_port_is_checked(make_scheduler: Callable[..., Scheduler]) -> None:
