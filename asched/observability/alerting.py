@@ -7,8 +7,8 @@ one only appends it to a list (no Python frame on the engine's path).  The
 lists are read every ``tick_s`` of the scheduler's clock, so an alert goes out
 within a tick.  Task starts are heard only when ``lateness_s`` is set: lateness
 needs the task's due time, which a listener reads from the engine's live task
-at once (a Python call per start, about 5% of peak throughput).  The backlog is sampled from
-``get_system_load_metrics()`` (its ``ready`` plus ``waiting_for_limits``).
+at once (a Python call per start, about 5% of peak throughput).  The backlog
+is sampled from ``get_system_load_metrics()`` (``ready`` + ``waiting_for_limits``).
 
 Alerts are debounced per key (see :mod:`asched.observability.debounce`);
 each notifier has its own bounded outbox and task.
