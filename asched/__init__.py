@@ -31,6 +31,9 @@ from asched.errors import (
 from asched.events import TaskEvent
 from asched.facade import SchedulerFacade
 from asched.model import Task, TaskLifecycle, TaskMetadata, TaskPriority, Transition
+from asched.notifiers import LoggingNotifier, WebhookNotifier
+from asched.observability.alerts import Alert, AlertKind, Notifier, Severity
+from asched.observability.thresholds import AlertThresholds
 from asched.scheduler import Scheduler
 from asched.strategies import CircuitBreaker, Retry, RetryPolicy, circuit_breaker, retry
 from asched.strategies.priority import Ageing, FairShare, PriorityStrategy
@@ -39,6 +42,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Ageing",
+    "Alert",
+    "AlertKind",
+    "AlertThresholds",
     "AschedError",
     "BreakerSettings",
     "CircuitBreaker",
@@ -47,6 +53,8 @@ __all__ = [
     "DependencyError",
     "FairShare",
     "InvalidTransitionError",
+    "LoggingNotifier",
+    "Notifier",
     "PriorityStrategy",
     "ProcessTaskError",
     "RateLimit",
@@ -58,6 +66,7 @@ __all__ = [
     "SchedulerCrashedError",
     "SchedulerFacade",
     "SchedulerStateError",
+    "Severity",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
@@ -75,6 +84,7 @@ __all__ = [
     "Transition",
     "UnknownOptionError",
     "UnknownTaskTypeError",
+    "WebhookNotifier",
     "WorkerCrashedError",
     "__version__",
     "circuit_breaker",

@@ -47,14 +47,18 @@ from asched.errors import (
     TaskFailedError,
     TaskValidationError,
 )
-from asched.events import Event
 from asched.middleware.audit import AuditMiddleware, audit_trail
 from asched.middleware.audit_file import AuditFile
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import COMPLETED, FAILED
 from asched.model.validation import parse_lifecycle, parse_priority
 from asched.observability import insight
+from asched.observability.alerting import AlertManager
+from asched.observability.alerts import Notifier
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
+from asched.observability.prometheus import PrometheusExporter
+from asched.observability.stream import AnyListener, EventStream, as_listener
+from asched.observability.tracing import TaskTracer
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -97,6 +101,7 @@ class Scheduler:
         self._engine.attach(self._metrics)
         self._use_middleware(audit, audit_file, middleware)
         self._use_broker()
+        self._alerts: AlertManager | None = None
 
     def _use_middleware(self, audit: bool, audit_file: str | None, links: Iterable[Any]) -> None:
         log = None if audit_file is None else AuditFile(audit_file)
@@ -202,11 +207,42 @@ class Scheduler:
         self._engine.set_max_concurrency(limit)
 
     def subscribe(
-        self, listener: Callable[[Event], None], states: Collection[TaskLifecycle] | None = None
+        self, listener: AnyListener, states: Collection[TaskLifecycle] | None = None
     ) -> Callable[[], None]:
         """Call ``listener`` with every event (or only with those of tasks entering
-        ``states``); returns a function that unsubscribes."""
-        return self._engine.subscribe(listener, states)
+        ``states``; ``states=()``: circuit breaker events alone); an ``async def``
+        listener runs as a task.  Returns a function that unsubscribes."""
+        return self._engine.subscribe(as_listener(listener), states)
+
+    def events(
+        self, states: Collection[TaskLifecycle] | None = None, maxsize: int = 10_000
+    ) -> EventStream:
+        """``async for event in scheduler.events()``: a bounded stream of events (a
+        reader ``maxsize`` behind loses the oldest); see :mod:`asched.observability.stream`."""
+        return EventStream(self, states, maxsize)
+
+    def add_notifier(self, notifier: Notifier, **thresholds: Any) -> AlertManager:
+        """Send alerts (failures, open circuits, retry storms, anomalies) to ``notifier``;
+        ``thresholds`` are :class:`~asched.observability.thresholds.AlertThresholds` fields."""
+        if self._alerts is None:
+            self._alerts = AlertManager(self, self._engine.active)
+            self._engine.attach(self._alerts)
+        self._alerts.add(notifier, **thresholds)
+        return self._alerts
+
+    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> PrometheusExporter:
+        """Serve Prometheus metrics on ``host:port`` from start() to stop() (call before
+        start; needs the ``metrics`` extra); see :mod:`asched.observability.prometheus`."""
+        if self.running or self._engine.is_closing:
+            raise SchedulerStateError("serve_metrics() must be called before start()")
+        exporter = PrometheusExporter(self, port, host)
+        self._engine.attach(exporter)
+        return exporter
+
+    def trace_tasks(self, tracer_provider: Any = None) -> TaskTracer:
+        """OpenTelemetry spans around task runs, if ``opentelemetry-api`` is installed
+        (``.enabled`` says); see :mod:`asched.observability.tracing`."""
+        return TaskTracer(self, tracer_provider)
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -138,6 +138,15 @@ def _add_run(commands: Any) -> None:
         metavar="PORT",
         help="also serve the dashboard on 127.0.0.1:PORT (token: $ASCHED_DASHBOARD_TOKEN)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=_positive_int,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT (needs the metrics extra)",
+    )
+    run.add_argument(
+        "--metrics-host", default="127.0.0.1", help="the address to serve them on (127.0.0.1)"
+    )
 
 
 def _add_dashboard(commands: Any) -> None:
@@ -217,6 +226,8 @@ def _run(args: argparse.Namespace) -> int:
             app.scheduler.set_max_concurrency(args.concurrency)
         if args.shared:
             app.scheduler.share_store()
+        if args.metrics_port is not None:
+            app.scheduler.serve_metrics(args.metrics_port, args.metrics_host)
     except (AppError, AschedError) as exc:
         print(f"asched run: error: {printable(str(exc))}", file=sys.stderr)
         return 2

@@ -43,7 +43,8 @@ class EventHub:
         chosen = list(TaskLifecycle) if states is None else list(states)
         for state in chosen:
             self.by_state[state].append(listener)
-        if states is None:
+        # Without states, or with none at all (``states=()``), circuit breaker events.
+        if states is None or not chosen:
             self.all.append(listener)
 
         def unsubscribe() -> None:

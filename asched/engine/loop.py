@@ -149,7 +149,8 @@ class Engine:
         self, listener: Listener, states: Collection[TaskLifecycle] | None = None
     ) -> Callable[[], None]:
         """Hear task events (only those entering ``states``, if given) and, without
-        ``states``, circuit breaker events.  Returns the unsubscribe function."""
+        ``states``, circuit breaker events; ``states=()`` hears the circuit breaker
+        events alone.  Returns the unsubscribe function."""
         return self.hub.subscribe(listener, states)
 
     def on_settled(self, hook: Callable[[Task], None]) -> Callable[[], None]:
