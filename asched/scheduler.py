@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any, TypeVar
 
 from asched.config import SchedulerConfig
@@ -34,6 +34,7 @@ from asched.engine.admission import Admission
 from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.policies import BreakerKey, Policies, TypePolicy
+from asched.engine.retention import check_ttl
 from asched.engine.schedule_spec import build_schedule
 from asched.engine.schedules import ScheduleRunner
 from asched.errors import (
@@ -113,8 +114,12 @@ class Scheduler:
         breaker: BreakerKey | None = None,
         rate_limit: RateLimit | None = None,
         rate_limit_per: str = "concurrency_key",
+        result_ttl_s: float | EllipsisType | None = ...,
     ) -> None:
         """Register ``handler`` for task type ``name``.
+
+        ``result_ttl_s`` keeps this type's finished tasks that long (None: forever)
+        instead of the configured ``result_ttl_s``.
 
         ``retry`` sets the type's retry policy (its ``max_retries`` and
         ``backoff_factor`` become the defaults, a task may still override them);
@@ -139,6 +144,8 @@ class Scheduler:
         )
         if definition.concurrency is not None:
             self._engine.set_type_limit(name, definition.concurrency)
+        if not isinstance(result_ttl_s, EllipsisType):
+            self._engine.result_ttls[name] = check_ttl(result_ttl_s)
         if self._policies.is_gated(name):
             self._engine.gate_type(name)
 

@@ -1,9 +1,10 @@
 """Starting and stopping the engine, and re-arming what a previous run left.
 
 Start: open the store and the executors, recover unfinished tasks, start the
-attached services (recurring schedules) and, on a shared store, the lease
-coordinator.  Stop: take no more work, let running attempts finish within the
-grace period, then cancel them and hand them back QUEUED.  Nothing is dropped.
+attached services (recurring schedules, retention) and, on a durable store --
+always shared with other processes -- the lease coordinator.  Stop: take no
+more work, let running attempts finish within the grace period, then cancel
+them and hand them back QUEUED.  Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from asched.clock import LoopClock
+from asched.engine.retention import Retention
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
@@ -32,6 +34,7 @@ async def start(engine: Engine) -> None:
     engine.wheel = ArmedWheel(clock, engine.on_due)
     engine.line.bind(clock)
     engine.is_closing = False
+    engine.store.max_payload_bytes = engine.config.max_payload_bytes
     await engine.store.open()
     if engine.writeback is not None:
         engine.writeback.start()
@@ -39,7 +42,7 @@ async def start(engine: Engine) -> None:
     engine.is_running = True
     config = engine.config
     coordinator = None
-    if config.shared_store and engine.store.durable:
+    if engine.store.durable:  # a durable store is always shared; no flag needed
         coordinator = SharedStoreCoordinator(engine, config.lease_s, config.poll_interval_s)
         if engine.writeback is not None:
             engine.writeback.fence = coordinator
@@ -47,6 +50,8 @@ async def start(engine: Engine) -> None:
     await recover(engine)
     for service in engine.services:
         await service.start()
+    engine.retention = Retention(engine)
+    await engine.retention.start()
     if coordinator is not None:
         coordinator.start()
 
@@ -86,6 +91,8 @@ async def stop(engine: Engine, grace_s: float | None) -> None:
         return
     engine.is_running = False
     engine.is_closing = True
+    if engine.retention is not None:
+        await engine.retention.stop()
     for service in reversed(engine.services):
         await service.stop()
     shared = engine.shared_coordinator

@@ -143,7 +143,9 @@ async def test_a_new_scheduler_on_the_same_file_runs_what_the_old_one_left(
             L.COMPLETED,
         ]
         recovered = await second.get_task(due_soon["low"])
-        assert "scheduler stopped before it was due" in [t.reason for t in recovered.history]
+        # A durable store is shared: an armed task is not rewritten at stop (another
+        # worker may hold it by then); the row kept QUEUED and the next run took it.
+        assert recovered.lifecycle is L.COMPLETED and recovered.retries == 0
     assert_intact(db_path)
 
 
@@ -656,7 +658,7 @@ async def test_a_version_2_file_gains_the_lease_columns(
         old.close()
     store = make_store()
     await store.open()
-    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 3
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 4
     assert sorted(lease_columns(db_path)) == [("a", None, 0, None), ("b", None, 0, None)]
     assert [t.id for t in await store.load_unfinished()] == ["a", "b"]
     [(lease, task)] = await store.claim_due("p1", T0, 30, 1)
