@@ -29,6 +29,8 @@ def claim_granted(engine: Engine, task: Task, lease: Lease) -> bool:
     if lease.crashes > task.max_retries:
         engine.report(task, OUTCOME_ABANDONED, now)
         engine.release(task)
+        # The claim recorded it RUNNING; it ends there without running its handler.
+        engine.move(task, RUNNING, now, "claimed; its handler is not started again")
         _fail_crashed(engine, task, lease.crashes, now)
         return True
     engine.begin(task, now)

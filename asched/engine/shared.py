@@ -124,14 +124,17 @@ class SharedStoreCoordinator:
         by_id = {lease.task_id: lease for lease in granted}
         for task in batch:
             lease = by_id.get(task.id)
-            if lease is not None:
-                self.leases[task.id] = lease
-                if handover.claim_granted(engine, task, lease):
-                    continue
-                # Cancelled or paused meanwhile: the store says RUNNING now, so write
-                # the task's real state under the lease (a terminal save ends it).
-                engine.touch(task)
-            handover.claim_refused(engine, task, taken=lease is None)
+            try:
+                if lease is not None:
+                    self.leases[task.id] = lease
+                    if handover.claim_granted(engine, task, lease):
+                        continue
+                    # Cancelled or paused meanwhile: the store says RUNNING now, so
+                    # write the task's real state under the lease (terminal ends it).
+                    engine.touch(task)
+                handover.claim_refused(engine, task, taken=lease is None)
+            except Exception:  # one task's trouble must not strand the rest of the batch
+                logger.exception("task %s: starting it after its claim failed", task.id)
 
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
