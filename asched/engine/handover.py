@@ -54,6 +54,20 @@ def claim_refused(engine: Engine, task: Task, *, taken: bool) -> None:
         engine.forget(task)
 
 
+def runs_here(engine: Engine, task: Task) -> bool:
+    """Whether this process has a handler for the task: one that has none (a
+    producer script, say) leaves the task in the store for a worker that has."""
+    return task.type in engine.registry
+
+
+def pass_on(engine: Engine, task: Task) -> None:
+    """Leave a task this process cannot run to the others: its slot back, the task
+    forgotten here; the store still says QUEUED, unleased."""
+    engine.report(task, OUTCOME_ABANDONED, engine.clock.now())
+    engine.release(task)
+    engine.forget(task)
+
+
 def lost(engine: Engine, task_id: str) -> None:
     """Another process holds this task now: stop any attempt here, write nothing."""
     task = engine.active.get(task_id)
@@ -99,5 +113,9 @@ def running_task(engine: Engine, task_id: str) -> bool:
 
 
 def room_to_claim(engine: Engine) -> int:
+    """How many due tasks to claim from the store now: none while stopping or
+    when this process has no handler at all (a producer only adds work)."""
     limits = engine.limits
-    return 0 if engine.is_closing else limits.total_limit - limits.running - len(engine.line)
+    if engine.is_closing or not engine.registry.names():
+        return 0
+    return limits.total_limit - limits.running - len(engine.line)

@@ -82,6 +82,9 @@ class SharedStoreCoordinator:
 
     def want(self, task: Task, now_s: float) -> None:
         """A due task has a slot: start it once its start-claim commits (batched)."""
+        if not handover.runs_here(self._engine, task):
+            handover.pass_on(self._engine, task)
+            return
         self._waiting.append(task)
         if not self._claiming:
             self._claiming = True
@@ -204,6 +207,9 @@ class SharedStoreCoordinator:
         now = engine.clock.now()
         for lease, task in found:
             if engine.holds(task.id):
+                await engine.store.release([lease])
+                continue
+            if not handover.runs_here(engine, task):
                 await engine.store.release([lease])
                 continue
             self.leases[task.id] = lease
