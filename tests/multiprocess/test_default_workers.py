@@ -28,7 +28,9 @@ WORKER = textwrap.dedent(
     from asched import Scheduler
 
     db, ledger, stop_file, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    scheduler = Scheduler(f"sqlite:///{db}", lease_s=1.0, max_concurrency=%d, grace_period_s=5)
+    scheduler = Scheduler(
+        f"sqlite:///{db}", lease_s=1.0, max_concurrency=CONCURRENCY, grace_period_s=5
+    )
 
     @scheduler.task("work", max_retries=5)
     async def work(n: int) -> int:
@@ -44,8 +46,7 @@ WORKER = textwrap.dedent(
 
     asyncio.run(main())
     """
-    % CONCURRENCY
-)
+).replace("CONCURRENCY", str(CONCURRENCY))
 
 PRODUCER = textwrap.dedent(
     """
