@@ -72,6 +72,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"UPDATE tasks SET finished_s = updated_s WHERE lifecycle IN ({_TERMINAL})",
         "CREATE INDEX tasks_finished ON tasks (finished_s) WHERE finished_s IS NOT NULL",
     ),
+    (
+        # Every insert and save paid for it; tasks_claimable serves next_due_s now.
+        "DROP INDEX tasks_by_state",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial

@@ -41,6 +41,8 @@ def run_group(
     schedules: tuple[list[Row], list[Row]],
 ) -> GroupOutcome:
     """One group's writes in one transaction; rolled back whole on any error."""
+    if len(calls) == 1 and not (saves or ops or schedules[0] or schedules[1]):
+        return _insert_only(db, calls[0])
     db.execute("BEGIN IMMEDIATE")
     try:
         errors = insert_calls(db, calls)
@@ -54,6 +56,21 @@ def run_group(
         rollback(db)
         raise
     return GroupOutcome(errors, refused, results)
+
+
+def _insert_only(db: sqlite3.Connection, call: InsertCall) -> GroupOutcome:
+    """The common lone ``schedule_task``: no savepoint needed, the call is the group."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(INSERT_SQL, call.rows)
+        db.execute("COMMIT")
+    except sqlite3.IntegrityError as exc:
+        rollback(db)
+        return GroupOutcome([name_conflict(db, call.tasks, exc)], set(), [])
+    except BaseException:
+        rollback(db)
+        raise
+    return GroupOutcome([None], set(), [])
 
 
 class GroupOutcome(NamedTuple):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
-from asched.stores.base import CLAIMABLE_STATES, Lease
+from asched.stores.base import Lease
 from asched.stores.sqlite.connection import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
@@ -48,15 +48,16 @@ CLAIM_DUE_SQL = (
     "ORDER BY priority, due_s LIMIT :limit) "
     "RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes"
 )
-# Per state, the first free task in due order (tasks_by_state); then the other
-# owners' leases, free from their expiry (tasks_by_owner holds leased rows only).
-# One column each: SQLite's min(a, b, ...) is NULL as soon as one of them is.
+# Per priority, the first free claimable task in due order (tasks_claimable);
+# then the other owners' leases, free from their expiry (tasks_by_owner holds
+# leased rows only).  One column each: SQLite's min(a, b, ...) is NULL as soon
+# as one of them is.
 NEXT_DUE_SQL = "SELECT " + ", ".join(
     [
         *(
-            f"(SELECT due_s FROM tasks WHERE lifecycle = '{state}' AND {_FREE} "
-            "ORDER BY due_s LIMIT 1)"
-            for state in sorted(s.name for s in CLAIMABLE_STATES)
+            f"(SELECT due_s FROM tasks INDEXED BY tasks_claimable WHERE {CLAIMABLE_SQL} "
+            f"AND priority = {priority.value} AND {_FREE} ORDER BY due_s LIMIT 1)"
+            for priority in TaskPriority
         ),
         "(SELECT min(max(due_s, lease_expires)) FROM tasks INDEXED BY tasks_by_owner "
         "WHERE owner IS NOT NULL AND owner != :owner AND lease_expires > :now "

@@ -74,7 +74,6 @@ from asched.stores.sqlite.connection import (
     SCHEMA_VERSION,
     check_batch,
     encode_insert,
-    encode_saves,
     encode_schedules,
     migrate,
 )
@@ -88,9 +87,8 @@ from asched.stores.sqlite.files import (
     create_private,
     error_code,
     store_error,
-    unexpected_error,
 )
-from asched.stores.sqlite.group import LeaseOp, WriteGroup, run_group
+from asched.stores.sqlite.group import LeaseOp
 from asched.stores.sqlite.leases import (
     NEXT_DUE_SQL,
     Claimed,
@@ -110,6 +108,7 @@ from asched.stores.sqlite.settings import (
     check_synchronous,
     parse_url,
 )
+from asched.stores.sqlite.writer import GroupWriter
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -152,16 +151,13 @@ class SQLiteStore(TaskReader, Store):
         self._pragmas = check_pragmas(pragmas or {})
         self._rng = rng or random.Random()
         self.read_only = bool(read_only)
-        #: Successful write transactions, rows they wrote, and unreadable rows skipped.
-        self.commits = 0
-        self.rows_written = 0
+        #: Unreadable rows skipped (see also ``commits`` and ``rows_written``).
         self.corrupt_rows = 0
+        self._commits = 0
+        self._rows_written = 0
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
-        self._writer_task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._open_group = WriteGroup()
-        self._inflight: WriteGroup | None = None
+        self._groups: GroupWriter | None = None
         self._closing = False
         self._data_version: int | None = None
 
@@ -171,6 +167,15 @@ class SQLiteStore(TaskReader, Store):
         ``?synchronous=FULL&busy_timeout_ms=250&busy_deadline_s=10``."""
         path, options = parse_url(url)
         return cls(path, read_only=read_only, **options)
+
+    @property
+    def commits(self) -> int:
+        """Successful write transactions so far."""
+        return self._commits + (self._groups.commits if self._groups else 0)
+
+    @property
+    def rows_written(self) -> int:
+        return self._rows_written + (self._groups.rows_written if self._groups else 0)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -185,8 +190,6 @@ class SQLiteStore(TaskReader, Store):
             return
         await asyncio.to_thread(create_private, self.path)
         self._closing = False
-        self._wake = asyncio.Event()
-        self._open_group = WriteGroup()
         self._writer = await asyncio.to_thread(self._start_thread, "writer", False)
         try:
             await self._retry_busy(lambda: self._on_writer(self._prepare))
@@ -194,7 +197,14 @@ class SQLiteStore(TaskReader, Store):
         except BaseException:
             await self._disconnect()
             raise
-        self._writer_task = asyncio.get_running_loop().create_task(self._write_forever())
+        self._groups = GroupWriter(
+            self._writer,
+            self.path,
+            self._held,
+            self.busy_deadline_s,
+            self._rng,
+            lambda: self.max_payload_bytes,
+        )
 
     def _start_thread(self, role: str, reads: bool) -> DbThread:
         return DbThread(f"asched-sqlite-{role}", partial(self._connect, reads))
@@ -228,12 +238,13 @@ class SQLiteStore(TaskReader, Store):
 
     async def close(self) -> None:
         """Write everything queued, then close both connections."""
-        writer_task = self._writer_task
-        if writer_task is not None:
+        groups = self._groups
+        if groups is not None:
             self._closing = True
-            self._wake.set()
-            await asyncio.gather(writer_task, return_exceptions=True)
-            self._writer_task = None
+            await groups.drained()
+            self._commits += groups.commits
+            self._rows_written += groups.rows_written
+            self._groups = None
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -268,66 +279,33 @@ class SQLiteStore(TaskReader, Store):
             return
         check_batch(tasks)
         rows = encode_insert(tasks, wall_now(), self.max_payload_bytes)
-        await self._queue().add_insert(tasks, rows)
+        groups = self._writes()
+        future = groups.open_group.add_insert(tasks, rows)
+        groups.kick()
+        await future
 
     async def save(
         self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
     ) -> list[str]:
         if not tasks:
             return []
-        return await self._queue().add_saves(tasks, leases)
+        groups = self._writes()
+        future = groups.open_group.add_saves(tasks, leases)
+        groups.kick()
+        return await future
 
-    def _queue(self) -> WriteGroup:
-        writer_task = self._writer_task
-        if writer_task is None or self._closing:
+    def _writes(self) -> GroupWriter:
+        groups = self._groups
+        if groups is None or self._closing:
             state = "read-only" if self.read_only else "not open"
             raise StoreError(f"sqlite store {self.path} is {state}")
-        if writer_task.done():
-            raise StoreError(f"sqlite store {self.path}: the writer stopped; reopen the store")
-        self._wake.set()
-        return self._open_group
+        return groups
 
-    async def _write_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._open_group:
-                group, self._open_group = self._open_group, WriteGroup()
-                self._inflight = group
-                try:
-                    await self._commit_group(group)
-                except Exception as exc:  # the writer must outlive any one group
-                    group.fail(unexpected_error(exc, self.path))
-                finally:
-                    self._inflight = None
-                    group.finish()
-            if self._closing:
-                return
-
-    async def _commit_group(self, group: WriteGroup) -> None:
-        """Write one group in one transaction and tell every caller how it went."""
-        calls, ops = group.inserts, group.lease_ops
-        now_s = wall_now()
-        saves = encode_saves(group.saves, group.fences, now_s, self.max_payload_bytes)
-        schedules = group.schedule_rows(now_s)
-        work = partial(run_group, calls=calls, saves=saves, ops=ops, schedules=schedules)
-        try:
-            outcome = await self._retry_busy(lambda: self._on_writer(work))
-        except Exception as exc:
-            group.fail(exc if isinstance(exc, StoreError) else unexpected_error(exc, self.path))
-            return
-        self.commits += 1
-        self.rows_written += len(saves) - len(outcome.refused)
-        for call, error in zip(calls, outcome.errors, strict=True):
-            call.settle(error)
-            if error is None:
-                self.rows_written += len(call.rows)
-        self._held.drop(
-            s.lease for s in saves if s.lease and s.ends_lease and s.task_id not in outcome.refused
-        )
-        for op, result in zip(ops, outcome.results, strict=True):
-            op.settle(result)
-        group.succeed(outcome.refused)
+    def _queue_op(self, op: LeaseOp[Any, T]) -> asyncio.Future[T]:
+        groups = self._writes()
+        future = groups.open_group.add_lease_op(op)
+        groups.kick()
+        return future
 
     # -- leases: the small steps (see asched.stores.sqlite.leases) ----------------------
 
@@ -337,7 +315,7 @@ class SQLiteStore(TaskReader, Store):
         op: LeaseOp[list[Lease], list[Lease]] = LeaseOp(
             lambda db: claim_rows(db, task_ids, owner, now_s, expires_s), _same
         )
-        return await self._queue().add_lease_op(op)
+        return await self._queue_op(op)
 
     async def _claim_start(
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
@@ -345,7 +323,7 @@ class SQLiteStore(TaskReader, Store):
         op: LeaseOp[list[Lease], list[Lease]] = LeaseOp(
             lambda db: claim_rows(db, task_ids, owner, now_s, expires_s, start=True), _same
         )
-        return await self._queue().add_lease_op(op)
+        return await self._queue_op(op)
 
     async def _claim_due(
         self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
@@ -354,7 +332,7 @@ class SQLiteStore(TaskReader, Store):
         op = LeaseOp(
             lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._decoded
         )
-        return await self._queue().add_lease_op(op)
+        return await self._queue_op(op)
 
     async def _next_due_s(self, owner: str, now_s: float) -> float | None:
         rows = await self._read(NEXT_DUE_SQL, {"owner": owner, "now": now_s})
@@ -364,11 +342,11 @@ class SQLiteStore(TaskReader, Store):
         op: LeaseOp[Renewal, Renewal] = LeaseOp(
             lambda db: renew_rows(db, owner, now_s, expires_s), _same
         )
-        return await self._queue().add_lease_op(op)
+        return await self._queue_op(op)
 
     async def _release(self, leases: list[Lease]) -> None:
         op: LeaseOp[None, None] = LeaseOp(lambda db: release_rows(db, leases), _same)
-        await self._queue().add_lease_op(op)
+        await self._queue_op(op)
 
     def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
         return [(c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle)) for c in claimed]
@@ -407,18 +385,24 @@ class SQLiteStore(TaskReader, Store):
         )
         deleted = await self._retry_busy(lambda: self._on_writer(work))
         if deleted:
-            self.commits += 1
+            self._commits += 1
         return deleted
 
     # -- recurring schedules -----------------------------------------------------------
 
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
         if records:
-            await self._queue().add_schedules(encode_schedules(records))
+            await self._queue_schedules(encode_schedules(records))
 
     async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
         if schedule_ids:
-            await self._queue().add_schedules(dict.fromkeys(schedule_ids))
+            await self._queue_schedules(dict.fromkeys(schedule_ids))
+
+    async def _queue_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> None:
+        groups = self._writes()
+        future = groups.open_group.add_schedules(changes)
+        groups.kick()
+        await future
 
     # -- reading (the queries are in asched.stores.sqlite.reads) -------------------------
 
@@ -431,9 +415,8 @@ class SQLiteStore(TaskReader, Store):
 
     async def _barrier(self) -> None:
         """Wait until every write queued before this read is committed."""
-        group = self._open_group if self._open_group else self._inflight
-        if group is not None:
-            await group.done_event.wait()
+        if self._groups is not None:
+            await self._groups.barrier()
 
     # -- errors ----------------------------------------------------------------------
 
