@@ -33,7 +33,13 @@ def claim_granted(engine: Engine, task: Task, lease: Lease) -> bool:
         engine.move(task, RUNNING, now, "claimed; its handler is not started again")
         _fail_crashed(engine, task, lease.crashes, now)
         return True
+    writeback = engine.writeback
+    stale = writeback is not None and task.id in writeback.dirty
     engine.begin(task, now)
+    if not stale and writeback is not None and task.lifecycle is RUNNING:
+        # The claim already stored RUNNING; the rest of the record (start time,
+        # history) rides along with the attempt's outcome.
+        writeback.dirty.pop(task.id, None)
     return True
 
 
