@@ -15,7 +15,9 @@ for ``stall_s`` (``max(3 * lease_s, 10 s)``), so a truly wedged worker loses
 its tasks to the others.
 
 Polling.  A poller claims due tasks that no process has armed here: tasks other
-processes scheduled, and those a dead owner left behind.  Where the store can
+processes scheduled, and those a dead owner left behind.  It also reads how
+dependencies that ran in another process ended, and releases (or cancels) the
+tasks held here that wait on them.  Where the store can
 tell that another process wrote (SQLite: ``PRAGMA data_version``), it checks
 every 50 ms and claims at once, so work another process adds is picked up
 within about 50 ms plus a commit; otherwise it polls every ``poll_interval_s``.
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
-from asched.engine import handover
+from asched.engine import dependents, handover
 from asched.model import Task
 from asched.model.states import QUEUED
 from asched.stores.base import Lease
@@ -118,13 +120,18 @@ class SharedStoreCoordinator:
                     backoff_s = min(backoff_s * 2, 2.0)
                     continue
                 backoff_s = 0.05
-                self._settle_claims(batch, granted)
+                stale = self._settle_claims(batch, granted)
+                if stale:  # leases taken by the poller for tasks that cannot start
+                    await engine.store.release(stale)
         finally:
             self._claiming = False
 
-    def _settle_claims(self, batch: list[Task], granted: list[Lease]) -> None:
+    def _settle_claims(self, batch: list[Task], granted: list[Lease]) -> list[Lease]:
+        """Start what was granted; give back the rest.  Returns the leases this
+        process still held on refused tasks, for release."""
         engine = self._engine
         by_id = {lease.task_id: lease for lease in granted}
+        stale: list[Lease] = []
         for task in batch:
             lease = by_id.get(task.id)
             try:
@@ -135,9 +142,14 @@ class SharedStoreCoordinator:
                     # Cancelled or paused meanwhile: the store says RUNNING now, so
                     # write the task's real state under the lease (terminal ends it).
                     engine.touch(task)
+                else:
+                    held = self.leases.pop(task.id, None)
+                    if held is not None:
+                        stale.append(held)
                 handover.claim_refused(engine, task, taken=lease is None)
             except Exception:  # one task's trouble must not strand the rest of the batch
                 logger.exception("task %s: starting it after its claim failed", task.id)
+        return stale
 
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
@@ -190,6 +202,27 @@ class SharedStoreCoordinator:
             last_s = monotonic()
             while await self._claim_due() and watching:
                 pass  # a full batch: there may be more
+            await self._settle_foreign_dependencies()
+
+    async def _settle_foreign_dependencies(self) -> None:
+        """Tasks held here that wait on a task another process ran: read how it
+        ended from the store, and release or cancel them as if it had ended here."""
+        engine = self._engine
+        elsewhere = {
+            dep
+            for task_id in list(engine.active)
+            if task_id in engine.deps
+            for dep in engine.deps.waiting_on(task_id)
+            if dep not in engine.active
+        }
+        for dep in elsewhere:
+            try:
+                stored = await engine.store.get(dep)
+            except Exception as exc:
+                logger.warning("reading dependency %s failed: %s", dep, exc)
+                return
+            if stored is not None and stored.is_terminal and dep not in engine.active:
+                dependents.settle(engine, stored)
 
     async def _claim_due(self) -> bool:
         """Claim what room allows; True when the batch was full."""

@@ -148,10 +148,13 @@ def encode_saves(
 
 
 def _insert_row(task: Task, now_s: float) -> Row:
+    # A task with dependencies goes in held (PAUSED): no other process may claim it
+    # before the one that scheduled it has checked them.  Its own start-claim may.
+    held = task.dependencies and task.lifecycle is TaskLifecycle.QUEUED
     return (
         task.id,
         task.type,
-        task.lifecycle.name,
+        "PAUSED" if held else task.lifecycle.name,
         task.due_s,
         task.priority.value,
         task.idempotency_key,

@@ -28,14 +28,17 @@ CLAIM_SQL = (
     f"AND lifecycle NOT IN ({_TERMINAL}) AND ({_FREE} OR owner = :owner) "
     "RETURNING id, lease_token, crashes"
 )
-# Starting attempts: the lease and RUNNING in one statement.  A row still RUNNING
+# Starting attempts: the lease and RUNNING in one statement.  PAUSED too: a task
+# with dependencies is inserted PAUSED, and only the process that holds it (and
+# found them met) ever asks to start it.  A row still RUNNING
 # under someone else's (or an expired) lease is an attempt whose worker went
 # away: counted before this one starts.  SET reads the row as it was.
 CLAIM_START_SQL = (
     "UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING' AND NOT "
     "(owner IS :owner AND lease_expires > :now)), "
     f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
-    f"AND {CLAIMABLE_SQL} AND ({_FREE} OR owner = :owner) "
+    f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
+    f"AND ({_FREE} OR owner = :owner) "
     "RETURNING id, lease_token, crashes"
 )
 # ``priority IN (...)`` lets SQLite walk tasks_claimable one priority at a time,
