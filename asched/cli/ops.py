@@ -55,7 +55,7 @@ async def reading(store: Store) -> AsyncIterator[Store]:
 
 async def cancel_task(store: Store, task_id: str, reason: str) -> None:
     """Cancel a task that is not running.  The lease makes it safe against workers
-    that claim before they start (``--shared``): once CANCELLED is written, no claim
+    that claim before they start: once CANCELLED is written, no claim
     is granted, and a holder's late write is refused."""
     owner = f"asched-cli:{os.getpid()}"
     async with reading(store):

@@ -70,6 +70,8 @@ class SharedStoreCoordinator:
         self._keeper = KeepAlive(self)
         self._tasks.append(loop.create_task(self._keeper.tick_forever()))
         self._keeper.start()
+        for task in self._tasks:
+            task.add_done_callback(_report_death)
 
     async def stop(self) -> None:
         if self._keeper is not None:
@@ -200,9 +202,12 @@ class SharedStoreCoordinator:
                 elif not changed:
                     continue
             last_s = monotonic()
-            while await self._claim_due() and watching:
-                pass  # a full batch: there may be more
-            await self._settle_foreign_dependencies()
+            try:
+                while await self._claim_due() and watching:
+                    pass  # a full batch: there may be more
+                await self._settle_foreign_dependencies()
+            except Exception:  # keep polling: one bad round must not end it
+                logger.exception("polling the store failed; trying again")
 
     async def _settle_foreign_dependencies(self) -> None:
         """Tasks held here that wait on a task another process ran: read how it
@@ -261,6 +266,16 @@ class SharedStoreCoordinator:
             await engine.store.release(idle)
             for lease in idle:
                 self.leases.pop(lease.task_id, None)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """These run until stop() cancels them: any other end is a bug, said out loud."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical(
+            "shared-store coroutine %s died; this worker no longer claims or renews",
+            task.get_coro(),
+            exc_info=task.exception(),
+        )
 
 
 class KeepAlive:
