@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from asched.clock import TimerHandle
 from asched.core.checks import require_number
 from asched.errors import TaskValidationError
 
 if TYPE_CHECKING:
     from asched.engine.loop import Engine
+    from asched.model import Task
     from asched.stores import Store
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 #: The longest wait between two passes.
 MAX_PERIOD_S = 60.0
+#: How often (real time) the service looks at the clock to see if a pass is due.
+CHECK_S = 0.1
 _MIN_PERIOD_S = 0.05
 _MAX_TTL_S = 3653 * 86400.0
 
@@ -71,12 +74,18 @@ async def _purge_all(
 
 
 class Retention:
-    """The engine service that runs :func:`purge` on a timer."""
+    """The engine service that runs :func:`purge` when a pass is due.
+
+    It arms no timer on the engine's clock (a virtual clock in tests sees no
+    extra deadline): it looks at the clock whenever a task settles, and every
+    :data:`CHECK_S` of real time."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._timer: TimerHandle | None = None
-        self._running: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._pass_task: asyncio.Task[None] | None = None
+        self._unhook: Callable[[], None] | None = None
+        self._due_s = 0.0
         self.purged = 0
 
     def period_s(self) -> float | None:
@@ -87,36 +96,43 @@ class Retention:
         return max(min(*known, MAX_PERIOD_S), _MIN_PERIOD_S)
 
     async def start(self) -> None:
-        self._arm(self._engine.clock.now())
+        self._due_s = self._engine.clock.now()
+        self._runner = asyncio.get_running_loop().create_task(self._tick())
+        self._unhook = self._engine.on_settled(self._settled)
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        running = self._running
-        if running is not None:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            self._running = None
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
+        for task in (self._runner, self._pass_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._runner = self._pass_task = None
 
-    def _arm(self, when_s: float) -> None:
-        if self.period_s() is not None:
-            self._timer = self._engine.clock.call_at(when_s, self._due)
+    def _settled(self, task: Task) -> None:
+        self._maybe_pass()
 
-    def _due(self) -> None:
-        self._timer = None
-        if self._running is None or self._running.done():
-            self._running = asyncio.get_running_loop().create_task(self._pass())
+    async def _tick(self) -> None:
+        while True:
+            self._maybe_pass()
+            await asyncio.sleep(CHECK_S)
 
-    async def _pass(self) -> None:
+    def _maybe_pass(self) -> None:
+        now_s = self._engine.clock.now()
+        if now_s < self._due_s or (self._pass_task is not None and not self._pass_task.done()):
+            return
+        period_s = self.period_s()
+        if period_s is None:
+            return
+        self._due_s = now_s + period_s
+        self._pass_task = asyncio.get_running_loop().create_task(self._pass(now_s))
+
+    async def _pass(self, now_s: float) -> None:
         engine = self._engine
-        now_s = engine.clock.now()
         try:
             self.purged += await purge(
                 engine.store, now_s, engine.config.result_ttl_s, engine.result_ttls
             )
         except Exception as exc:
             logger.warning("purging finished tasks failed; trying again later: %s", exc)
-        period_s = self.period_s()
-        if period_s is not None and not engine.is_closing:
-            self._arm(now_s + period_s)
