@@ -497,3 +497,20 @@ async def test_a_refused_claim_returns_its_half_open_trial(
         await clock.advance(30)
         assert await s.wait_for(free, timeout=5) == 2
         assert s.breaker_states() == {"api": "closed"}
+
+
+async def test_a_lease_granted_while_a_heartbeat_is_in_flight_is_not_reported_lost(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    await store.insert([new_task(f"t{i}") for i in range(21)])
+    await store.claim(["t0"], "w", T0, 30.0)
+    for round_ in range(10):
+        ids = [f"t{1 + round_ * 2}", f"t{2 + round_ * 2}"]
+        # The renew is queued first and runs first: it cannot see the new leases.
+        lost, granted = await asyncio.gather(
+            store.renew("w", T0 + round_, 30.0), store.claim_start(ids, "w", T0 + round_, 30.0)
+        )
+        assert lost == [] and len(granted) == 2
+    assert await store.renew("w", T0 + 20, 30.0) == []
