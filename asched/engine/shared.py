@@ -60,6 +60,9 @@ class SharedStoreCoordinator:
         self._claiming = False
         self._tasks: list[asyncio.Task[None]] = []
         self._keeper: KeepAlive | None = None
+        #: the last claim_due filled every free slot: there may be more due work
+        self._backlog = False
+        self._room = asyncio.Event()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -161,6 +164,8 @@ class SharedStoreCoordinator:
         for task in tasks:
             if task.is_terminal or task.lifecycle is QUEUED:
                 self.leases.pop(task.id, None)
+                if self._backlog:
+                    self._room.set()  # slots are free and the store has more due work
         if refused:
             self.refused(refused)
 
@@ -191,8 +196,8 @@ class SharedStoreCoordinator:
         last_s = monotonic()
         watching = True
         while True:
-            await asyncio.sleep(WATCH_S if watching else self.poll_s)
-            if watching and monotonic() - last_s < self.poll_s:
+            more = await self._room_or_sleep(WATCH_S if watching else self.poll_s)
+            if not more and watching and monotonic() - last_s < self.poll_s:
                 try:
                     changed = await store.changed_elsewhere()
                 except Exception:
@@ -229,6 +234,16 @@ class SharedStoreCoordinator:
             if stored is not None and stored.is_terminal and dep not in engine.active:
                 dependents.settle(engine, stored)
 
+    async def _room_or_sleep(self, timeout_s: float) -> bool:
+        """Sleep ``timeout_s``, or less if slots free up while the store had more
+        due work than room (True then: claim at once)."""
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     async def _claim_due(self) -> bool:
         """Claim what room allows; True when the batch was full."""
         engine = self._engine
@@ -252,7 +267,8 @@ class SharedStoreCoordinator:
                 continue
             self.leases[task.id] = lease
             handover.adopt(engine, task, lease, now)
-        return len(found) >= room
+        self._backlog = len(found) >= room
+        return self._backlog
 
     async def release_idle(self) -> None:
         """On stop: hand back leases of tasks that are not running here."""
