@@ -19,6 +19,8 @@ from asched.core.bounds import (
 from asched.errors import ConfigError
 
 ENV_PREFIX = "ASCHED_"
+MAX_RESULT_TTL_S = 3653 * DAY_S
+MAX_PAYLOAD_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,17 @@ class SchedulerConfig:
     ``lease_s``                 50 ms to 1 day          30 s
     ``poll_interval_s``         1 ms to 1 hour          0.5 s
     ``max_backoff_s``           0 to 366 days           1 day
+    ``result_ttl_s``            None, or 0 to 10 years  7 days
+    ``max_payload_bytes``       1 to 1 GiB              1 MiB
     ==========================  ======================  ==========
+
+    ``result_ttl_s`` is how long a finished task (COMPLETED, FAILED, CANCELLED)
+    is kept after it finished; ``None`` keeps every task forever.  A task type can
+    override it (``@scheduler.task(..., result_ttl_s=...)``).  ``max_payload_bytes``
+    limits a task's data and its result, as JSON.
+
+    ``shared_store`` is kept for old configurations and does nothing: a durable
+    store is always shared (every attempt starts under a lease).
 
     ``max_backoff_s`` caps every retry delay: the backoff, a ``RetryPolicy``'s
     delay and a delay a handler asks for with ``raise Retry(delay_s=...)``.
@@ -61,7 +73,7 @@ class SchedulerConfig:
     process_pool_size: int = os.cpu_count() or 1
     strict_task_types: bool = True
     use_uvloop: bool = True
-    #: several processes share the store: every attempt starts under a lease
+    #: no effect: a durable store is always shared (kept so old settings still load)
     shared_store: bool = False
     lease_s: float = 30.0
     poll_interval_s: float = 0.5
@@ -77,6 +89,10 @@ class SchedulerConfig:
     #: a dispatched attempt with a timeout counts as lost if no outcome arrives
     #: within its timeout plus this long after the worker reported starting it
     broker_report_grace_s: float = 10.0
+    #: how long finished tasks are kept; None keeps them forever
+    result_ttl_s: float | None = 7 * DAY_S
+    #: the largest task data or result, in bytes of JSON
+    max_payload_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         _check_type("store_url", self.store_url, str)
@@ -107,6 +123,11 @@ class SchedulerConfig:
         _check_range("lease_s", self.lease_s, 0.05, DAY_S)
         _check_range("poll_interval_s", self.poll_interval_s, 0.001, 3600.0)
         _check_range("max_backoff_s", self.max_backoff_s, 0.0, MAX_BACKOFF_S)
+        if self.result_ttl_s is not None:
+            _check_range("result_ttl_s", self.result_ttl_s, 0.0, MAX_RESULT_TTL_S)
+        _check_positive_int("max_payload_bytes", self.max_payload_bytes)
+        if self.max_payload_bytes > MAX_PAYLOAD_BYTES:
+            raise ConfigError("max_payload_bytes", self.max_payload_bytes, "must be <= 1 GiB")
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

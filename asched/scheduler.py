@@ -23,7 +23,7 @@ import asyncio
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
-from types import MappingProxyType, TracebackType
+from types import EllipsisType, MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
 from asched.config import SchedulerConfig
@@ -37,6 +37,7 @@ from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
 from asched.engine.policies import BreakerKey, Policies, TypePolicy
 from asched.engine.registry import DISTRIBUTED, TaskDefinition
+from asched.engine.retention import check_ttl
 from asched.engine.schedule_spec import build_schedule
 from asched.engine.schedules import ScheduleRunner
 from asched.errors import (
@@ -160,8 +161,12 @@ class Scheduler:
         breaker: BreakerKey | None = None,
         rate_limit: RateLimit | None = None,
         rate_limit_per: str = "concurrency_key",
+        result_ttl_s: float | EllipsisType | None = ...,
     ) -> None:
         """Register ``handler`` for task type ``name``.
+
+        ``result_ttl_s`` keeps this type's finished tasks that long (None: forever)
+        instead of the configured ``result_ttl_s``.
 
         ``retry`` sets the type's retry policy (its ``max_retries`` and
         ``backoff_factor`` become the defaults, a task may still override them);
@@ -186,6 +191,8 @@ class Scheduler:
         )
         if definition.concurrency is not None:
             self._engine.set_type_limit(name, definition.concurrency)
+        if not isinstance(result_ttl_s, EllipsisType):
+            self._engine.result_ttls[name] = check_ttl(result_ttl_s)
         if self._policies.is_gated(name):
             self._engine.gate_type(name)
 

@@ -127,7 +127,7 @@ def _add_run(commands: Any) -> None:
     run.add_argument(
         "--shared",
         action="store_true",
-        help="several workers share the store: each attempt starts under a lease",
+        help="no effect (kept for old scripts): a durable store is always shared",
     )
     run.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="default INFO"
@@ -185,8 +185,8 @@ def _add_ops(commands: Any) -> None:
         "cancel",
         help="cancel a task that has not started",
         description=(
-            "Cancels a task that is not running, under a lease so that workers started "
-            "with --shared never start it.  A running task is left alone (exit 1)."
+            "Cancels a task that is not running, under a lease so that no worker "
+            "starts it.  A running task is left alone (exit 1)."
         ),
     )
     cancel.add_argument("task_id", metavar="ID")
@@ -203,7 +203,18 @@ def _add_ops(commands: Any) -> None:
         "--bucket", choices=("minute", "hour", "day"), default="hour", help="default hour"
     )
     forecast.add_argument("--type", dest="task_type", help="only this task type")
-    for command in (status, lister, cancel, audit, commands.choices["schedules"], forecast):
+    purge = commands.add_parser(
+        "purge",
+        help="delete finished tasks older than a number of seconds",
+        description=(
+            "Deletes COMPLETED, FAILED and CANCELLED tasks that finished more than "
+            "--older-than seconds ago (workers also do this on their own, after "
+            "result_ttl_s).  Unfinished tasks are never touched."
+        ),
+    )
+    purge.add_argument("--older-than", type=_seconds, required=True, metavar="SECONDS")
+    purge.add_argument("--type", dest="task_type", help="only this task type")
+    for command in (status, lister, cancel, audit, commands.choices["schedules"], forecast, purge):
         command.add_argument("--store", default=OPS_STORE, help=store_help)
 
 
@@ -296,15 +307,22 @@ def _workers(args: argparse.Namespace) -> int:
 
 def _ops(args: argparse.Namespace) -> int:
     from asched.cli import ops
+    from asched.cli.purge import purge_finished
+    from asched.stores import Store
 
     try:
         sys.stdout = SafeOutput(sys.stdout)  # a TextIO look-alike
         store = ops.existing_store(args.store)
+
+        def writable() -> Store:
+            return ops.existing_store(args.store, read_only=False)
+
         work: Callable[[], Coroutine[Any, Any, None]] = {
             "status": lambda: ops.show_status(store, args.task_id),
             "list": lambda: ops.list_tasks(store, args.status, args.task_type, args.limit),
             "schedules": lambda: ops.list_schedules(store),
-            "cancel": lambda: ops.cancel_task(store, args.task_id, args.reason),
+            "cancel": lambda: ops.cancel_task(writable(), args.task_id, args.reason),
+            "purge": lambda: purge_finished(writable(), args.older_than, args.task_type),
             "audit": lambda: ops.show_audit(store, args.task_id, args.json),
             "forecast": lambda: ops.show_forecast(store, args.hours, args.bucket, args.task_type),
         }[args.command]
@@ -333,6 +351,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cancel": _ops,
     "audit": _ops,
     "dashboard": _dashboard,
+    "purge": _ops,
 }
 
 

@@ -39,10 +39,11 @@ class OpsError(AschedError):
         self.code = code
 
 
-def existing_store(url: str) -> Store:
-    """The store ``url`` names, checked to exist: a read never creates a database."""
+def existing_store(url: str, *, read_only: bool = True) -> Store:
+    """The store ``url`` names, checked to exist: a read never creates a database,
+    and opens it read-only (nothing migrated or switched; a read-only file works)."""
     try:
-        store = open_store(url)
+        store = open_store(url, read_only=read_only)
     except AschedError as exc:
         raise OpsError(str(exc), code=2) from None
     if isinstance(store, MemoryStore):

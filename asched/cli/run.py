@@ -124,10 +124,18 @@ async def _start_dashboard(scheduler: Scheduler, port: int | None) -> BesideServ
 
 async def _idle(scheduler: Scheduler) -> None:
     # A check a few times a second is plenty for a command-line run, and keeps the
-    # engine free of a signal only this option would use.
-    while unfinished(scheduler):  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
+    # engine free of a signal only this option would use.  On a shared store, tasks
+    # another (perhaps dead) process leased are unfinished too: wait for the store.
+    while unfinished(scheduler) or await _unfinished_in_store(scheduler):
+        await asyncio.sleep(0.1 if unfinished(scheduler) else 0.5)
     logger.info("no unfinished tasks left; stopping")
+
+
+async def _unfinished_in_store(scheduler: Scheduler) -> int:
+    if not scheduler.store.durable:
+        return 0
+    counts = await scheduler.store.count_by_state()
+    return sum(counts.get(state, 0) for state in _UNFINISHED)
 
 
 async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:

@@ -231,12 +231,12 @@ class StoreSource(DashboardSource):
                 task.finished_s = now
 
             await self._change(task_id, "retry_now", actor, apply, new_task=copy_id)
-        else:  # ended: nobody else writes it, so the audit entry needs no lease
-            original.metadata.audit_trail.append(
-                actor.audit_entry("retry_now", self.now(), new_task=copy_id)
-            )
-            await self.store.save([original])
-        await self.store.insert([self._copy(original, copy_id, actor)])
+        # A finished task's row is never written again: the copy carries the link.
+        copy = self._copy(original, copy_id, actor)
+        copy.metadata.audit_trail.append(
+            actor.audit_entry("retry_now", self.now(), retry_of=task_id)
+        )
+        await self.store.insert([copy])
         return {"retried": task_id, "new_task": copy_id}
 
     def _copy(self, original: Task, copy_id: str, actor: Actor) -> Task:

@@ -38,7 +38,23 @@ async def list_tasks(
 ) -> list[Task]:
     if engine.writeback is not None and engine.writeback.dirty:
         await engine.writeback.flush()  # hand over what this loop changed
-    return await engine.store.list_tasks(state, task_type, limit)
+    live = engine.active
+    if engine.memory is not None or not live:
+        return await engine.store.list_tasks(state, task_type, limit)
+    # A durable store never holds SCHEDULED (armed here; the row says QUEUED): the
+    # tasks this process holds are listed as it sees them, like get_task_status.
+    stored: list[Task] = []
+    if state is not SCHEDULED:
+        more = None if limit is None else limit + len(live)
+        stored = await engine.store.list_tasks(state, task_type, more)
+    merged = {t.id: t for t in stored if t.id not in live}
+    for task in live.values():
+        if (state is None or task.lifecycle is state) and (
+            task_type is None or task.type == task_type
+        ):
+            merged[task.id] = task
+    found = sorted(merged.values(), key=lambda t: (t.due_s, t.priority))
+    return found if limit is None else found[:limit]
 
 
 async def wait(engine: Engine, task_id: str, timeout_s: float | None) -> Task:

@@ -11,17 +11,44 @@ from asched.engine.attempts import LEASE_LOST
 from asched.engine.policies import OUTCOME_ABANDONED
 from asched.model import Task
 from asched.model.states import FAILED, QUEUED, RETRYING, RUNNING, SCHEDULED
+from asched.stores.base import Lease
 
 if TYPE_CHECKING:
     from asched.engine.loop import Engine
 
 
-def claim_granted(engine: Engine, task: Task) -> bool:
-    """This process now leases a task it wanted: start it if it still should run."""
+def claim_granted(engine: Engine, task: Task, lease: Lease) -> bool:
+    """This process now leases a task it wanted, and the store has it RUNNING: start
+    it if it still should run -- unless its attempts took their workers down more
+    than ``max_retries`` times, then it fails.  False if it should not run now."""
     if task.lifecycle not in (SCHEDULED, RETRYING):
         return False
-    engine.begin(task, engine.clock.now())
+    now = engine.clock.now()
+    if lease.crashes > task.retries:
+        task.retries = lease.crashes  # attempts another process started and never finished
+    if lease.crashes > task.max_retries:
+        engine.report(task, OUTCOME_ABANDONED, now)
+        engine.release(task)
+        # The claim recorded it RUNNING; it ends there without running its handler.
+        engine.move(task, RUNNING, now, "claimed; its handler is not started again")
+        _fail_crashed(engine, task, lease.crashes, now)
+        return True
+    writeback = engine.writeback
+    stale = writeback is not None and task.id in writeback.dirty
+    engine.begin(task, now)
+    if not stale and writeback is not None and task.lifecycle is RUNNING:
+        # The claim already stored RUNNING; the rest of the record (start time,
+        # history) rides along with the attempt's outcome.
+        writeback.dirty.pop(task.id, None)
     return True
+
+
+def _fail_crashed(engine: Engine, task: Task, crashes: int, now_s: float) -> None:
+    reason = f"worker died during {crashes} attempt{'' if crashes == 1 else 's'}"
+    task.error = reason
+    task.finished_s = now_s
+    engine.move(task, FAILED, now_s, reason)
+    engine.settle(task)
 
 
 def claim_refused(engine: Engine, task: Task, *, taken: bool) -> None:
@@ -31,6 +58,20 @@ def claim_refused(engine: Engine, task: Task, *, taken: bool) -> None:
     engine.release(task)
     if taken:
         engine.forget(task)
+
+
+def runs_here(engine: Engine, task: Task) -> bool:
+    """Whether this process has a handler for the task: one that has none (a
+    producer script, say) leaves the task in the store for a worker that has."""
+    return task.type in engine.registry
+
+
+def pass_on(engine: Engine, task: Task) -> None:
+    """Leave a task this process cannot run to the others: its slot back, the task
+    forgotten here; the store still says QUEUED, unleased."""
+    engine.report(task, OUTCOME_ABANDONED, engine.clock.now())
+    engine.release(task)
+    engine.forget(task)
 
 
 def lost(engine: Engine, task_id: str) -> None:
@@ -44,20 +85,24 @@ def lost(engine: Engine, task_id: str) -> None:
     engine.forget(task)
 
 
-def adopt(engine: Engine, task: Task, now_s: float) -> None:
-    """A due task this process just leased from the store: run it here."""
+def adopt(engine: Engine, task: Task, lease: Lease, now_s: float) -> None:
+    """A due task this process just leased from the store: run it here.  A task
+    still RUNNING there is a takeover: its owner's lease ran out mid-attempt (it
+    died, or stalled past its lease).  The lost attempt is counted and recorded;
+    past ``max_retries`` such attempts the task fails."""
     engine.active[task.id] = task
     engine.state_counts[task.lifecycle] += 1
-    if task.lifecycle is RUNNING:  # its owner's lease ran out mid-attempt
-        reason = "lease expired while running; its owner is presumed dead"
-        if task.retries >= task.max_retries:
-            task.error = reason
-            task.finished_s = now_s
-            engine.move(task, FAILED, now_s, reason)
-            engine.settle(task)
+    if task.lifecycle is RUNNING:
+        crashes = max(lease.crashes, 1)
+        if crashes > task.max_retries or task.retries >= task.max_retries:
+            _fail_crashed(engine, task, crashes, now_s)
             return
-        task.retries += 1
-        engine.move(task, QUEUED, now_s, f"{reason}; attempt {task.retries} counted")
+        task.retries = max(task.retries + 1, crashes)
+        reason = (
+            f"taken over: an attempt lost its lease while running (its worker died or "
+            f"stalled); counted as attempt {task.retries}"
+        )
+        engine.move(task, QUEUED, now_s, reason)
     if task.lifecycle is QUEUED:
         engine.arm(task, now_s)
     else:
@@ -74,5 +119,9 @@ def running_task(engine: Engine, task_id: str) -> bool:
 
 
 def room_to_claim(engine: Engine) -> int:
+    """How many due tasks to claim from the store now: none while stopping or
+    when this process has no handler at all (a producer only adds work)."""
     limits = engine.limits
-    return 0 if engine.is_closing else limits.total_limit - limits.running - len(engine.line)
+    if engine.is_closing or not engine.registry.names():
+        return 0
+    return limits.total_limit - limits.running - len(engine.line)

@@ -1,9 +1,10 @@
 """Starting and stopping the engine, and re-arming what a previous run left.
 
 Start: open the store and the executors, recover unfinished tasks, start the
-attached services (recurring schedules) and, on a shared store, the lease
-coordinator.  Stop: take no more work, let running attempts finish within the
-grace period, then cancel them and hand them back QUEUED.  Nothing is dropped.
+attached services (recurring schedules, retention) and, on a durable store --
+always shared with other processes -- the lease coordinator.  Stop: take no
+more work, let running attempts finish within the grace period, then cancel
+them and hand them back QUEUED.  Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from asched.clock import LoopClock
 from asched.engine import watchdog
 from asched.engine.attempts import SHUTDOWN
+from asched.engine.retention import Retention
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
@@ -40,6 +42,7 @@ async def start(engine: Engine) -> None:
     engine.is_closing = False
     engine.failure = None
     engine.crashed = loop.create_future()
+    engine.store.max_payload_bytes = engine.config.max_payload_bytes
     await engine.store.open()
     watchdog.watch_component(engine, engine.store, "store writer")
     if engine.writeback is not None:
@@ -51,7 +54,7 @@ async def start(engine: Engine) -> None:
     engine.is_running = True
     config = engine.config
     coordinator = None
-    if config.shared_store and engine.store.durable:
+    if engine.store.durable:  # a durable store is always shared; no flag needed
         coordinator = SharedStoreCoordinator(engine, config.lease_s, config.poll_interval_s)
         if engine.writeback is not None:
             engine.writeback.fence = coordinator
@@ -60,6 +63,8 @@ async def start(engine: Engine) -> None:
     for service in engine.services:
         await service.start()
         watchdog.watch_component(engine, service, type(service).__name__)
+    engine.retention = Retention(engine)
+    await engine.retention.start()
     if coordinator is not None:
         coordinator.start()
         watchdog.watch_component(engine, coordinator, "shared-store coordinator")
@@ -117,6 +122,8 @@ async def stop(engine: Engine, grace_s: float | None) -> None:
 
 
 async def _stop(engine: Engine, grace_s: float | None) -> None:
+    if engine.retention is not None:
+        await engine.retention.stop()
     for service in reversed(engine.services):
         await service.stop()
     shared = engine.shared_coordinator

@@ -28,6 +28,7 @@ from asched.engine.hub import EventHub, Listener, Service, emit
 from asched.engine.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Policies
 from asched.engine.ready import ReadyLine
 from asched.engine.registry import Registry
+from asched.engine.retention import Retention
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.engine.writeback import WriteBack
@@ -47,6 +48,7 @@ from asched.model.states import (
     SCHEDULED,
 )
 from asched.stores import Store
+from asched.stores.base import result_problem
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -102,6 +104,9 @@ class Engine:
         #: set when a background task died (see asched.engine.watchdog)
         self.failure: SchedulerCrashedError | None = None
         self.crashed: asyncio.Future[SchedulerCrashedError] | None = None  # set by start()
+        #: per task type, a ``result_ttl_s`` overriding the configured one
+        self.result_ttls: dict[str, float | None] = {}
+        self.retention: Retention | None = None
         self._use_store(store)
 
     # -- configuration (before or while running) ------------------------------------
@@ -328,6 +333,12 @@ class Engine:
 
     def attempt_succeeded(self, task: Task, result: Any) -> None:
         now = self.clock.now()
+        limit = self.store.max_payload_bytes
+        problem = None if result is None else result_problem(result, limit)
+        if problem is not None:
+            self.report(task, OUTCOME_FAILED, now)
+            self._finish_failure(task, problem, now, None, retry=False)
+            return
         if self.line.gated:
             self.report(task, OUTCOME_SUCCEEDED, now)
         self.release(task)
@@ -356,6 +367,7 @@ class Engine:
         self.move(task, QUEUED, now, "interrupted by shutdown; handed back")
 
     def attempt_lost(self, task: Task) -> None:
+        self.report(task, OUTCOME_ABANDONED, self.clock.now())
         self.release(task)
         self.forget(task)
 

@@ -1,23 +1,38 @@
 """Several schedulers on one durable store: leases, heartbeats and polling.
 
-With ``shared_store=True`` an attempt only starts once this process holds a
-lease on the task (``Store.claim``), so each attempt runs in one process even
-when several have the task armed.  A heartbeat keeps the leases of running
-tasks alive; a task whose lease is lost (its owner stalled past the lease, or
-died) is taken over by whoever claims it next, with the lost attempt counted.
-Writes about a leased task are fenced by its lease token, so a stale owner's
-late write changes nothing.  A poller claims due tasks that no process has
-armed: tasks other processes scheduled, and those a dead owner left behind.
+A durable store is always shared: an attempt only starts once this process
+holds a lease on the task, taken by ``Store.claim_start``, which records the
+task RUNNING in the same write.  So each attempt runs in one process even when
+several have the task armed, and every attempt is on disk before its handler
+runs: a handler that kills its worker is counted by the next claim (see
+:func:`asched.engine.handover.adopt`) instead of looping forever.
+
+Heartbeats.  The loop renews its leases every ``lease_s / 3`` and learns which
+it lost.  A loop blocked by a handler cannot do that, so a thread also extends
+the leases every ``lease_s / 3`` (``Store.keep_alive``) -- but only while the
+loop is alive: a watchdog stops the thread renewing once the loop has not ticked
+for ``stall_s`` (``max(3 * lease_s, 10 s)``), so a truly wedged worker loses
+its tasks to the others.
+
+Polling.  A poller claims due tasks that no process has armed here: tasks other
+processes scheduled, and those a dead owner left behind.  It also reads how
+dependencies that ran in another process ended, and releases (or cancels) the
+tasks held here that wait on them.  Where the store can
+tell that another process wrote (SQLite: ``PRAGMA data_version``), it checks
+every 50 ms and claims at once, so work another process adds is picked up
+within about 50 ms plus a commit; otherwise it polls every ``poll_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from asched.engine import handover
+from asched.clock import monotonic
+from asched.engine import dependents, handover
 from asched.model import Task
 from asched.model.states import QUEUED
 from asched.stores.base import Lease
@@ -27,6 +42,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How often the poller asks the store whether another process wrote.
+WATCH_S = 0.05
+
 
 class SharedStoreCoordinator:
     def __init__(self, engine: Engine, lease_s: float, poll_s: float) -> None:
@@ -34,19 +52,35 @@ class SharedStoreCoordinator:
         self.owner = engine.owner
         self.lease_s = lease_s
         self.poll_s = poll_s
+        self.stall_s = max(3 * lease_s, 10.0)
         self.leases: dict[str, Lease] = {}
         self._waiting: list[Task] = []
         self._claiming = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._keeper: KeepAlive | None = None
+        #: the last claim_due filled every free slot: there may be more due work
+        self._backlog = False
+        self._room = asyncio.Event()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._heartbeat()), loop.create_task(self._poll())]
+        self._tasks = [
+            loop.create_task(self._heartbeat()),
+            loop.create_task(self._poll()),
+        ]
+        self._keeper = KeepAlive(self)
+        self._tasks.append(loop.create_task(self._keeper.tick_forever()))
+        self._keeper.start()
+        for task in self._tasks:
+            task.add_done_callback(_report_death)
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         return list(self._tasks)
 
     async def stop(self) -> None:
+        if self._keeper is not None:
+            await asyncio.to_thread(self._keeper.stop)
+            self._keeper = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -55,10 +89,9 @@ class SharedStoreCoordinator:
     # -- claiming before a start --------------------------------------------------------
 
     def want(self, task: Task, now_s: float) -> None:
-        """A due task has a slot: start it once its lease is granted (batched)."""
-        if task.id in self.leases:
-            if not handover.claim_granted(self._engine, task):
-                handover.claim_refused(self._engine, task, taken=False)
+        """A due task has a slot: start it once its start-claim commits (batched)."""
+        if not handover.runs_here(self._engine, task):
+            handover.pass_on(self._engine, task)
             return
         self._waiting.append(task)
         if not self._claiming:
@@ -71,13 +104,12 @@ class SharedStoreCoordinator:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                now = engine.clock.now()
                 try:
-                    granted = await engine.store.claim(
-                        [t.id for t in batch], self.owner, now, self.lease_s
+                    granted = await engine.store.claim_start(
+                        [t.id for t in batch], self.owner, engine.clock.now(), self.lease_s
                     )
                 except Exception as exc:
-                    if engine.is_closing:  # stopping: the tasks stay in the store, unleased
+                    if engine.is_closing:  # stopping: the tasks stay in the store
                         for task in batch + self._waiting:
                             handover.claim_refused(engine, task, taken=False)
                         self._waiting = []
@@ -94,18 +126,36 @@ class SharedStoreCoordinator:
                     backoff_s = min(backoff_s * 2, 2.0)
                     continue
                 backoff_s = 0.05
-                by_id = {lease.task_id: lease for lease in granted}
-                for task in batch:
-                    lease = by_id.get(task.id)
-                    if lease is not None:
-                        self.leases[task.id] = lease
-                        if handover.claim_granted(engine, task):
-                            continue
-                        del self.leases[task.id]  # cancelled or paused meanwhile
-                        await engine.store.release([lease])
-                    handover.claim_refused(engine, task, taken=lease is None)
+                stale = self._settle_claims(batch, granted)
+                if stale:  # leases taken by the poller for tasks that cannot start
+                    await engine.store.release(stale)
         finally:
             self._claiming = False
+
+    def _settle_claims(self, batch: list[Task], granted: list[Lease]) -> list[Lease]:
+        """Start what was granted; give back the rest.  Returns the leases this
+        process still held on refused tasks, for release."""
+        engine = self._engine
+        by_id = {lease.task_id: lease for lease in granted}
+        stale: list[Lease] = []
+        for task in batch:
+            lease = by_id.get(task.id)
+            try:
+                if lease is not None:
+                    self.leases[task.id] = lease
+                    if handover.claim_granted(engine, task, lease):
+                        continue
+                    # Cancelled or paused meanwhile: the store says RUNNING now, so
+                    # write the task's real state under the lease (terminal ends it).
+                    engine.touch(task)
+                else:
+                    held = self.leases.pop(task.id, None)
+                    if held is not None:
+                        stale.append(held)
+                handover.claim_refused(engine, task, taken=lease is None)
+            except Exception:  # one task's trouble must not strand the rest of the batch
+                logger.exception("task %s: starting it after its claim failed", task.id)
+        return stale
 
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
@@ -115,6 +165,8 @@ class SharedStoreCoordinator:
         for task in tasks:
             if task.is_terminal or task.lifecycle is QUEUED:
                 self.leases.pop(task.id, None)
+                if self._backlog:
+                    self._room.set()  # slots are free and the store has more due work
         if refused:
             self.refused(refused)
 
@@ -135,31 +187,89 @@ class SharedStoreCoordinator:
             except Exception:
                 logger.exception("lease heartbeat failed; retrying")
                 continue
+            lost = [task_id for task_id in lost if task_id in self.leases]
             if lost:
                 logger.warning("lost the leases of %d task(s): %s", len(lost), lost[:5])
                 self.refused(lost)
 
     async def _poll(self) -> None:
-        engine = self._engine
+        store = self._engine.store
+        last_s = monotonic()
+        watching = True
         while True:
-            await asyncio.sleep(self.poll_s)
-            room = handover.room_to_claim(engine)
-            if room <= 0:
-                continue
-            try:
-                found = await engine.store.claim_due(
-                    self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
-                )
-            except Exception:
-                logger.exception("polling the store for due tasks failed")
-                continue
-            now = engine.clock.now()
-            for lease, task in found:
-                if engine.holds(task.id):
-                    await engine.store.release([lease])
+            more = await self._room_or_sleep(WATCH_S if watching else self.poll_s)
+            if not more and watching and monotonic() - last_s < self.poll_s:
+                try:
+                    changed = await store.changed_elsewhere()
+                except Exception:
+                    changed = True
+                if changed is None:
+                    watching = False
+                elif not changed:
                     continue
-                self.leases[task.id] = lease
-                handover.adopt(engine, task, now)
+            last_s = monotonic()
+            try:
+                while await self._claim_due() and watching:
+                    pass  # a full batch: there may be more
+                await self._settle_foreign_dependencies()
+            except Exception:  # keep polling: one bad round must not end it
+                logger.exception("polling the store failed; trying again")
+
+    async def _settle_foreign_dependencies(self) -> None:
+        """Tasks held here that wait on a task another process ran: read how it
+        ended from the store, and release or cancel them as if it had ended here."""
+        engine = self._engine
+        elsewhere = {
+            dep
+            for task_id in list(engine.active)
+            if task_id in engine.deps
+            for dep in engine.deps.waiting_on(task_id)
+            if dep not in engine.active
+        }
+        for dep in elsewhere:
+            try:
+                stored = await engine.store.get(dep)
+            except Exception as exc:
+                logger.warning("reading dependency %s failed: %s", dep, exc)
+                return
+            if stored is not None and stored.is_terminal and dep not in engine.active:
+                dependents.settle(engine, stored)
+
+    async def _room_or_sleep(self, timeout_s: float) -> bool:
+        """Sleep ``timeout_s``, or less if slots free up while the store had more
+        due work than room (True then: claim at once)."""
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _claim_due(self) -> bool:
+        """Claim what room allows; True when the batch was full."""
+        engine = self._engine
+        room = handover.room_to_claim(engine)
+        if room <= 0:
+            return False
+        try:
+            found = await engine.store.claim_due(
+                self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
+            )
+        except Exception:
+            logger.exception("polling the store for due tasks failed")
+            return False
+        now = engine.clock.now()
+        for lease, task in found:
+            if engine.holds(task.id):
+                await engine.store.release([lease])
+                continue
+            if not handover.runs_here(engine, task):
+                await engine.store.release([lease])
+                continue
+            self.leases[task.id] = lease
+            handover.adopt(engine, task, lease, now)
+        self._backlog = len(found) >= room
+        return self._backlog
 
     async def release_idle(self) -> None:
         """On stop: hand back leases of tasks that are not running here."""
@@ -173,3 +283,58 @@ class SharedStoreCoordinator:
             await engine.store.release(idle)
             for lease in idle:
                 self.leases.pop(lease.task_id, None)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """These run until stop() cancels them: any other end is a bug, said out loud."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical(
+            "shared-store coroutine %s died; this worker no longer claims or renews",
+            task.get_coro(),
+            exc_info=task.exception(),
+        )
+
+
+class KeepAlive:
+    """Extends the leases from a thread while the loop is alive (see the module
+    docstring): a handler that blocks the loop for a while does not lose them."""
+
+    def __init__(self, coordinator: SharedStoreCoordinator) -> None:
+        self._coordinator = coordinator
+        self._clock = coordinator._engine.clock
+        self._store = coordinator._engine.store
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="asched-keepalive", daemon=True)
+        self.last_tick_s = monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+
+    async def tick_forever(self) -> None:
+        """The loop's sign of life for the watchdog."""
+        interval_s = min(self._coordinator.lease_s / 6, 1.0)
+        while True:
+            self.last_tick_s = monotonic()
+            await asyncio.sleep(interval_s)
+
+    def _run(self) -> None:
+        coordinator = self._coordinator
+        period_s = coordinator.lease_s / 3
+        while not self._stopped.wait(period_s):
+            stalled_s = monotonic() - self.last_tick_s
+            if stalled_s > coordinator.stall_s:
+                continue  # the loop is wedged: let the leases run out
+            try:
+                extended = self._store.keep_alive(
+                    coordinator.owner, self._clock.now(), coordinator.lease_s
+                )
+            except Exception as exc:
+                logger.warning("lease keep-alive failed: %s", exc)
+                continue
+            if extended is None:
+                return  # this store cannot do it; the loop's heartbeat alone renews

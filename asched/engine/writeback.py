@@ -45,6 +45,7 @@ class WriteBack:
     def start(self) -> None:
         self._wanted = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        self._flusher.add_done_callback(_report_death)
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         return [] if self._flusher is None else [self._flusher]
@@ -97,3 +98,11 @@ class WriteBack:
             raise
         if fence is not None:
             fence.written(batch, refused)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical(
+            "the write-back flusher died; changes are no longer saved",
+            exc_info=task.exception(),
+        )

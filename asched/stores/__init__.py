@@ -9,15 +9,16 @@ from asched.stores.memory import MemoryStore
 __all__ = ["Lease", "MemoryStore", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """Build (not yet open) the store a URL names; adapters are imported lazily."""
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """Build (not yet open) the store a URL names; adapters are imported lazily.
+    ``read_only`` (SQLite) opens it for reading only: nothing is created or migrated."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
         from asched.stores.sqlite.store import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, read_only=read_only)
     raise ConfigError(
         "store_url",
         url,

@@ -16,6 +16,18 @@ a lease on it that is still valid (``expires_s > now_s``).  A task's token
 strictly increases with every successful claim and is never reset, so a lease
 that was taken over can never match again.  A lease ends when a save makes the
 task terminal or QUEUED, by ``release``, or when ``renew`` finds it expired.
+
+Starting an attempt is a claim too: ``claim_start`` leases the tasks and, in
+the same write, records them RUNNING, so a worker that dies inside a handler
+leaves a RUNNING row whose lease runs out.  The next claim of such a row counts
+a *crash* (``Lease.crashes``): that is how a task that kills its worker every
+time is stopped after ``max_retries`` crashes instead of looping forever.
+
+A finished task (COMPLETED, FAILED, CANCELLED) is never written again, by any
+save, fenced or not.  Finished tasks are removed by ``purge_finished``.
+
+Payloads: task data and results larger than ``max_payload_bytes`` (as JSON)
+are refused with :class:`TaskValidationError`.
 """
 
 from __future__ import annotations
@@ -24,10 +36,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import orjson
+
+from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
 from asched.stores.leases import HeldLeases, Lease, check_lease_s, check_limit, check_owner
 
-__all__ = ["CLAIMABLE_STATES", "LEASE_ENDING_STATES", "Lease", "Store"]
+__all__ = ["CLAIMABLE_STATES", "DEFAULT_MAX_PAYLOAD_BYTES", "LEASE_ENDING_STATES", "Lease", "Store"]
+
+#: The default limit on task data and on a result, as JSON: 1 MiB.
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+
+
+def check_payload(field: str, encoded: bytes | str, limit: int) -> None:
+    """Refuse a payload (already JSON) above ``limit`` bytes, naming the field."""
+    if len(encoded) > limit:
+        raise TaskValidationError(
+            field, f"<{len(encoded)} bytes>", f"larger than max_payload_bytes ({limit})"
+        )
+
 
 #: States ``claim_due`` takes a due task from (RUNNING only once its lease has
 #: expired, which every state here needs anyway: its owner is presumed dead).
@@ -40,6 +67,18 @@ LEASE_ENDING_STATES = frozenset(
 )
 
 
+def result_problem(result: Any, limit: int) -> str | None:
+    """Why a handler's result cannot be stored (not JSON, nested too deep, larger
+    than ``limit`` bytes), or None when it can."""
+    try:
+        size = len(orjson.dumps(result))
+    except (TypeError, RecursionError, ValueError, OverflowError) as exc:
+        return f"result cannot be stored: {type(exc).__name__}: {str(exc)[:200]}"
+    if size > limit:
+        return f"result cannot be stored: {size} bytes, larger than max_payload_bytes ({limit})"
+    return None
+
+
 class Store(ABC):
     """Persistence for tasks.  Methods are called from the scheduler's loop only."""
 
@@ -48,6 +87,10 @@ class Store(ABC):
     #: True when ``get`` returns the very objects the scheduler mutates, so
     #: ``save`` has nothing to do.
     shares_objects: bool = False
+
+    #: Task data and results above this many bytes of JSON are refused (the
+    #: scheduler sets it from ``SchedulerConfig.max_payload_bytes``).
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
     def __init__(self) -> None:
         self._held = HeldLeases()
@@ -111,6 +154,21 @@ class Store(ABC):
         self._held.grant(granted)
         return granted
 
+    async def claim_start(
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    ) -> list[Lease]:
+        """:meth:`claim` for attempts about to start: in the same write, each granted
+        task is recorded RUNNING, so the attempt is on disk before its handler
+        runs.  A task found RUNNING under a lease that is not ``owner``'s valid one
+        counts a crash first; each lease carries the task's crash count."""
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not task_ids:
+            return []
+        granted = await self._claim_start(list(dict.fromkeys(task_ids)), owner, now_s, expires_s)
+        self._held.grant(granted)
+        return granted
+
     async def claim_due(
         self,
         owner: str,
@@ -150,8 +208,9 @@ class Store(ABC):
         ``release`` or lease-ending fenced ``save``."""
         expires_s = now_s + check_lease_s(lease_s)
         check_owner(owner)
+        mark = self._held.mark()
         extended, expired = await self._renew(owner, now_s, expires_s)
-        return self._held.renewed(owner, extended, expired)
+        return self._held.renewed(owner, extended, expired, mark)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         """Hand tasks back (no owner) without changing anything else; a lease no
@@ -166,6 +225,13 @@ class Store(ABC):
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
         """Lease the free ones of these (distinct) tasks until ``expires_s``."""
+
+    async def _claim_start(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
+    ) -> list[Lease]:
+        """Lease and record RUNNING.  The default only leases (a store that keeps
+        nothing across a crash has nothing to count); a durable store overrides it."""
+        return await self._claim(task_ids, owner, now_s, expires_s)
 
     @abstractmethod
     async def _claim_due(
@@ -187,6 +253,55 @@ class Store(ABC):
     @abstractmethod
     async def _release(self, leases: list[Lease]) -> None:
         """End these leases where still held."""
+
+    # -- keeping leases alive from another thread, and noticing other writers ------------
+
+    def keep_alive(self, owner: str, now_s: float, lease_s: float) -> int | None:
+        """Extend ``owner``'s valid leases to ``now_s + lease_s``, callable from ANY
+        thread, without the books (``renew`` on the loop still reports losses).
+        Returns how many were extended, or None when this store cannot do it
+        (then only the loop's heartbeat renews)."""
+        expires_s = now_s + check_lease_s(lease_s)
+        return self._keep_alive(check_owner(owner), now_s, expires_s)
+
+    def _keep_alive(self, owner: str, now_s: float, expires_s: float) -> int | None:
+        return None
+
+    async def changed_elsewhere(self) -> bool | None:
+        """Whether another process wrote to the store since the last call; None
+        when the store cannot tell (then the scheduler polls on a timer)."""
+        return None
+
+    # -- retention -------------------------------------------------------------------
+
+    async def purge_finished(
+        self,
+        before_s: float,
+        limit: int,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+    ) -> int:
+        """Delete up to ``limit`` finished tasks (COMPLETED, FAILED, CANCELLED) that
+        finished at or before ``before_s``; only of ``task_types`` if given, never of
+        ``exclude_types``.  Returns how many were deleted (fewer than ``limit``
+        means none is left).  Unfinished tasks are never touched."""
+        if not check_limit(limit):
+            return 0
+        return await self._purge_finished(
+            float(before_s),
+            limit,
+            None if task_types is None else list(task_types),
+            list(exclude_types),
+        )
+
+    @abstractmethod
+    async def _purge_finished(
+        self,
+        before_s: float,
+        limit: int,
+        task_types: list[str] | None,
+        exclude_types: list[str],
+    ) -> int: ...
 
     # -- recurring schedules: JSON records (see asched.engine.recurring.Schedule) ---------
 

@@ -12,12 +12,17 @@ from asched.errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """One owner's hold on one task until ``expires_s``; ``token`` fences its writes."""
+    """One owner's hold on one task until ``expires_s``; ``token`` fences its writes.
+
+    ``crashes`` is how many attempts of the task, as the store knows when it
+    granted the lease, ended with their worker gone before an outcome was saved
+    (0 from stores that do not count them)."""
 
     task_id: str
     owner: str
     token: int
     expires_s: float
+    crashes: int = 0
 
 
 def check_owner(owner: Any) -> str:
@@ -36,35 +41,61 @@ class HeldLeases:
     """The leases this store granted, by owner and task, with their tokens.
 
     The store alone cannot tell that a lease was taken over (the row now names
-    the new owner), so ``renew`` compares what it could extend with this.
+    the new owner), so ``renew`` compares what it could extend with this.  Each
+    grant is stamped, so a heartbeat judges only the leases granted before it
+    started: one granted while it was in flight is not "lost" for being absent
+    from what it extended.
     """
 
-    __slots__ = ("_by_owner",)
+    __slots__ = ("_by_owner", "_stamp")
 
     def __init__(self) -> None:
-        self._by_owner: dict[str, dict[str, int]] = {}
+        #: owner -> task id -> (token, stamp of the grant)
+        self._by_owner: dict[str, dict[str, tuple[int, int]]] = {}
+        self._stamp = 0
+
+    def mark(self) -> int:
+        """A stamp to hand to :meth:`renewed`: what is granted after it is not judged."""
+        self._stamp += 1
+        return self._stamp
 
     def grant(self, leases: Iterable[Lease]) -> None:
+        stamp = self.mark()
         for lease in leases:
-            self._by_owner.setdefault(lease.owner, {})[lease.task_id] = lease.token
+            self._by_owner.setdefault(lease.owner, {})[lease.task_id] = (lease.token, stamp)
 
     def drop(self, leases: Iterable[Lease]) -> None:
         """Forget leases that ended; a newer lease of the same owner on the task stays."""
         for lease in leases:
             held = self._by_owner.get(lease.owner)
-            if held is not None and held.get(lease.task_id) == lease.token:
+            entry = held.get(lease.task_id) if held is not None else None
+            if held is not None and entry is not None and entry[0] == lease.token:
                 del held[lease.task_id]
                 if not held:
                     del self._by_owner[lease.owner]
 
     def renewed(
-        self, owner: str, extended: Iterable[tuple[str, int]], expired: Iterable[str]
+        self,
+        owner: str,
+        extended: Iterable[tuple[str, int]],
+        expired: Iterable[str],
+        mark: int | None = None,
     ) -> list[str]:
-        """After a heartbeat: ``owner`` now holds exactly ``extended``; return what it lost."""
+        """After a heartbeat that started at ``mark``: ``owner`` now holds ``extended``
+        plus whatever was granted since; return what it lost."""
         before = self._by_owner.pop(owner, {})
-        now = dict(extended)
+        stamp = self.mark()
+        now = {task_id: (token, stamp) for task_id, token in extended}
+        lost = set(expired)
+        for task_id, (token, granted) in before.items():
+            if task_id in now or task_id in lost:
+                continue
+            if mark is not None and granted > mark:
+                now[task_id] = (token, granted)  # granted while the heartbeat was in flight
+            else:
+                lost.add(task_id)
+        for task_id in expired:
+            now.pop(task_id, None)
         if now:
             self._by_owner[owner] = now
-        lost = {task_id for task_id in before if task_id not in now}
-        lost.update(expired)
         return sorted(lost)

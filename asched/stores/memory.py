@@ -15,7 +15,13 @@ from typing import Any
 
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
-from asched.stores.base import CLAIMABLE_STATES, LEASE_ENDING_STATES, Lease, Store
+from asched.stores.base import (
+    CLAIMABLE_STATES,
+    LEASE_ENDING_STATES,
+    Lease,
+    Store,
+    check_payload,
+)
 
 
 class MemoryStore(Store):
@@ -38,8 +44,11 @@ class MemoryStore(Store):
     def insert_now(self, tasks: Sequence[Task]) -> None:
         """Synchronous insert: the memory store never waits."""
         store = self._tasks
+        limit = self.max_payload_bytes
         if len(tasks) == 1:
             task = tasks[0]
+            if len(task.data_json) > limit:
+                check_payload("task_data", task.data_json, limit)
             if task.id in store:
                 raise TaskValidationError("task_id", task.id, "already exists")
             if task.idempotency_key is not None:
@@ -50,6 +59,7 @@ class MemoryStore(Store):
         seen: set[str] = set()
         keys: set[str] = set()
         for task in tasks:
+            check_payload("task_data", task.data_json, limit)
             if task.id in store or task.id in seen:
                 raise TaskValidationError("task_id", task.id, "already exists")
             seen.add(task.id)
@@ -201,6 +211,36 @@ class MemoryStore(Store):
         self._tokens[task_id] = token
         lease = self._leases[task_id] = Lease(task_id, owner, token, expires_s)
         return lease
+
+    async def _purge_finished(
+        self,
+        before_s: float,
+        limit: int,
+        task_types: list[str] | None,
+        exclude_types: list[str],
+    ) -> int:
+        only = None if task_types is None else set(task_types)
+        skip = set(exclude_types)
+        doomed = []
+        for task in self._tasks.values():
+            finished_s = task.finished_s
+            if (
+                task.is_terminal
+                and finished_s is not None
+                and finished_s <= before_s
+                and (only is None or task.type in only)
+                and task.type not in skip
+            ):
+                doomed.append(task)
+                if len(doomed) >= limit:
+                    break
+        for task in doomed:
+            del self._tasks[task.id]
+            if task.idempotency_key is not None:
+                self._by_idempotency_key.pop(task.idempotency_key, None)
+            self._leases.pop(task.id, None)
+            self._tokens.pop(task.id, None)
+        return len(doomed)
 
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
         for record in records:

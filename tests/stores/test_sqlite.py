@@ -143,7 +143,9 @@ async def test_a_new_scheduler_on_the_same_file_runs_what_the_old_one_left(
             L.COMPLETED,
         ]
         recovered = await second.get_task(due_soon["low"])
-        assert "scheduler stopped before it was due" in [t.reason for t in recovered.history]
+        # A durable store is shared: an armed task is not rewritten at stop (another
+        # worker may hold it by then); the row kept QUEUED and the next run took it.
+        assert recovered.lifecycle is L.COMPLETED and recovered.retries == 0
     assert_intact(db_path)
 
 
@@ -238,7 +240,8 @@ async def test_one_bad_call_in_a_group_fails_alone(make_store: Callable[..., SQL
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], TaskValidationError)
     assert (results[1].field, results[1].value) == ("idempotency_key", "k")
-    assert store.commits == before + 1
+    # The first call goes at once (nothing was in flight); the others share one group.
+    assert store.commits == before + 2
     assert [t.id for t in await store.list_tasks()] == ["taken", "a1", "a2", "c1"]
 
 
@@ -616,7 +619,7 @@ async def test_lease_queries_use_their_indexes_and_never_sort(
     plan = query_plan(db_path, CLAIM_DUE_SQL.partition(" RETURNING")[0], params)
     assert "USING INDEX tasks_claimable" in plan
     plan = query_plan(db_path, NEXT_DUE_SQL, params)
-    assert "USING INDEX tasks_by_owner" in plan and "tasks_by_state" in plan
+    assert "USING INDEX tasks_by_owner" in plan and "tasks_claimable" in plan
     plan += query_plan(db_path, RENEW_SQL.partition(" RETURNING")[0], (T0, "p1", T0))
     assert "USING INDEX tasks_by_owner" in plan
     assert "TEMP B-TREE" not in plan and "SCAN tasks" not in plan
@@ -656,7 +659,7 @@ async def test_a_version_2_file_gains_the_lease_columns(
         old.close()
     store = make_store()
     await store.open()
-    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 3
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 5
     assert sorted(lease_columns(db_path)) == [("a", None, 0, None), ("b", None, 0, None)]
     assert [t.id for t in await store.load_unfinished()] == ["a", "b"]
     [(lease, task)] = await store.claim_due("p1", T0, 30, 1)

@@ -1,33 +1,29 @@
-"""SQLiteStore's parts: the schema, rows, error mapping and settings."""
+"""SQLiteStore's schema and rows: migrations, statements, and encoding tasks as rows.
+
+All of it is synchronous: it runs on the store's database thread (see
+:mod:`asched.stores.sqlite.dbthread`).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
 
-import aiosqlite
 import orjson
 
-from asched.errors import (
-    ConfigError,
-    StoreBusyError,
-    StoreCorruptError,
-    StoreError,
-    StoreFullError,
-    TaskValidationError,
-)
+from asched.errors import StoreError, TaskValidationError
 from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
 from asched.model.codec import encode_record
-from asched.stores.base import LEASE_ENDING_STATES, Lease
+from asched.stores.base import DEFAULT_MAX_PAYLOAD_BYTES, LEASE_ENDING_STATES, Lease, check_payload
 
 logger = logging.getLogger("asched.stores.sqlite")
 
 Row = tuple[Any, ...]
+
+_TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
+TERMINAL_SQL = _TERMINAL
 
 #: One entry per schema version, applied in order from version 1 on.  Never
 #: edit a released entry; append a new one.
@@ -67,6 +63,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Leased rows only, for the heartbeat.
         "CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL",
     ),
+    (
+        # Attempts whose worker went away before saving an outcome (counted when
+        # the next claim finds the row still RUNNING with its lease run out).
+        "ALTER TABLE tasks ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+        # When a task finished, for retention; finished rows only.
+        "ALTER TABLE tasks ADD COLUMN finished_s REAL",
+        f"UPDATE tasks SET finished_s = updated_s WHERE lifecycle IN ({_TERMINAL})",
+        "CREATE INDEX tasks_finished ON tasks (finished_s) WHERE finished_s IS NOT NULL",
+    ),
+    (
+        # Every insert and save paid for it; tasks_claimable serves next_due_s now.
+        "DROP INDEX tasks_by_state",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial
@@ -75,9 +84,11 @@ CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
 INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A finished row is never written again: a late save cannot overwrite COMPLETED,
+# FAILED or CANCELLED, whoever sends it.
 UPDATE_SQL = (
     "UPDATE tasks SET lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
-    "version = ?, record = ? WHERE id = ?"
+    f"version = ?, record = ?, finished_s = ? WHERE id = ? AND lifecycle NOT IN ({_TERMINAL})"
 )
 ORDER_SQL = " ORDER BY due_s, priority, rowid"
 UPSERT_SCHEDULE_SQL = (
@@ -88,20 +99,17 @@ UPSERT_SCHEDULE_SQL = (
 DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE id = ?"
 UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
 
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-_URL_OPTIONS = {"synchronous": str, "busy_timeout_ms": int, "busy_deadline_s": float}
-_PRAGMA_NAME = re.compile(r"[a-z_]+")
-_PRAGMA_VALUE = re.compile(r"-?\d+|[A-Za-z_]+")
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 11, 13, 26
 
-
-def encode_insert(tasks: Sequence[Task], now_s: float) -> list[Row]:
+def encode_insert(
+    tasks: Sequence[Task], now_s: float, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> list[Row]:
     """The rows of one insert call, encoded up front so a bad task fails only its caller."""
     rows = []
     for task in tasks:
+        check_payload("task_data", task.data_json, max_payload_bytes)
         try:
             rows.append(_insert_row(task, now_s))
-        except (ValueError, OverflowError, OSError) as exc:
+        except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
             raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
     return rows
 
@@ -116,25 +124,37 @@ class SaveRow(NamedTuple):
 
 
 def encode_saves(
-    tasks: Mapping[str, Task], fences: Mapping[str, Lease], now_s: float
+    tasks: Mapping[str, Task], fences: Mapping[str, Lease], now_s: float, max_payload_bytes: int
 ) -> list[SaveRow]:
+    """The UPDATE rows of a group's saves.  A task whose result cannot be stored
+    (not JSON, nested too deep, too large) is saved with that error instead of
+    the result: one bad result never stops the writer or its neighbours."""
     saves = []
     for task_id, task in tasks.items():
         try:
-            row = _update_row(task, now_s)
-        except (ValueError, OverflowError, OSError):
-            logger.exception("task %r cannot be stored; its state change is not saved", task_id)
-            continue
+            row = _update_row(task, now_s, max_payload_bytes)
+        except Exception as exc:
+            logger.error("task %r: result cannot be stored (%s); saving the error", task_id, exc)
+            task.result = None
+            task.error = f"result cannot be stored: {exc}"
+            try:
+                row = _update_row(task, now_s, max_payload_bytes)
+            except Exception:
+                logger.exception("task %r cannot be stored; its state change is not saved", task_id)
+                continue
         ends = task.lifecycle in LEASE_ENDING_STATES
         saves.append(SaveRow(task_id, fences.get(task_id), ends, row))
     return saves
 
 
 def _insert_row(task: Task, now_s: float) -> Row:
+    # A task with dependencies goes in held (PAUSED): no other process may claim it
+    # before the one that scheduled it has checked them.  Its own start-claim may.
+    held = task.dependencies and task.lifecycle is TaskLifecycle.QUEUED
     return (
         task.id,
         task.type,
-        task.lifecycle.name,
+        "PAUSED" if held else task.lifecycle.name,
         task.due_s,
         task.priority.value,
         task.idempotency_key,
@@ -144,14 +164,21 @@ def _insert_row(task: Task, now_s: float) -> Row:
     )
 
 
-def _update_row(task: Task, now_s: float) -> Row:
+def _update_row(task: Task, now_s: float, max_payload_bytes: int) -> Row:
+    record = encode_record(task)
+    if task.result is not None and len(record) - len(task.data_json) > max_payload_bytes:
+        check_payload("result", orjson.dumps(task.result), max_payload_bytes)
+    finished = task.finished_s if task.lifecycle in TERMINAL_STATES else None
+    if finished is None and task.lifecycle in TERMINAL_STATES:
+        finished = now_s
     return (
         task.lifecycle.name,
         task.due_s,
         task.priority.value,
         now_s,
         RECORD_VERSION,
-        encode_record(task).decode(),
+        record.decode(),
+        finished,
         task.id,
     )
 
@@ -189,8 +216,8 @@ def check_batch(tasks: Sequence[Task]) -> None:
             keys.add(key)
 
 
-async def name_conflict(
-    db: aiosqlite.Connection, tasks: Sequence[Task], exc: sqlite3.IntegrityError
+def name_conflict(
+    db: sqlite3.Connection, tasks: Sequence[Task], exc: sqlite3.IntegrityError
 ) -> TaskValidationError:
     """Which task of a failed batch clashed with a stored one, as a validation error."""
     if "UNIQUE" not in str(exc):
@@ -199,10 +226,10 @@ async def name_conflict(
     column = "idempotency_key" if by_key else "id"
     values = [t.idempotency_key if by_key else t.id for t in tasks]
     wanted = [v for v in values if v is not None]
-    rows = await db.execute_fetchall(
+    rows = db.execute(
         f"SELECT {column} FROM tasks WHERE {column} IN (SELECT value FROM json_each(?))",
         (orjson.dumps(wanted).decode(),),
-    )
+    ).fetchall()
     taken = {row[0] for row in rows}
     clash = next((v for v in wanted if v in taken), None)
     if by_key:
@@ -210,114 +237,48 @@ async def name_conflict(
     return TaskValidationError("task_id", clash, "already exists")
 
 
-async def migrate(db: aiosqlite.Connection, path: str) -> None:
-    """Bring the file's schema up to ``SCHEMA_VERSION`` in one transaction."""
-    await db.execute("BEGIN IMMEDIATE")
+def migrate(db: sqlite3.Connection, path: str) -> None:
+    """Bring the file's schema up to ``SCHEMA_VERSION`` in one transaction.
+
+    A new file is made with ``auto_vacuum=INCREMENTAL`` so purged space can be
+    given back; an older file is switched over once, by a VACUUM after the
+    migration (it rewrites the file, so it may take a while on a big one)."""
+    db.execute("BEGIN IMMEDIATE")
     try:
-        cursor = await db.execute("PRAGMA user_version")
-        row = await cursor.fetchone()
-        current = int(row[0]) if row else 0
+        current = int(db.execute("PRAGMA user_version").fetchone()[0])
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"sqlite store {path}: schema version {current} is newer than "
                 f"this asched supports ({SCHEMA_VERSION}); upgrade asched"
             )
+        if current == 0 and not _has_tables(db):
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect: no table yet
         for statements in MIGRATIONS[current:]:
             for statement in statements:
-                await db.execute(statement)
+                db.execute(statement)
         if current != SCHEMA_VERSION:
-            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        await db.execute("COMMIT")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
     except BaseException:
-        await rollback(db)
+        rollback(db)
         raise
+    if int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) != INCREMENTAL:
+        logger.info("sqlite store %s: switching to incremental auto-vacuum (one VACUUM)", path)
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
 
 
-def make_parent_dir(path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+INCREMENTAL = 2
 
 
-def require_open(db: aiosqlite.Connection | None) -> aiosqlite.Connection:
-    if db is None:
-        raise StoreError("sqlite store is not open")
-    return db
+def _has_tables(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchone() is not None
 
 
-async def rollback(db: aiosqlite.Connection) -> None:
+def rollback(db: sqlite3.Connection) -> None:
     """Roll back if a transaction is still open (SQLite may have ended it already)."""
     if db.in_transaction:
         try:
-            await db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
         except sqlite3.Error:
             logger.exception("sqlite store: rollback failed")
-
-
-def error_code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", -1)) & 0xFF
-
-
-def store_error(exc: sqlite3.Error, path: str) -> StoreError:
-    code = error_code(exc)
-    if code == SQLITE_FULL:
-        return StoreFullError(f"sqlite store {path}: the disk or database is full ({exc})")
-    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
-        return StoreCorruptError(f"sqlite store {path}: the database file is damaged ({exc})")
-    if code in (SQLITE_BUSY, SQLITE_LOCKED):
-        return StoreBusyError(f"sqlite store {path}: the database is locked ({exc})")
-    return StoreError(f"sqlite store {path}: {exc}")
-
-
-def unexpected_error(exc: Exception, path: str) -> StoreError:
-    logger.error("sqlite store %s: write failed", path, exc_info=exc)
-    error = StoreError(f"sqlite store {path}: write failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-def parse_url(url: str) -> tuple[str, dict[str, Any]]:
-    """``sqlite:///relative.db`` or ``sqlite:////abs.db`` (+ ``?option=value``) to
-    (path, options)."""
-    scheme, sep, rest = url.partition(":///")
-    if not sep or scheme.lower() != "sqlite":
-        raise ConfigError("store_url", url, "expected sqlite:///relative.db or sqlite:////abs.db")
-    path, _, query = rest.partition("?")
-    options: dict[str, Any] = {}
-    for name, raw in parse_qsl(query, keep_blank_values=True):
-        kind = _URL_OPTIONS.get(name)
-        if kind is None:
-            known = ", ".join(_URL_OPTIONS)
-            raise ConfigError("store_url", url, f"unknown option {name!r}; one of {known}")
-        try:
-            options[name] = kind(raw)
-        except ValueError:
-            raise ConfigError("store_url", url, f"bad value for {name}: {raw!r}") from None
-    if not path:
-        raise ConfigError("store_url", url, "missing the database file path")
-    return path, options
-
-
-def check_busy(timeout_ms: Any, deadline_s: Any) -> tuple[int, float]:
-    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
-        raise ConfigError("busy_timeout_ms", timeout_ms, "expected an integer >= 0")
-    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
-        raise ConfigError("busy_deadline_s", deadline_s, "expected a number >= 0")
-    if not deadline_s >= 0:
-        raise ConfigError("busy_deadline_s", deadline_s, "expected a number >= 0")
-    return timeout_ms, float(deadline_s)
-
-
-def check_synchronous(value: Any) -> str:
-    mode = value.upper() if isinstance(value, str) else value
-    if mode not in SYNCHRONOUS_MODES:
-        raise ConfigError("synchronous", value, f"one of {', '.join(SYNCHRONOUS_MODES)}")
-    return str(mode)
-
-
-def check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for name, value in pragmas.items():
-        text = str(value)
-        if not _PRAGMA_NAME.fullmatch(name) or not _PRAGMA_VALUE.fullmatch(text):
-            raise ConfigError("pragmas", {name: value}, "expected a name and an int or word")
-        checked[name] = text
-    return checked

@@ -1,7 +1,8 @@
 """SQLiteStore's group commit: what one transaction writes, and who waits on it.
 
 Callers queue into the open :class:`WriteGroup`; the writer coroutine swaps it
-for a fresh one and runs it with :func:`run_group` in one ``BEGIN IMMEDIATE``:
+for a fresh one and runs it with :func:`run_group` -- one call on the database
+thread, so one hop -- in one ``BEGIN IMMEDIATE``:
 inserts, then saves (fenced ones checked against the leases held), then lease
 statements, then schedule records.  Concurrent callers have no order among
 themselves, so any order inside a group is a valid one.
@@ -11,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
-
-import aiosqlite
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
@@ -34,27 +33,44 @@ R = TypeVar("R")
 V = TypeVar("V")
 
 
-async def run_group(
-    db: aiosqlite.Connection,
+def run_group(
+    db: sqlite3.Connection,
     calls: list[InsertCall],
     saves: list[SaveRow],
     ops: list[LeaseOp[Any, Any]],
     schedules: tuple[list[Row], list[Row]],
 ) -> GroupOutcome:
     """One group's writes in one transaction; rolled back whole on any error."""
-    await db.execute("BEGIN IMMEDIATE")
+    if len(calls) == 1 and not (saves or ops or schedules[0] or schedules[1]):
+        return _insert_only(db, calls[0])
+    db.execute("BEGIN IMMEDIATE")
     try:
-        errors = await insert_calls(db, calls)
-        refused = await write_saves(db, saves) if saves else set()
-        results = [await op.run(db) for op in ops]
+        errors = insert_calls(db, calls)
+        refused = write_saves(db, saves) if saves else set()
+        results = [op.run(db) for op in ops]
         for sql, rows in ((UPSERT_SCHEDULE_SQL, schedules[0]), (DELETE_SCHEDULE_SQL, schedules[1])):
             if rows:
-                await db.executemany(sql, rows)
-        await db.execute("COMMIT")
+                db.executemany(sql, rows)
+        db.execute("COMMIT")
     except BaseException:
-        await rollback(db)
+        rollback(db)
         raise
     return GroupOutcome(errors, refused, results)
+
+
+def _insert_only(db: sqlite3.Connection, call: InsertCall) -> GroupOutcome:
+    """The common lone ``schedule_task``: no savepoint needed, the call is the group."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(INSERT_SQL, call.rows)
+        db.execute("COMMIT")
+    except sqlite3.IntegrityError as exc:
+        rollback(db)
+        return GroupOutcome([name_conflict(db, call.tasks, exc)], set(), [])
+    except BaseException:
+        rollback(db)
+        raise
+    return GroupOutcome([None], set(), [])
 
 
 class GroupOutcome(NamedTuple):
@@ -66,35 +82,35 @@ class GroupOutcome(NamedTuple):
     results: list[Any]
 
 
-async def insert_calls(
-    db: aiosqlite.Connection, calls: list[InsertCall]
+def insert_calls(
+    db: sqlite3.Connection, calls: list[InsertCall]
 ) -> list[TaskValidationError | None]:
     """All calls' rows in one executemany; on a conflict, each call alone."""
     if not calls:
         return []
-    await db.execute("SAVEPOINT group_insert")
+    db.execute("SAVEPOINT group_insert")
     try:
-        await db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
+        db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
     except sqlite3.IntegrityError:
-        await db.execute("ROLLBACK TO group_insert")
+        db.execute("ROLLBACK TO group_insert")
     else:
-        await db.execute("RELEASE group_insert")
+        db.execute("RELEASE group_insert")
         return [None] * len(calls)
-    await db.execute("RELEASE group_insert")
-    return [await _insert_alone(db, call.tasks, call.rows) for call in calls]
+    db.execute("RELEASE group_insert")
+    return [_insert_alone(db, call.tasks, call.rows) for call in calls]
 
 
-async def _insert_alone(
-    db: aiosqlite.Connection, tasks: Sequence[Task], rows: list[Row]
+def _insert_alone(
+    db: sqlite3.Connection, tasks: Sequence[Task], rows: list[Row]
 ) -> TaskValidationError | None:
-    await db.execute("SAVEPOINT call_insert")
+    db.execute("SAVEPOINT call_insert")
     try:
-        await db.executemany(INSERT_SQL, rows)
+        db.executemany(INSERT_SQL, rows)
     except sqlite3.IntegrityError as exc:
-        await db.execute("ROLLBACK TO call_insert")
-        await db.execute("RELEASE call_insert")
-        return await name_conflict(db, tasks, exc)
-    await db.execute("RELEASE call_insert")
+        db.execute("ROLLBACK TO call_insert")
+        db.execute("RELEASE call_insert")
+        return name_conflict(db, tasks, exc)
+    db.execute("RELEASE call_insert")
     return None
 
 
@@ -124,7 +140,7 @@ class LeaseOp(Generic[R, V]):
 
     def __init__(
         self,
-        run: Callable[[aiosqlite.Connection], Awaitable[R]],
+        run: Callable[[sqlite3.Connection], R],
         finish: Callable[[R], V],
     ) -> None:
         self.run = run

@@ -8,14 +8,15 @@ task free.  A row is free when ``lease_expires`` is NULL or past; ``owner`` and
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import NamedTuple
 
-import aiosqlite
 import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
-from asched.stores.base import CLAIMABLE_STATES, Lease
+from asched.stores.base import Lease
 from asched.stores.sqlite.connection import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
@@ -26,27 +27,43 @@ _LEASE = "owner = :owner, lease_token = lease_token + 1, lease_expires = :expire
 CLAIM_SQL = (
     f"UPDATE tasks SET {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
     f"AND lifecycle NOT IN ({_TERMINAL}) AND ({_FREE} OR owner = :owner) "
-    "RETURNING id, lease_token"
+    "RETURNING id, lease_token, crashes"
+)
+# Starting attempts: the lease and RUNNING in one statement.  PAUSED too: a task
+# with dependencies is inserted PAUSED, and only the process that holds it (and
+# found them met) ever asks to start it.  A row still RUNNING
+# under someone else's (or an expired) lease is an attempt whose worker went
+# away: counted before this one starts.  SET reads the row as it was.
+CLAIM_START_SQL = (
+    "UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING' AND NOT "
+    "(owner IS :owner AND lease_expires > :now)), "
+    # The record learns its start time too, so readers see how long it has run.
+    "record = json_set(record, '$.started_at', :started, '$.lifecycle', 'RUNNING'), "
+    f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
+    f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
+    f"AND ({_FREE} OR owner = :owner) "
+    "RETURNING id, lease_token, crashes"
 )
 # ``priority IN (...)`` lets SQLite walk tasks_claimable one priority at a time,
 # each in due order: the rows come out best first, so no sort and it stops at LIMIT.
 CLAIM_DUE_SQL = (
-    f"UPDATE tasks SET {_LEASE} WHERE rowid IN ("
+    f"UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING'), {_LEASE} WHERE rowid IN ("
     f"SELECT rowid FROM tasks INDEXED BY tasks_claimable WHERE {CLAIMABLE_SQL} "
     f"AND priority IN ({_PRIORITIES}) AND due_s <= :now AND {_FREE} "
     "AND id NOT IN (SELECT value FROM json_each(:exclude)) "
     "ORDER BY priority, due_s LIMIT :limit) "
-    "RETURNING id, lease_token, priority, due_s, rowid, record"
+    "RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes"
 )
-# Per state, the first free task in due order (tasks_by_state); then the other
-# owners' leases, free from their expiry (tasks_by_owner holds leased rows only).
-# One column each: SQLite's min(a, b, ...) is NULL as soon as one of them is.
+# Per priority, the first free claimable task in due order (tasks_claimable);
+# then the other owners' leases, free from their expiry (tasks_by_owner holds
+# leased rows only).  One column each: SQLite's min(a, b, ...) is NULL as soon
+# as one of them is.
 NEXT_DUE_SQL = "SELECT " + ", ".join(
     [
         *(
-            f"(SELECT due_s FROM tasks WHERE lifecycle = '{state}' AND {_FREE} "
-            "ORDER BY due_s LIMIT 1)"
-            for state in sorted(s.name for s in CLAIMABLE_STATES)
+            f"(SELECT due_s FROM tasks INDEXED BY tasks_claimable WHERE {CLAIMABLE_SQL} "
+            f"AND priority = {priority.value} AND {_FREE} ORDER BY due_s LIMIT 1)"
+            for priority in TaskPriority
         ),
         "(SELECT min(max(due_s, lease_expires)) FROM tasks INDEXED BY tasks_by_owner "
         "WHERE owner IS NOT NULL AND owner != :owner AND lease_expires > :now "
@@ -61,6 +78,7 @@ EXPIRE_SQL = (
     "UPDATE tasks SET owner = NULL, lease_expires = NULL "
     "WHERE owner = ? AND lease_expires <= ? RETURNING id"
 )
+KEEP_ALIVE_SQL = "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_expires > ?"
 _END = "owner = NULL, lease_expires = NULL"
 _FENCE = " AND lease_token = ? AND owner = ?"
 RELEASE_SQL = f"UPDATE tasks SET {_END} WHERE id = ?{_FENCE}"
@@ -82,22 +100,30 @@ class Claimed(NamedTuple):
     lease: Lease
     rank: tuple[int, float, int]
     record: str
+    lifecycle: str
 
 
 def _json(values: Iterable[str]) -> str:
     return orjson.dumps(list(values)).decode()
 
 
-async def claim_rows(
-    db: aiosqlite.Connection, ids: Sequence[str], owner: str, now_s: float, expires_s: float
+def claim_rows(
+    db: sqlite3.Connection,
+    ids: Sequence[str],
+    owner: str,
+    now_s: float,
+    expires_s: float,
+    start: bool = False,
 ) -> list[Lease]:
     params = {"ids": _json(ids), "owner": owner, "now": now_s, "expires": expires_s}
-    rows = await db.execute_fetchall(CLAIM_SQL, params)
-    return [Lease(task_id, owner, token, expires_s) for task_id, token in rows]
+    if start:
+        params["started"] = datetime.fromtimestamp(now_s, UTC).isoformat()
+    rows = db.execute(CLAIM_START_SQL if start else CLAIM_SQL, params).fetchall()
+    return [Lease(task_id, owner, token, expires_s, crashes) for task_id, token, crashes in rows]
 
 
-async def claim_due_rows(
-    db: aiosqlite.Connection,
+def claim_due_rows(
+    db: sqlite3.Connection,
     owner: str,
     now_s: float,
     expires_s: float,
@@ -111,10 +137,15 @@ async def claim_due_rows(
         "limit": limit,
         "exclude": _json(exclude),
     }
-    rows = await db.execute_fetchall(CLAIM_DUE_SQL, params)
+    rows = db.execute(CLAIM_DUE_SQL, params).fetchall()
     claimed = [
-        Claimed(Lease(task_id, owner, token, expires_s), (priority, due_s, rowid), record)
-        for task_id, token, priority, due_s, rowid, record in rows
+        Claimed(
+            Lease(task_id, owner, token, expires_s, crashes),
+            (priority, due_s, rowid),
+            record,
+            lifecycle,
+        )
+        for task_id, token, priority, due_s, rowid, record, lifecycle, crashes in rows
     ]
     claimed.sort(key=lambda c: c.rank)  # RETURNING keeps no order
     return claimed
@@ -124,23 +155,23 @@ def earliest(row: Sequence[float | None]) -> float | None:
     return min((t for t in row if t is not None), default=None)
 
 
-async def renew_rows(
-    db: aiosqlite.Connection, owner: str, now_s: float, expires_s: float
+def renew_rows(
+    db: sqlite3.Connection, owner: str, now_s: float, expires_s: float
 ) -> tuple[list[tuple[str, int]], list[str]]:
     """(extended (id, token) pairs, ids whose expired lease this ended)."""
-    extended = await db.execute_fetchall(RENEW_SQL, (expires_s, owner, now_s))
-    expired = await db.execute_fetchall(EXPIRE_SQL, (owner, now_s))
+    extended = db.execute(RENEW_SQL, (expires_s, owner, now_s)).fetchall()
+    expired = db.execute(EXPIRE_SQL, (owner, now_s)).fetchall()
     return [(i, t) for i, t in extended], [row[0] for row in expired]
 
 
-async def release_rows(db: aiosqlite.Connection, leases: Sequence[Lease]) -> None:
-    await db.executemany(RELEASE_SQL, [(x.task_id, x.token, x.owner) for x in leases])
+def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
+    db.executemany(RELEASE_SQL, [(x.task_id, x.token, x.owner) for x in leases])
 
 
-async def write_saves(db: aiosqlite.Connection, saves: list[SaveRow]) -> set[str]:
+def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
     """Write a group's saves; returns the ids whose fence did not hold (left as they were)."""
     fences = {s.task_id: s.lease for s in saves if s.lease is not None}
-    refused = await _stale(db, fences) if fences else set()
+    refused = _stale(db, fences) if fences else set()
     batches: dict[tuple[bool, bool], list[Row]] = {}
     for save in saves:
         lease = save.lease
@@ -150,16 +181,29 @@ async def write_saves(db: aiosqlite.Connection, saves: list[SaveRow]) -> set[str
             row = (*save.row, lease.token, lease.owner)
             batches.setdefault((True, save.ends_lease), []).append(row)
     for kind, rows in batches.items():
-        await db.executemany(SAVE_SQL[kind], rows)
+        db.executemany(SAVE_SQL[kind], rows)
     return refused
 
 
-async def _stale(db: aiosqlite.Connection, fences: Mapping[str, Lease]) -> set[str]:
+def _stale(db: sqlite3.Connection, fences: Mapping[str, Lease]) -> set[str]:
     """Fenced ids whose lease is not the one held now.  Exact: the group holds the
     write lock, so nothing can change between this and the UPDATEs."""
     held = {
         task_id
-        for task_id, token, owner in await db.execute_fetchall(_STALE_SQL, (_json(fences),))
+        for task_id, token, owner in db.execute(_STALE_SQL, (_json(fences),))
         if (token, owner) == (fences[task_id].token, fences[task_id].owner)
     }
     return {task_id for task_id in fences if task_id not in held}
+
+
+def keep_alive_rows(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:
+    """Extend ``owner``'s valid leases in a transaction of their own."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        count = db.execute(KEEP_ALIVE_SQL, (expires_s, owner, now_s)).rowcount
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return int(count)

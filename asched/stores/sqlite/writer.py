@@ -1,0 +1,193 @@
+"""SQLiteStore's group-commit writer: at most one group transaction in flight.
+
+A caller queues its rows into the open :class:`WriteGroup` and calls
+:meth:`GroupWriter.kick`.  When nothing is in flight, the group is sent to the
+database thread at once -- no writer coroutine to wake, so a lone
+``schedule_task`` costs one hop there and one loop wake-up back, like a bare
+commit.  While a group is in flight, everything queued meanwhile gathers in the
+next group, sent as soon as the first one is settled: group commit.
+
+The writer is callbacks on the loop, not a coroutine, so nothing can end it: a
+group that fails (even with an unexpected error) fails its callers, and the next
+group goes ahead.  A busy database is retried with jittered backoff until the
+store's busy deadline, then the group fails with :class:`StoreBusyError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+from asched.clock import monotonic, wall_now
+from asched.errors import StoreBusyError, StoreError
+from asched.stores.leases import HeldLeases
+from asched.stores.sqlite.connection import encode_saves
+from asched.stores.sqlite.dbthread import DbThread
+from asched.stores.sqlite.files import (
+    SQLITE_BUSY,
+    SQLITE_LOCKED,
+    error_code,
+    store_error,
+    unexpected_error,
+)
+from asched.stores.sqlite.group import GroupOutcome, WriteGroup, run_group
+
+logger = logging.getLogger("asched.stores.sqlite")
+BUSY_CODES = (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+class _Attempt(NamedTuple):
+    """One try at committing a group, and how long it may keep trying."""
+
+    group: WriteGroup
+    saves: list[Any]
+    deadline_s: float
+    delay_s: float
+
+
+class GroupWriter:
+    __slots__ = (
+        "_busy_deadline_s",
+        "_held",
+        "_idle",
+        "_limit",
+        "_loop",
+        "_path",
+        "_rng",
+        "_thread",
+        "commits",
+        "inflight",
+        "open_group",
+        "rows_written",
+    )
+
+    def __init__(
+        self,
+        thread: DbThread,
+        path: str,
+        held: HeldLeases,
+        busy_deadline_s: float,
+        rng: random.Random,
+        max_payload_bytes: Callable[[], int],
+    ) -> None:
+        self._thread = thread
+        self._path = path
+        self._held = held
+        self._busy_deadline_s = busy_deadline_s
+        self._rng = rng
+        self._limit = max_payload_bytes
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.open_group = WriteGroup()
+        self.inflight: WriteGroup | None = None
+        self.commits = 0
+        self.rows_written = 0
+
+    def kick(self) -> None:
+        """Send the open group now unless one is in flight (then it goes next)."""
+        if self.inflight is None and self.open_group:
+            group, self.open_group = self.open_group, WriteGroup()
+            self.inflight = group
+            self._idle.clear()
+            try:
+                self._send(group, monotonic() + self._busy_deadline_s, 0.005)
+            except Exception as exc:
+                self._failed(group, exc)
+
+    async def drained(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        while self.inflight is not None or self.open_group:
+            self.kick()
+            await self._idle.wait()
+
+    async def barrier(self) -> None:
+        """Wait until every write queued before this call is settled."""
+        group = self.open_group if self.open_group else self.inflight
+        if group is not None:
+            await group.done_event.wait()
+
+    def _send(self, group: WriteGroup, deadline_s: float, delay_s: float) -> None:
+        now_s = wall_now()
+        saves = encode_saves(group.saves, group.fences, now_s, self._limit())
+        work = partial(
+            run_group,
+            calls=group.inserts,
+            saves=saves,
+            ops=group.lease_ops,
+            schedules=group.schedule_rows(now_s),
+        )
+        attempt = _Attempt(group, saves, deadline_s, delay_s)
+        self._thread.submit(work, partial(self._reply, attempt))
+
+    def _reply(self, attempt: _Attempt, outcome: Any, error: BaseException | None) -> None:
+        """On the database thread: hand the result to the loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._done, attempt, outcome, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            logger.warning("sqlite store %s: a commit finished after its loop closed", self._path)
+
+    def _done(self, attempt: _Attempt, outcome: Any, error: BaseException | None) -> None:
+        group = attempt.group
+        if error is not None:
+            if isinstance(error, sqlite3.Error) and error_code(error) in BUSY_CODES:
+                left_s = attempt.deadline_s - monotonic()
+                if left_s > 0:
+                    wait_s = min(left_s, attempt.delay_s * (0.5 + self._rng.random()))
+                    self._loop.call_later(wait_s, self._resend, attempt)
+                    return
+                error = StoreBusyError(
+                    f"sqlite store {self._path}: database stayed locked for "
+                    f"{self._busy_deadline_s:g}s ({error})"
+                )
+            self._failed(group, error)
+            return
+        try:
+            self._settle(group, attempt.saves, outcome)
+        finally:
+            self._next(group)
+
+    def _resend(self, attempt: _Attempt) -> None:
+        try:
+            self._send(attempt.group, attempt.deadline_s, min(attempt.delay_s * 2, 0.25))
+        except Exception as exc:
+            self._failed(attempt.group, exc)
+
+    def _settle(self, group: WriteGroup, saves: list[Any], outcome: GroupOutcome) -> None:
+        self.commits += 1
+        self.rows_written += len(saves) - len(outcome.refused)
+        for call, error in zip(group.inserts, outcome.errors, strict=True):
+            call.settle(error)
+            if error is None:
+                self.rows_written += len(call.rows)
+        self._held.drop(
+            s.lease for s in saves if s.lease and s.ends_lease and s.task_id not in outcome.refused
+        )
+        for op, result in zip(group.lease_ops, outcome.results, strict=True):
+            op.settle(result)
+        group.succeed(outcome.refused)
+
+    def _failed(self, group: WriteGroup, error: BaseException) -> None:
+        if isinstance(error, StoreError):
+            failure = error
+        elif isinstance(error, sqlite3.Error):
+            failure = store_error(error, self._path)
+        else:
+            failure = unexpected_error(error, self._path)
+        try:
+            group.fail(failure)
+        finally:
+            self._next(group)
+
+    def _next(self, group: WriteGroup) -> None:
+        group.finish()
+        self.inflight = None
+        if self.open_group:
+            self.kick()
+        else:
+            self._idle.set()
