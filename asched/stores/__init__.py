@@ -18,8 +18,16 @@ def open_store(url: str) -> Store:
         from asched.stores.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
+    if scheme in ("redis", "rediss"):
+        try:
+            from asched.stores.redis import RedisStore
+        except ImportError as exc:  # the redis extra is not installed
+            raise ConfigError(
+                "store_url", url, f"needs the redis package: pip install 'asched[redis]' ({exc})"
+            ) from None
+        return RedisStore.from_url(url)
     raise ConfigError(
         "store_url",
         url,
-        "unknown store scheme; use memory:// or sqlite:///relative.db or sqlite:////abs/path.db",
+        "unknown store scheme; use memory://, sqlite:///relative.db, sqlite:////abs/path.db or redis://host:6379/0",
     )

@@ -1,0 +1,436 @@
+"""RedisStore: tasks in Redis, shared by any number of schedulers on any machines.
+
+Every change is a Lua script (``scripts``), so each is atomic against every
+other process: an insert checks ids and idempotency keys and writes the task
+and its indexes; a claim moves due tasks out of the per-priority due sets into
+the lease set in (priority, due, insertion) order; a fenced save compares the
+lease owner and token in the same step as it writes.  Writes from concurrent
+callers are pipelined into one round trip (``calls``).
+
+Leases are timed by Redis ``TIME`` by default (``clock=server``): one clock for
+every machine.  With ``clock=caller`` the ``now_s`` the scheduler passes is used,
+as the other stores do (needed with a virtual clock).
+
+Durability is Redis's: with AOF and ``appendfsync always`` an acknowledged
+write survives a Redis crash.  A marker (``meta``'s ``epoch``) tells when Redis
+came back without its data; the store then logs at CRITICAL level.
+
+Key layout: see ``keys``.  Records are the :meth:`Task.to_dict` JSON, never
+pickle, optionally signed with HMAC-SHA256 (``signing_key``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from asched.errors import StoreCorruptError, StoreError, TaskValidationError
+from asched.model import TERMINAL_STATES, Task, TaskLifecycle
+from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
+from asched.stores.base import LEASE_ENDING_STATES, Lease, Store
+from asched.stores.redis.calls import ScriptRunner
+from asched.stores.redis.codec import RecordCodec
+from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
+from asched.stores.redis.options import RedisOptions, safe_url, split_url
+
+logger = logging.getLogger(__name__)
+
+_UNFINISHED = [s for s in TaskLifecycle if s not in TERMINAL_STATES]
+#: Expired leases one claim_due call ends at most (the rest at the next call).
+_REAP_MAX = 1000
+
+
+class _GrantedLeases(HeldLeases):
+    __slots__ = ()
+
+    def task_ids(self, owner: str) -> set[str]:
+        return set(self._by_owner.get(owner, ()))
+
+
+class RedisStore(Store):
+    """A durable, shared store in Redis; see the module docstring."""
+
+    durable = True
+    shares_objects = False
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        options: RedisOptions | None = None,
+        **settings: Any,
+    ) -> None:
+        """``url`` is what redis-py's ``from_url`` takes (``rediss://`` for TLS,
+        ``redis://user:pass@host`` for ACLs); ``settings`` are
+        :class:`RedisOptions` fields."""
+        self.url = url
+        self.options = options or RedisOptions(**settings)
+        self.keys = RedisKeys(self.options.prefix)
+        self._codec = RecordCodec(self.options.signing_key, self.options.max_payload_bytes)
+        self._server_clock = "1" if self.options.clock == "server" else "0"
+        ttl = self.options.result_ttl_s
+        self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        self._client: Redis | None = None
+        self._runner: ScriptRunner | None = None
+        self._held = _GrantedLeases()
+        self._epoch: bytes | None = None
+        #: Unreadable records skipped, and times Redis was found to have lost its data.
+        self.corrupt_rows = 0
+        self.data_losses = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """``redis://host:6379/0?prefix=myapp&clock=server&result_ttl_s=604800``
+        (``max_payload_bytes``, ``reconnect_deadline_s``, ``signing_key_env=VAR``
+        too); other query options go to redis-py."""
+        redis_url, options = split_url(url)
+        return cls(redis_url, options)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({safe_url(self.url)!r}, prefix={self.options.prefix!r})"
+
+    # -- opening and closing -----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._runner is not None:
+            return
+        pool = BlockingConnectionPool.from_url(
+            self.url, max_connections=16, timeout=None, retry=Retry(NoBackoff(), 0)
+        )
+        client = Redis(connection_pool=pool)
+        runner = ScriptRunner(
+            client,
+            self.keys.meta,
+            self.keys.base,
+            self.options.reconnect_deadline_s,
+            self.check_epoch,
+        )
+        self._client, self._runner = client, runner
+        try:
+            await runner.start()
+            await self._open_marker(runner)
+            await self._warn_without_persistence(client)
+        except BaseException:
+            await self._disconnect()
+            raise
+
+    async def close(self) -> None:
+        if self._runner is None:
+            return
+        await self._runner.stop()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        client, self._client, self._runner = self._client, None, None
+        if client is not None:
+            await client.aclose()
+            await client.connection_pool.disconnect()
+
+    async def _open_marker(self, runner: ScriptRunner) -> None:
+        epoch, created, layout = await runner.run("open", [LAYOUT_VERSION, os.urandom(8).hex()])
+        if int(layout or 0) > LAYOUT_VERSION:
+            raise StoreError(
+                f"redis store {self!r}: key layout {int(layout)} is newer than this asched "
+                f"supports ({LAYOUT_VERSION}); upgrade asched"
+            )
+        if created:
+            logger.info("redis store %r: new store (no marker found)", self)
+        self._epoch = epoch
+
+    async def check_epoch(self) -> None:
+        """Compare the marker with the one seen at open: if it is gone, Redis lost
+        its data (say so loudly, and set a new marker)."""
+        runner = self._require()
+        epoch, created, _ = await runner.read(
+            lambda: runner.call_now("open", [LAYOUT_VERSION, os.urandom(8).hex()]),
+            "checking the marker",
+        )
+        if epoch == self._epoch and not created:
+            return
+        self.data_losses += 1
+        logger.critical(
+            "redis store %r: Redis has lost its data (the store's marker was %s): tasks, "
+            "leases and schedules written before may be gone; check the Redis "
+            "persistence settings (appendonly yes, appendfsync always)",
+            self,
+            "gone" if created else "replaced",
+        )
+        self._epoch = epoch
+
+    async def _warn_without_persistence(self, client: Redis) -> None:
+        try:
+            config = await client.config_get("appendonly")
+        except Exception:  # CONFIG may be refused by an ACL: nothing to say then
+            return
+        if config.get("appendonly") in ("no", b"no"):
+            logger.warning(
+                "redis store %r: Redis runs without AOF (appendonly no): a Redis crash or "
+                "restart can lose acknowledged tasks",
+                self,
+            )
+
+    def _require(self) -> ScriptRunner:
+        if self._runner is None:
+            raise StoreError(f"redis store {self!r} is not open")
+        return self._runner
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def insert(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        _check_batch(tasks)
+        args = [0, repr(time.time()), self._ttl_ms, len(tasks), *self._codec.insert_args(tasks)]
+        clash = await self._require().write("insert", args, resend_flag=True)
+        if clash:
+            field, value = (part.decode() for part in clash)
+            reason = "already exists" if field == "task_id" else "already used"
+            raise TaskValidationError(field, value, reason)
+
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
+        if not tasks:
+            return []
+        encoded = self._codec.save_args(tasks, leases)
+        if not encoded:
+            return []
+        args = [0, repr(time.time()), self._ttl_ms, len(encoded) // 8, *encoded]
+        refused = [
+            task_id.decode()
+            for task_id in await self._require().write("save", args, resend_flag=True)
+        ]
+        if leases:
+            gone = set(refused)
+            self._held.drop(
+                leases[t.id]
+                for t in tasks
+                if t.id in leases and t.id not in gone and t.lifecycle in LEASE_ENDING_STATES
+            )
+        return refused
+
+    # -- leases ------------------------------------------------------------------------
+
+    def _lease_args(self, owner: str, now_s: float, lease_s: float) -> list[Any]:
+        lease_s = check_lease_s(lease_s)
+        check_owner(owner)
+        return [owner, repr(float(now_s)), repr(now_s + lease_s), repr(lease_s), self._server_clock]
+
+    async def claim(
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float
+    ) -> list[Lease]:
+        args = self._lease_args(owner, now_s, lease_s)
+        if not task_ids:
+            return []
+        reply = await self._require().write("claim", [*args, *dict.fromkeys(task_ids)])
+        expires_s = float(reply[0])
+        granted = [
+            Lease(reply[i].decode(), owner, int(reply[i + 1]), expires_s)
+            for i in range(1, len(reply), 2)
+        ]
+        self._held.grant(granted)
+        return granted
+
+    async def claim_due(
+        self,
+        owner: str,
+        now_s: float,
+        lease_s: float,
+        limit: int,
+        exclude: Collection[str] = (),
+    ) -> list[tuple[Lease, Task]]:
+        args = self._lease_args(owner, now_s, lease_s)
+        if not check_limit(limit):
+            return []
+        reply = await self._require().write("claim_due", [*args, limit, _REAP_MAX, *exclude])
+        expires_s = float(reply[0])
+        found: list[tuple[Lease, Task]] = []
+        leases = []
+        for i in range(1, len(reply), 4):
+            task_id = reply[i].decode()
+            lease = Lease(task_id, owner, int(reply[i + 1]), expires_s)
+            leases.append(lease)  # an unreadable one stays leased here, renewed with the rest
+            task = self._decode(task_id, reply[i + 2], reply[i + 3])
+            if task is not None:
+                found.append((lease, task))
+        self._held.grant(leases)
+        return found
+
+    async def next_due_s(self, owner: str, now_s: float) -> float | None:
+        check_owner(owner)
+        found = await self._require().run(
+            "next_due", [owner, repr(float(now_s)), self._server_clock]
+        )
+        return None if found is None else float(found)
+
+    async def renew(self, owner: str, now_s: float, lease_s: float) -> list[str]:
+        args = self._lease_args(owner, now_s, lease_s)
+        epoch, _, extended, expired = await self._require().write("renew", args)
+        if epoch != self._epoch:
+            await self.check_epoch()
+        pairs = [(extended[i].decode(), int(extended[i + 1])) for i in range(0, len(extended), 2)]
+        granted = self._held.task_ids(owner)
+        strays = [Lease(i, owner, t, 0.0) for i, t in pairs if i not in granted]
+        if strays:  # a claim whose reply was lost to a dropped connection
+            logger.warning("redis store: releasing %d lease(s) never handed out", len(strays))
+            await self.release(strays)
+            pairs = [(i, t) for i, t in pairs if i in granted]
+        return self._held.renewed(owner, pairs, [i.decode() for i in expired])
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        args: list[Any] = []
+        for lease in leases:
+            args += (lease.task_id, lease.owner, lease.token)
+        await self._require().write("release", args)
+        self._held.drop(leases)
+
+    # -- recurring schedules -----------------------------------------------------------
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        encoded = _encode_schedules(records)
+        if encoded:
+            flat = [part for pair in encoded.items() for part in pair]
+            await self._command("saving schedules", "HSET", self.keys.schedules, *flat)
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        if schedule_ids:
+            await self._command("deleting schedules", "HDEL", self.keys.schedules, *schedule_ids)
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        raw = await self._command("loading schedules", "HGETALL", self.keys.schedules)
+        records = []
+        for schedule_id, text in raw.items():
+            try:
+                record = orjson.loads(text)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, not {type(record).__name__}")
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                self._report_corrupt("schedule", schedule_id.decode(), exc)
+                continue
+            records.append(record)
+        return records
+
+    async def _command(self, what: str, *command: Any) -> Any:
+        """One plain Redis command, after the queued writes, retried while Redis is away."""
+        runner, client = self._require(), self._client
+        if client is None:
+            raise StoreError(f"redis store {self!r} is not open")
+        await runner.drained()
+        return await runner.read(lambda: client.execute_command(*command), what)  # type: ignore[no-untyped-call]
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        record, mac = await self._command(
+            "reading a task", "HMGET", self.keys.task(task_id), "r", "h"
+        )
+        if record is None:
+            return None
+        task = self._decode(task_id, record, mac)
+        if task is None:
+            raise StoreCorruptError(f"redis store {self!r}: task {task_id!r} is unreadable")
+        return task
+
+    async def find_by_idempotency_key(self, key: str) -> str | None:
+        found = await self._command("reading an idempotency key", "HGET", self.keys.idem, key)
+        return None if found is None else bytes(found).decode()
+
+    async def list_tasks(
+        self,
+        status: TaskLifecycle | None = None,
+        task_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        index = self.keys.all if status is None else self.keys.state(status)
+        wanted = -1 if limit is None else max(0, limit)
+        if wanted == 0:
+            return []
+        return [task for _, task in await self._list(index, task_type or "", wanted)]
+
+    async def load_unfinished(self) -> list[Task]:
+        found: list[tuple[tuple[float, bytes], Task]] = []
+        for state in _UNFINISHED:
+            found += await self._list(self.keys.state(state), "", -1)
+        found.sort(key=lambda pair: pair[0])
+        return [task for _, task in found]
+
+    async def _list(
+        self, index: str, task_type: str, limit: int
+    ) -> list[tuple[tuple[float, bytes], Task]]:
+        reply = await self._require().run("list", [index, task_type, limit])
+        found = []
+        for i in range(0, len(reply), 3):
+            member = reply[i]
+            task = self._decode(member_task_id(member), reply[i + 1], reply[i + 2])
+            if task is not None:
+                found.append(((task.due_s, member), task))
+        return found
+
+    async def count_by_state(self) -> dict[TaskLifecycle, int]:
+        runner, client = self._require(), self._client
+        assert client is not None
+        await runner.drained()
+
+        async def count() -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for state in TaskLifecycle:
+                    pipe.zcard(self.keys.state(state))
+                return list(await pipe.execute())
+
+        counts = await runner.read(count, "counting tasks")
+        return {s: int(n) for s, n in zip(TaskLifecycle, counts, strict=True) if n}
+
+    async def sweep(self, now_s: float | None = None, max_tasks: int = 1000) -> int:
+        """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
+        now = time.time() if now_s is None else now_s
+        return int(await self._require().write("sweep", [repr(now), max_tasks]))
+
+    def _decode(self, task_id: str, record: bytes | None, mac: bytes | None) -> Task | None:
+        try:
+            return self._codec.decode(task_id, record, mac)
+        except Exception as exc:
+            self._report_corrupt("task", task_id, exc)
+            return None
+
+    def _report_corrupt(self, kind: str, item_id: str, exc: Exception) -> None:
+        self.corrupt_rows += 1
+        logger.warning("redis store %r: skipping unreadable %s %r: %s", self, kind, item_id, exc)
+
+
+def _check_batch(tasks: Sequence[Task]) -> None:
+    """Duplicates inside one batch, found before anything is sent."""
+    if len(tasks) == 1:
+        return
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for task in tasks:
+        if task.id in ids:
+            raise TaskValidationError("task_id", task.id, "used twice in one batch")
+        ids.add(task.id)
+        key = task.idempotency_key
+        if key is not None:
+            if key in keys:
+                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
+            keys.add(key)
+
+
+def _encode_schedules(records: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    encoded: dict[str, bytes] = {}
+    for record in records:
+        schedule_id = record.get("id")
+        if not isinstance(schedule_id, str) or not schedule_id:
+            raise TaskValidationError("schedule.id", schedule_id, "expected a non-empty string")
+        try:
+            encoded[schedule_id] = orjson.dumps(record)
+        except TypeError as exc:
+            raise TaskValidationError("schedule", schedule_id, f"not JSON ({exc})") from None
+    return encoded
