@@ -206,15 +206,12 @@ class ScriptRunner:
 
     async def call_now(self, script: str, args: list[Any]) -> Any:
         """One script call on its own, no queue and no retry."""
+        client: Any = self._client  # redis-py's stubs differ between its versions
         try:
-            return await self._client.evalsha(
-                self._shas[script], 1, self._meta_key, self._base, *args
-            )
+            return await client.evalsha(self._shas[script], 1, self._meta_key, self._base, *args)
         except NoScriptError:
             await self._load_scripts()
-            return await self._client.evalsha(
-                self._shas[script], 1, self._meta_key, self._base, *args
-            )
+            return await client.evalsha(self._shas[script], 1, self._meta_key, self._base, *args)
 
     async def read(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         """Run an idempotent call, retrying while Redis is unreachable."""
@@ -234,8 +231,9 @@ class ScriptRunner:
             return result
 
     async def _load_scripts(self) -> None:
+        client: Any = self._client
         for name, source in SCRIPTS.items():
-            self._shas[name] = str(await self._client.script_load(source))
+            self._shas[name] = str(await client.script_load(source))
 
 
 def _noscript(reply: Any) -> bool:

@@ -324,8 +324,9 @@ class RedisStore(Store):
         runner, client = self._require(), self._client
         if client is None:
             raise StoreError(f"redis store {self!r} is not open")
+        raw: Any = client  # redis-py's stubs differ between its versions
         await runner.drained()
-        return await runner.read(lambda: client.execute_command(*command), what)  # type: ignore[no-untyped-call]
+        return await runner.read(lambda: raw.execute_command(*command), what)
 
     # -- reading -----------------------------------------------------------------------
 
