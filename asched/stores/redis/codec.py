@@ -11,6 +11,7 @@ from asched.errors import TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
 from asched.stores.records import encode_record
+from asched.stores.redis.records import decode_record
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class RecordCodec:
             raise ValueError("no record")
         if not self.verify(record, mac):
             raise ValueError("bad or missing signature (written without the signing key?)")
-        task = Task.from_json(record)
+        task = decode_record(record)
         if task.id != task_id:
             raise ValueError(f"record id {task.id!r} does not match {task_id!r}")
         return task
