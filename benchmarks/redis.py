@@ -102,6 +102,15 @@ class Asched(Peer):
             await COUNTER.done.wait()
 
 
+class AschedDefaults(Asched):
+    """asched at its own default ``max_concurrency`` (1,000), for reference."""
+
+    name = "asched-1000"
+
+    def __init__(self, url: str, concurrency: int) -> None:
+        super().__init__(url, 1000)
+
+
 # -- the private redis-server --------------------------------------------------------------
 
 
@@ -133,6 +142,11 @@ class RedisServer:
                     raise
                 time.sleep(0.05)
 
+    def cpu_s(self) -> float:
+        """CPU seconds redis-server has used so far."""
+        info = self.client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
     def flush(self) -> None:
         self.client.flushall()
 
@@ -162,7 +176,7 @@ async def measure(peer: Peer, server: RedisServer, args: argparse.Namespace) -> 
         elapsed = time.perf_counter() - start
         result["enqueue_batch"] = args.n / elapsed
         server.flush()
-    result["drain"] = await drain(peer, server, args, result["enqueue_batch"])
+    result["drain"], result["redis_cpu"] = await drain(peer, server, args, result["enqueue_batch"])
     server.flush()
     result.update(await lateness(peer, args))
     server.flush()
@@ -182,6 +196,7 @@ async def drain(
     else:
         await peer.enqueue(args.n, batch=bool(peer.batch_api))
     done = COUNTER.reset(args.n)
+    cpu_s = server.cpu_s()
     start = time.perf_counter()
     profiler = _profiler(args, "drain")
     await peer.run_worker(done.wait)
@@ -189,7 +204,7 @@ async def drain(
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(color=False, unicode=False), file=sys.stderr)
-    return args.n / elapsed
+    return args.n / elapsed, (server.cpu_s() - cpu_s) / elapsed
 
 
 async def lateness(peer: Peer, args: argparse.Namespace) -> Result:
@@ -245,6 +260,7 @@ COLUMNS = [
     ("enqueue_one", "enqueue 1-by-1 /s"),
     ("enqueue_batch", "enqueue batch /s"),
     ("drain", "drain /s"),
+    ("redis_cpu", "redis CPU in drain"),
     ("late_p50_ms", "late p50 ms"),
     ("late_p99_ms", "late p99 ms"),
 ]
@@ -261,14 +277,15 @@ def report(rounds: list[dict[str, Result]], names: list[str], args: argparse.Nam
         f"concurrency={args.concurrency}, {'AOF always' if args.aof else 'no persistence'}, "
         f"{len(rounds)} round(s), load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'library':10}" + "".join(f"{title:>20}" for _, title in COLUMNS))
+    print(f"{'library':12}" + "".join(f"{title:>20}" for _, title in COLUMNS))
     for name in names:
         cells = [median(rounds, name, key) for key, _ in COLUMNS]
-        print(f"{name:10}" + "".join(f"{_cell(v):>20}" for v in cells))
+        print(f"{name:12}" + "".join(f"{_cell(v):>20}" for v in cells))
     mine = {key: median(rounds, "asched", key) for key, _ in COLUMNS[:3]}
+
     print("\nasched / peer (throughput: higher is better for asched)")
     for name in names:
-        if name == "asched":
+        if name.startswith("asched"):
             continue
         ratios = []
         for key, title in COLUMNS[:3]:
@@ -279,7 +296,10 @@ def report(rounds: list[dict[str, Result]], names: list[str], args: argparse.Nam
             ratio = None if not ours or not theirs else ours / theirs
             ratios.append(f"{title.split(' /')[0]} {_cell(ratio, 'x')}")
         print(f"  vs {name:8} " + ", ".join(ratios))
-    best = max((median(rounds, n, "drain") or 0.0 for n in names if n != "asched"), default=0.0)
+    best = max(
+        (median(rounds, n, "drain") or 0.0 for n in names if not n.startswith("asched")),
+        default=0.0,
+    )
     if best and mine["drain"]:
         print(f"\ndrain: asched {mine['drain']:.0f}/s = {mine['drain'] / best:.1f}x the best peer")
 
@@ -305,7 +325,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     wanted = set(filter(None, args.only.split(",")))
-    peers = [k for k in [Asched, *PEERS] if not wanted or k.name in wanted]
+    peers = [k for k in [Asched, AschedDefaults, *PEERS] if not wanted or k.name in wanted]
     server = RedisServer(args.aof)
     try:
         rounds = []

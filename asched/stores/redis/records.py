@@ -89,7 +89,7 @@ def _read(record: dict[str, Any]) -> Task:
         dependencies=tuple(dependencies),
         concurrency_key=_optional(record["concurrency_key"], str),
         idempotency_key=_optional(record["idempotency_key"], str),
-        metadata=_metadata(record["metadata"]),
+        metadata=_metadata(record["metadata"], record["created_at"]),
     )
     task.lifecycle = _STATES[record["lifecycle"]]
     task.started_s = _optional_time(record["started_at"])
@@ -103,8 +103,18 @@ def _read(record: dict[str, Any]) -> Task:
     return task
 
 
-def _metadata(meta: dict[str, Any]) -> TaskMetadata:
+def _metadata(meta: dict[str, Any], created_at: str) -> TaskMetadata | None:
+    """None for the default metadata (what a task without any has, built on demand)."""
     tags, trail = meta["tags"], meta["audit_trail"]
+    if (
+        not tags
+        and not trail
+        and meta["created_by"] == "system"
+        and meta["source_ip"] is None
+        and meta["source_component"] is None
+        and meta["created_at"] == created_at
+    ):
+        return None
     if type(tags) is not list or not all(type(t) is str for t in tags) or type(trail) is not list:
         raise TypeError("metadata")
     return TaskMetadata(

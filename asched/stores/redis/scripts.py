@@ -138,14 +138,14 @@ for i = 0, n - 1 do
   local id, token, owner = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local s, d, p, r = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
   local k = tkey(id)
-  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k', 'r')
+  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k')
   local os, od, op, om, oo = c[1], c[2], c[3], c[4], c[5]
   local held = token == '' or (oo == owner and c[6] == token)
   if not os then
     if token ~= '' then refused[#refused + 1] = id end
   elseif not held then
     -- A retried write that already landed (and ended its lease) is not refused.
-    if not (again and c[7] == r) then refused[#refused + 1] = id end
+    if not (again and redis.call('HGET', k, 'r') == r) then refused[#refused + 1] = id end
   else
     local m = om
     if op ~= p then m = p .. string.sub(om, 2) end

@@ -16,7 +16,10 @@ L = TaskLifecycle
 
 
 def _slots(task: Task) -> dict[str, object]:
-    return {name: getattr(task, name) for name in Task.__slots__}
+    """Every field; metadata as the property builds it (a default one may be built late)."""
+    found = {name: getattr(task, name) for name in Task.__slots__ if name != "_metadata"}
+    found["metadata"] = task.metadata
+    return found
 
 
 def _plain() -> Task:
