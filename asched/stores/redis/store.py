@@ -21,6 +21,7 @@ pickle, optionally signed with HMAC-SHA256 (``signing_key``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -46,6 +47,9 @@ logger = logging.getLogger(__name__)
 _UNFINISHED = [s for s in TaskLifecycle if s not in TERMINAL_STATES]
 #: Expired leases one claim_due call ends at most (the rest at the next call).
 _REAP_MAX = 1000
+#: Finished tasks past ``result_ttl_s`` are purged this often, this many per call.
+_SWEEP_EVERY_S = 60.0
+_SWEEP_BATCH = 1000
 
 
 class _GrantedLeases(HeldLeases):
@@ -81,6 +85,7 @@ class RedisStore(Store):
         self._runner: ScriptRunner | None = None
         self._held = _GrantedLeases()
         self._epoch: bytes | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         #: Unreadable records skipped, and times Redis was found to have lost its data.
         self.corrupt_rows = 0
         self.data_losses = 0
@@ -120,10 +125,16 @@ class RedisStore(Store):
         except BaseException:
             await self._disconnect()
             raise
+        if self._ttl_ms:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def close(self) -> None:
         if self._runner is None:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         await self._runner.stop()
         await self._disconnect()
 
@@ -390,7 +401,18 @@ class RedisStore(Store):
         counts = await runner.read(count, "counting tasks")
         return {s: int(n) for s, n in zip(TaskLifecycle, counts, strict=True) if n}
 
-    async def sweep(self, now_s: float | None = None, max_tasks: int = 1000) -> int:
+    async def _sweep_forever(self) -> None:
+        """With ``result_ttl_s``: purge finished tasks past it, every minute at most."""
+        interval_s = min(_SWEEP_EVERY_S, self._ttl_ms / 1000)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                while await self.sweep() == _SWEEP_BATCH:
+                    pass
+            except Exception as exc:
+                logger.warning("redis store %r: purging finished tasks failed: %s", self, exc)
+
+    async def sweep(self, now_s: float | None = None, max_tasks: int = _SWEEP_BATCH) -> int:
         """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
         now = time.time() if now_s is None else now_s
         return int(await self._require().write("sweep", [repr(now), max_tasks]))
