@@ -17,6 +17,7 @@ Layout (``B`` is ``{prefix}``)::
     B:due:<0..4>      ZSET   per priority: claimable tasks no lease holds, score due_s
     B:leased          ZSET   leased task ids, score lease expiry
     B:o:<owner>       SET    task ids one owner leases
+    B:x:<owner>       SET    task ids one owner's claim_due skips (sent as changes)
     B:idem            HASH   idempotency key -> task id
     B:purge           ZSET   finished tasks' members, score when they are purged
     B:sched           HASH   schedule id -> schedule record JSON

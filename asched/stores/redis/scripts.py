@@ -189,15 +189,29 @@ return out
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock, limit, reap max,
-#: excluded ids...  Expired leases are reaped first.
-#: Returns {expires, then per task: id, token, record, mac}, best first.
+#: full (1: replace the owner's skip set, 0: change it), its size after this call,
+#: how many ids to add, the ids to add, then the ids to remove.
+#: The skip set ``x:<owner>`` holds the ids the owner excludes, so a call sends
+#: only what changed since the last one.  Expired leases are reaped first.
+#: Returns {expires, then per task: id, token, record, mac}, best first, or
+#: {'resend'} when the skip set is not what the caller expects (send it whole).
 CLAIM_DUE = r"""
 local owner = ARGV[2]
+local skip_key = B .. ':x:' .. owner
+local adds = tonumber(ARGV[11])
+if ARGV[9] == '1' then redis.call('DEL', skip_key) end
+for i = 12, 11 + adds, 500 do
+  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 11 + adds)))
+end
+for i = 12 + adds, #ARGV, 500 do
+  redis.call('SREM', skip_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+if redis.call('SCARD', skip_key) ~= tonumber(ARGV[10]) then return {'resend'} end
+redis.call('PEXPIRE', skip_key, 600000)
 local now, expires = clock(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 local need = tonumber(ARGV[7])
 reap(now, tonumber(ARGV[8]))
-local skip = {}
-for i = 9, #ARGV do skip[ARGV[i]] = true end
+local function skipped(id) return redis.call('SISMEMBER', skip_key, id) == 1 end
 local out = {expires}
 for p = 0, 4 do
   if need <= 0 then break end
@@ -207,7 +221,7 @@ for p = 0, 4 do
     if #ms == 0 then break end
     off = off + #ms
     for _, m in ipairs(ms) do
-      if need > 0 and not skip[string.sub(m, 14)] then
+      if need > 0 and not skipped(string.sub(m, 14)) then
         picked[#picked + 1] = m
         need = need - 1
       end

@@ -86,6 +86,8 @@ class RedisStore(Store):
         self._held = _GrantedLeases()
         self._epoch: bytes | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: Per owner, the ids last sent as its claim_due skip set.
+        self._skips: dict[str, set[str]] = {}
         #: Unreadable records skipped, and times Redis was found to have lost its data.
         self.corrupt_rows = 0
         self.data_losses = 0
@@ -260,7 +262,14 @@ class RedisStore(Store):
         args = self._lease_args(owner, now_s, lease_s)
         if not check_limit(limit):
             return []
-        reply = await self._require().write("claim_due", [*args, limit, _REAP_MAX, *exclude])
+        skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
+        reply = await self._require().write(
+            "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
+        )
+        if reply == [b"resend"]:
+            reply = await self._require().write(
+                "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=True)]
+            )
         expires_s = float(reply[0])
         found: list[tuple[Lease, Task]] = []
         leases = []
@@ -273,6 +282,16 @@ class RedisStore(Store):
                 found.append((lease, task))
         self._held.grant(leases)
         return found
+
+    def _skip_changes(self, owner: str, skip: set[str] | frozenset[str], full: bool) -> list[Any]:
+        """The arguments that bring ``owner``'s skip set in Redis to ``skip``: what
+        changed since the last call, or (``full``) all of it."""
+        sent = self._skips.get(owner)
+        self._skips[owner] = set(skip)
+        if full or sent is None:
+            return [1, len(skip), len(skip), *skip]
+        added, removed = skip - sent, sent - skip
+        return [0, len(skip), len(added), *added, *removed]
 
     async def next_due_s(self, owner: str, now_s: float) -> float | None:
         check_owner(owner)

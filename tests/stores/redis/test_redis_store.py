@@ -187,3 +187,19 @@ async def test_a_scheduler_runs_tasks_on_redis_and_another_process_sees_them(
 
 def test_tests_never_touch_the_shared_redis(redis_service: RedisService) -> None:
     assert redis_service.port != 6379
+
+
+async def test_claim_due_sends_only_changes_to_what_it_skips_and_recovers_a_lost_set(
+    opened: list[RedisStore], redis_url: str, redis_service: RedisService
+) -> None:
+    store = await _open(opened, f"{redis_url}&clock=caller")
+    await store.insert([_task(f"t{i}", due_s=1_000.0 + i) for i in range(6)])
+    skip = {"t0", "t1", "t2"}
+    [(first, _)] = await store.claim_due("p1", 2_000.0, 30, 1, exclude=skip)
+    assert first.task_id == "t3"
+    skip = {"t1", "t2", "t4"}  # t0 no longer skipped, t4 now is
+    [(second, _)] = await store.claim_due("p1", 2_000.0, 30, 1, exclude=skip)
+    assert second.task_id == "t0"
+    redis_service.client().delete(store.keys.base + ":x:p1")  # e.g. expired, or Redis restarted
+    found = await store.claim_due("p1", 2_000.0, 30, 10, exclude=skip)
+    assert [task.id for _, task in found] == ["t5"]
