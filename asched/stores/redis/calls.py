@@ -1,8 +1,11 @@
 """Script calls to Redis: pipelined in batches, retried with backoff while Redis is away.
 
 Writes (every script that changes something) queue up; one writer coroutine
-sends everything queued since its last round trip in one pipeline, so many
-concurrent callers cost one round trip.  They run in Redis in queue order.
+sends everything queued so far in one pipeline, so many concurrent callers
+cost one round trip.  Calls in one batch run in Redis in queue order; a few
+batches may be in flight at once on separate connections, so concurrent calls
+have no order among themselves (a caller whose write depends on an earlier one
+awaits that first, as the scheduler does).
 
 When the connection fails, the whole batch is sent again after a jittered,
 growing delay until ``reconnect_deadline_s``; then its callers get a
@@ -36,8 +39,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Errors after which the same call may succeed once Redis is back.
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
-#: ``ARGV`` position of the ``again`` flag in the scripts that take one.
-AGAIN_AT = 1
+#: Write batches sent at once, each on its own connection.  Callers that depend on
+#: a write await it before the next, so batches in flight never need an order.
+MAX_IN_FLIGHT = 4
 
 
 @dataclass(slots=True)
@@ -135,15 +139,28 @@ class ScriptRunner:
             await self._idle.wait()
 
     async def _write_forever(self) -> None:
+        """Send what is queued as a batch; while batches are in flight (up to
+        ``MAX_IN_FLIGHT``, each on its own connection), what queues meanwhile goes
+        out as the next one instead of waiting for them."""
+        in_flight: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+
+        def landed(sent: asyncio.Task[None]) -> None:
+            in_flight.discard(sent)
+            self._wake.set()
+
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue and len(in_flight) < MAX_IN_FLIGHT:
                 batch, self._queue = self._queue, []
-                await self._send_batch(batch)
-            self._idle.set()
-            if self._closing:
-                return
+                sent = loop.create_task(self._send_batch(batch))
+                in_flight.add(sent)
+                sent.add_done_callback(landed)
+            if not self._queue and not in_flight:
+                self._idle.set()
+                if self._closing:
+                    return
 
     async def _send_batch(self, batch: list[ScriptCall]) -> None:
         backoff = Backoff(self._deadline_s, self._rng)
