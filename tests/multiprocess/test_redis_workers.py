@@ -197,11 +197,15 @@ def test_a_worker_stopped_past_its_lease_cannot_complete_late(
     cluster = Cluster(tmp_path, redis_url)
     cluster.produce(1, due_in_s=1.0)
     try:
-        stalled = cluster.start_worker(1.5, 1.0)
+        stalled = cluster.start_worker(3.0, 1.0)
         wait_until(lambda: cluster.lines("start") != [], 30, "the first worker starts it")
         stalled.send_signal(signal.SIGSTOP)
-        rescuer = cluster.start_worker(1.5, 1.0)
+        # Its handler sleeps 3 s: resumed after that, it finishes at once, late.
+        overdue_at = time.monotonic() + 3.5
+        assert cluster.lines("end") == [], "the worker finished before it was stopped"
+        rescuer = cluster.start_worker(0.5, 1.0)
         wait_until(lambda: cluster.completed() == 1, 30, "the second worker completes it")
+        wait_until(lambda: time.monotonic() > overdue_at, 5, "the stalled handler is overdue")
         stalled.send_signal(signal.SIGCONT)
         wait_until(
             lambda: (0, stalled.pid) in cluster.lines("end"), 30, "the stalled worker finishes"

@@ -154,13 +154,23 @@ class ScriptRunner:
             self._wake.clear()
             while self._queue and len(in_flight) < MAX_IN_FLIGHT:
                 batch, self._queue = self._queue, []
-                sent = loop.create_task(self._send_batch(batch))
+                sent = loop.create_task(self._send_guarded(batch))
                 in_flight.add(sent)
                 sent.add_done_callback(landed)
             if not self._queue and not in_flight:
                 self._idle.set()
                 if self._closing:
                     return
+
+    async def _send_guarded(self, batch: list[ScriptCall]) -> None:
+        """Send a batch; whatever goes wrong, every caller gets an answer."""
+        try:
+            await self._send_batch(batch)
+        except BaseException as exc:
+            logger.exception("redis store: sending %d call(s) failed", len(batch))
+            _fail(batch, StoreError(f"redis store: {type(exc).__name__}: {exc}"))
+            if not isinstance(exc, Exception):
+                raise
 
     async def _send_batch(self, batch: list[ScriptCall]) -> None:
         backoff = Backoff(self._deadline_s, self._rng)
