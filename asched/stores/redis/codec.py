@@ -6,6 +6,9 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
 
 from asched.errors import TaskValidationError
 from asched.model import Task
@@ -103,3 +106,33 @@ class RecordCodec:
         if task.id != task_id:
             raise ValueError(f"record id {task.id!r} does not match {task_id!r}")
         return task
+
+
+def check_batch(tasks: Sequence[Task]) -> None:
+    """Duplicates inside one batch, found before anything is sent."""
+    if len(tasks) == 1:
+        return
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for task in tasks:
+        if task.id in ids:
+            raise TaskValidationError("task_id", task.id, "used twice in one batch")
+        ids.add(task.id)
+        key = task.idempotency_key
+        if key is not None:
+            if key in keys:
+                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
+            keys.add(key)
+
+
+def encode_schedules(records: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    encoded: dict[str, bytes] = {}
+    for record in records:
+        schedule_id = record.get("id")
+        if not isinstance(schedule_id, str) or not schedule_id:
+            raise TaskValidationError("schedule.id", schedule_id, "expected a non-empty string")
+        try:
+            encoded[schedule_id] = orjson.dumps(record)
+        except TypeError as exc:
+            raise TaskValidationError("schedule", schedule_id, f"not JSON ({exc})") from None
+    return encoded

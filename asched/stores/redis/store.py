@@ -38,7 +38,7 @@ from asched.model import TERMINAL_STATES, Task, TaskLifecycle
 from asched.stores._leases import HeldLeases, check_lease_s, check_limit, check_owner
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store
 from asched.stores.redis.calls import ScriptRunner
-from asched.stores.redis.codec import RecordCodec
+from asched.stores.redis.codec import RecordCodec, check_batch, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
 
@@ -199,7 +199,7 @@ class RedisStore(Store):
     async def insert(self, tasks: Sequence[Task]) -> None:
         if not tasks:
             return
-        _check_batch(tasks)
+        check_batch(tasks)
         args = [0, repr(time.time()), self._ttl_ms, len(tasks), *self._codec.insert_args(tasks)]
         clash = await self._require().write("insert", args, resend_flag=True)
         if clash:
@@ -326,7 +326,7 @@ class RedisStore(Store):
     # -- recurring schedules -----------------------------------------------------------
 
     async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
-        encoded = _encode_schedules(records)
+        encoded = encode_schedules(records)
         if encoded:
             flat = [part for pair in encoded.items() for part in pair]
             await self._command("saving schedules", "HSET", self.keys.schedules, *flat)
@@ -446,33 +446,3 @@ class RedisStore(Store):
     def _report_corrupt(self, kind: str, item_id: str, exc: Exception) -> None:
         self.corrupt_rows += 1
         logger.warning("redis store %r: skipping unreadable %s %r: %s", self, kind, item_id, exc)
-
-
-def _check_batch(tasks: Sequence[Task]) -> None:
-    """Duplicates inside one batch, found before anything is sent."""
-    if len(tasks) == 1:
-        return
-    ids: set[str] = set()
-    keys: set[str] = set()
-    for task in tasks:
-        if task.id in ids:
-            raise TaskValidationError("task_id", task.id, "used twice in one batch")
-        ids.add(task.id)
-        key = task.idempotency_key
-        if key is not None:
-            if key in keys:
-                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
-            keys.add(key)
-
-
-def _encode_schedules(records: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
-    encoded: dict[str, bytes] = {}
-    for record in records:
-        schedule_id = record.get("id")
-        if not isinstance(schedule_id, str) or not schedule_id:
-            raise TaskValidationError("schedule.id", schedule_id, "expected a non-empty string")
-        try:
-            encoded[schedule_id] = orjson.dumps(record)
-        except TypeError as exc:
-            raise TaskValidationError("schedule", schedule_id, f"not JSON ({exc})") from None
-    return encoded
