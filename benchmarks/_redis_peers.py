@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -145,9 +146,9 @@ class Saq(Peer):
         if due is None:
             for i in range(n):
                 await queue.enqueue("noop", n=i)
-        else:  # SAQ schedules to the whole second
+        else:  # SAQ schedules to the whole second: round up, never early
             for i in range(n):
-                await queue.enqueue("noop", n=i, due=due, scheduled=int(due))
+                await queue.enqueue("noop", n=i, due=due, scheduled=math.ceil(due))
 
     async def run_worker(self, until: Callable[[], Awaitable[Any]]) -> None:
         from saq import Worker
