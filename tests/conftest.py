@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from redis_service import RedisService
 
 from asched import Scheduler
 from asched.testing import FakeClock
@@ -36,3 +38,19 @@ async def make_scheduler(clock: FakeClock) -> AsyncIterator[Callable[..., Schedu
     yield make
     for scheduler in made:
         await scheduler.stop(grace_s=0)
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisService]:
+    """A private redis-server for the whole session (see ``redis_service.py``)."""
+    service = RedisService(tmp_path_factory.mktemp("redis"))
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def redis_url(redis_service: RedisService, request: pytest.FixtureRequest) -> str:
+    """The private Redis with a key prefix of this test's own."""
+    prefix = "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    return f"{redis_service.url}?prefix={prefix}"

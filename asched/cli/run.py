@@ -126,7 +126,7 @@ async def _idle(scheduler: Scheduler) -> None:
     # A check a few times a second is plenty for a command-line run, and keeps the
     # engine free of a signal only this option would use.  On a shared store, tasks
     # another (perhaps dead) process leased are unfinished too: wait for the store.
-    while unfinished(scheduler) or await _unfinished_in_store(scheduler):
+    while unfinished(scheduler) or await _unfinished_in_store(scheduler):  # noqa: ASYNC110
         await asyncio.sleep(0.1 if unfinished(scheduler) else 0.5)
     logger.info("no unfinished tasks left; stopping")
 

@@ -19,8 +19,16 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
         from asched.stores.sqlite.store import SQLiteStore
 
         return SQLiteStore.from_url(url, read_only=read_only)
+    if scheme in ("redis", "rediss"):
+        try:
+            from asched.stores.redis import RedisStore
+        except ImportError as exc:  # the redis extra is not installed
+            raise ConfigError(
+                "store_url", url, f"needs the redis package: pip install 'asched[redis]' ({exc})"
+            ) from None
+        return RedisStore.from_url(url)
     raise ConfigError(
         "store_url",
         url,
-        "unknown store scheme; use memory:// or sqlite:///relative.db or sqlite:////abs/path.db",
+        "unknown store scheme; use memory://, sqlite:///relative.db, sqlite:////abs/path.db or redis://host:6379/0",
     )

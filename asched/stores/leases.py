@@ -59,6 +59,10 @@ class HeldLeases:
         self._stamp += 1
         return self._stamp
 
+    def task_ids(self, owner: str) -> set[str]:
+        """The tasks this store granted ``owner`` and it still holds, as far as known."""
+        return set(self._by_owner.get(owner, ()))
+
     def grant(self, leases: Iterable[Lease]) -> None:
         stamp = self.mark()
         for lease in leases:

@@ -13,31 +13,32 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from redis_checks import check_redis_indexes
 
 from asched import ConfigError, TaskLifecycle, TaskMetadata, TaskPriority, TaskValidationError
 from asched.model import Task
 from asched.stores import MemoryStore, Store
 from asched.stores.base import Lease
+from asched.stores.redis import RedisStore
 from asched.stores.sqlite.store import SQLiteStore
 
 L = TaskLifecycle
 T0 = 1_800_000_000.0
 
 
-async def _memory(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+async def _memory(request: pytest.FixtureRequest) -> tuple[Store, Callable[[], Awaitable[None]]]:
     async def check() -> None:
         return None
 
     return MemoryStore(), check
 
 
-async def _sqlite(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
-    path = tmp_path / "contract.db"
+async def _sqlite(request: pytest.FixtureRequest) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    path = request.getfixturevalue("tmp_path") / "contract.db"
 
     async def check() -> None:
         with sqlite3.connect(path) as db:
@@ -47,16 +48,28 @@ async def _sqlite(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]
     return SQLiteStore(path), check
 
 
+async def _redis(request: pytest.FixtureRequest) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    url = request.getfixturevalue("redis_url")  # a private redis-server, a prefix per test
+
+    async def check() -> None:
+        check_redis_indexes(url)
+
+    return RedisStore.from_url(url + "&clock=caller"), check
+
+
 #: name -> factory returning (an unopened store, a check to run after it is closed).
-STORES: dict[str, Callable[[Path], Awaitable[tuple[Store, Callable[[], Awaitable[None]]]]]] = {
+STORES: dict[
+    str, Callable[[pytest.FixtureRequest], Awaitable[tuple[Store, Callable[[], Awaitable[None]]]]]
+] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "redis": _redis,
 }
 
 
 @pytest.fixture(params=sorted(STORES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend, check = await STORES[request.param](tmp_path)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    backend, check = await STORES[request.param](request)
     await backend.open()
     try:
         yield backend

@@ -1,0 +1,445 @@
+"""RedisStore: tasks in Redis, shared by any number of schedulers on any machines.
+
+Every change is a Lua script (``scripts``), so each is atomic against every
+other process: an insert checks ids and idempotency keys and writes the task
+and its indexes; a claim moves due tasks out of the per-priority due sets into
+the lease set in (priority, due, insertion) order; a fenced save compares the
+lease owner and token in the same step as it writes.  Writes from concurrent
+callers are pipelined into one round trip (``calls``).
+
+Leases are timed by Redis ``TIME`` by default (``clock=server``): one clock for
+every machine.  With ``clock=caller`` the ``now_s`` the scheduler passes is used,
+as the other stores do (needed with a virtual clock).
+
+Durability is Redis's: with AOF and ``appendfsync always`` an acknowledged
+write survives a Redis crash.  A marker (``meta``'s ``epoch``) tells when Redis
+came back without its data; the store then logs at CRITICAL level.
+
+Key layout: see ``keys``.  Records are the :meth:`Task.to_dict` JSON, never
+pickle, optionally signed with HMAC-SHA256 (``signing_key``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from asched.errors import StoreCorruptError, StoreError, TaskValidationError
+from asched.model import TERMINAL_STATES, Task, TaskLifecycle
+from asched.stores.base import LEASE_ENDING_STATES, Lease, Store
+from asched.stores.leases import check_lease_s, check_owner
+from asched.stores.redis.calls import ScriptRunner
+from asched.stores.redis.codec import RecordCodec, check_batch, encode_schedules
+from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
+from asched.stores.redis.options import RedisOptions, safe_url, split_url
+
+logger = logging.getLogger(__name__)
+
+_UNFINISHED = [s for s in TaskLifecycle if s not in TERMINAL_STATES]
+#: Expired leases one claim_due call ends at most (the rest at the next call).
+_REAP_MAX = 1000
+#: Finished tasks past ``result_ttl_s`` are purged this often, this many per call.
+_SWEEP_EVERY_S = 60.0
+_SWEEP_BATCH = 1000
+
+
+class RedisStore(Store):
+    """A durable, shared store in Redis; see the module docstring."""
+
+    durable = True
+    shares_objects = False
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        options: RedisOptions | None = None,
+        **settings: Any,
+    ) -> None:
+        """``url`` is what redis-py's ``from_url`` takes (``rediss://`` for TLS,
+        ``redis://user:pass@host`` for ACLs); ``settings`` are
+        :class:`RedisOptions` fields."""
+        super().__init__()
+        self.url = url
+        self.options = options or RedisOptions(**settings)
+        self.keys = RedisKeys(self.options.prefix)
+        self._codec = RecordCodec(self.options.signing_key, self.options.max_payload_bytes)
+        self._server_clock = "1" if self.options.clock == "server" else "0"
+        ttl = self.options.result_ttl_s
+        self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        self._client: Redis | None = None
+        self._runner: ScriptRunner | None = None
+        self._epoch: bytes | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        #: Per owner, the ids last sent as its claim_due skip set.
+        self._skips: dict[str, set[str]] = {}
+        #: Unreadable records skipped, and times Redis was found to have lost its data.
+        self.corrupt_rows = 0
+        self.data_losses = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """``redis://host:6379/0?prefix=myapp&clock=server&result_ttl_s=604800``
+        (``max_payload_bytes``, ``reconnect_deadline_s``, ``signing_key_env=VAR``
+        too); other query options go to redis-py."""
+        redis_url, options = split_url(url)
+        return cls(redis_url, options)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({safe_url(self.url)!r}, prefix={self.options.prefix!r})"
+
+    # -- opening and closing -----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._runner is not None:
+            return
+        pool = BlockingConnectionPool.from_url(
+            self.url, max_connections=16, timeout=None, retry=Retry(NoBackoff(), 0)
+        )
+        client = Redis(connection_pool=pool)
+        runner = ScriptRunner(
+            client,
+            self.keys.meta,
+            self.keys.base,
+            self.options.reconnect_deadline_s,
+            self.check_epoch,
+        )
+        self._client, self._runner = client, runner
+        try:
+            await runner.start()
+            await self._open_marker(runner)
+            await self._warn_without_persistence(client)
+        except BaseException:
+            await self._disconnect()
+            raise
+        if self._ttl_ms:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        if self._runner is None:
+            return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self._runner.stop()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        client, self._client, self._runner = self._client, None, None
+        if client is not None:
+            await client.aclose()
+            await client.connection_pool.disconnect()
+
+    async def _open_marker(self, runner: ScriptRunner) -> None:
+        epoch, created, layout = await runner.run("open", [LAYOUT_VERSION, os.urandom(8).hex()])
+        if int(layout or 0) > LAYOUT_VERSION:
+            raise StoreError(
+                f"redis store {self!r}: key layout {int(layout)} is newer than this asched "
+                f"supports ({LAYOUT_VERSION}); upgrade asched"
+            )
+        if created:
+            logger.info("redis store %r: new store (no marker found)", self)
+        self._epoch = epoch
+
+    async def check_epoch(self) -> None:
+        """Compare the marker with the one seen at open: if it is gone, Redis lost
+        its data (say so loudly, and set a new marker)."""
+        runner = self._require()
+        epoch, created, _ = await runner.read(
+            lambda: runner.call_now("open", [LAYOUT_VERSION, os.urandom(8).hex()]),
+            "checking the marker",
+        )
+        if epoch == self._epoch and not created:
+            return
+        self.data_losses += 1
+        logger.critical(
+            "redis store %r: Redis has lost its data (the store's marker was %s): tasks, "
+            "leases and schedules written before may be gone; check the Redis "
+            "persistence settings (appendonly yes, appendfsync always)",
+            self,
+            "gone" if created else "replaced",
+        )
+        self._epoch = epoch
+
+    async def _warn_without_persistence(self, client: Redis) -> None:
+        try:
+            config = await client.config_get("appendonly")
+        except Exception:  # CONFIG may be refused by an ACL: nothing to say then
+            return
+        if config.get("appendonly") in ("no", b"no"):
+            logger.warning(
+                "redis store %r: Redis runs without AOF (appendonly no): a Redis crash or "
+                "restart can lose acknowledged tasks",
+                self,
+            )
+
+    def _require(self) -> ScriptRunner:
+        if self._runner is None:
+            raise StoreError(f"redis store {self!r} is not open")
+        return self._runner
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def insert(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        check_batch(tasks)
+        args = [0, repr(time.time()), self._ttl_ms, len(tasks), *self._codec.insert_args(tasks)]
+        clash = await self._require().write("insert", args, resend_flag=True)
+        if clash:
+            field, value = (part.decode() for part in clash)
+            reason = "already exists" if field == "task_id" else "already used"
+            raise TaskValidationError(field, value, reason)
+
+    async def save(
+        self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
+    ) -> list[str]:
+        if not tasks:
+            return []
+        encoded = self._codec.save_args(tasks, leases)
+        if not encoded:
+            return []
+        args = [0, repr(time.time()), self._ttl_ms, len(encoded) // 8, *encoded]
+        refused = [
+            task_id.decode()
+            for task_id in await self._require().write("save", args, resend_flag=True)
+        ]
+        if leases:
+            gone = set(refused)
+            self._held.drop(
+                leases[t.id]
+                for t in tasks
+                if t.id in leases and t.id not in gone and t.lifecycle in LEASE_ENDING_STATES
+            )
+        return refused
+
+    # -- leases ------------------------------------------------------------------------
+
+    def _lease_args(self, owner: str, now_s: float, lease_s: float) -> list[Any]:
+        lease_s = check_lease_s(lease_s)
+        check_owner(owner)
+        return [owner, repr(float(now_s)), repr(now_s + lease_s), repr(lease_s), self._server_clock]
+
+    # -- leases: the small steps (asched.stores.base checks the arguments and keeps
+    # the books of what was granted)
+
+    async def _claim(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
+    ) -> list[Lease]:
+        args = self._lease_args(owner, now_s, expires_s - now_s)
+        reply = await self._require().write("claim", [*args, *task_ids])
+        granted_expiry = float(reply[0])
+        return [
+            Lease(reply[i].decode(), owner, int(reply[i + 1]), granted_expiry)
+            for i in range(1, len(reply), 2)
+        ]
+
+    async def _claim_due(
+        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+    ) -> list[tuple[Lease, Task | None]]:
+        args = self._lease_args(owner, now_s, expires_s - now_s)
+        skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
+        reply = await self._require().write(
+            "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
+        )
+        if reply == [b"resend"]:
+            reply = await self._require().write(
+                "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=True)]
+            )
+        granted_expiry = float(reply[0])
+        found: list[tuple[Lease, Task | None]] = []
+        for i in range(1, len(reply), 4):
+            task_id = reply[i].decode()
+            lease = Lease(task_id, owner, int(reply[i + 1]), granted_expiry)
+            # An unreadable one (None) stays leased here, renewed with the rest.
+            found.append((lease, self._decode(task_id, reply[i + 2], reply[i + 3])))
+        return found
+
+    def _skip_changes(self, owner: str, skip: set[str] | frozenset[str], full: bool) -> list[Any]:
+        """The arguments that bring ``owner``'s skip set in Redis to ``skip``: what
+        changed since the last call, or (``full``) all of it."""
+        sent = self._skips.get(owner)
+        self._skips[owner] = set(skip)
+        if full or sent is None:
+            return [1, len(skip), len(skip), *skip]
+        added, removed = skip - sent, sent - skip
+        return [0, len(skip), len(added), *added, *removed]
+
+    async def _next_due_s(self, owner: str, now_s: float) -> float | None:
+        found = await self._require().run(
+            "next_due", [owner, repr(float(now_s)), self._server_clock]
+        )
+        return None if found is None else float(found)
+
+    async def _renew(
+        self, owner: str, now_s: float, expires_s: float
+    ) -> tuple[list[tuple[str, int]], list[str]]:
+        args = self._lease_args(owner, now_s, expires_s - now_s)
+        epoch, _, extended, expired = await self._require().write("renew", args)
+        if epoch != self._epoch:
+            await self.check_epoch()
+        pairs = [(extended[i].decode(), int(extended[i + 1])) for i in range(0, len(extended), 2)]
+        granted = self._held.task_ids(owner)
+        strays = [Lease(i, owner, t, 0.0) for i, t in pairs if i not in granted]
+        if strays:  # a claim whose reply was lost to a dropped connection
+            logger.warning("redis store: releasing %d lease(s) never handed out", len(strays))
+            await self.release(strays)
+            pairs = [(i, t) for i, t in pairs if i in granted]
+        return pairs, [i.decode() for i in expired]
+
+    async def _release(self, leases: list[Lease]) -> None:
+        args: list[Any] = []
+        for lease in leases:
+            args += (lease.task_id, lease.owner, lease.token)
+        await self._require().write("release", args)
+
+    async def _purge_finished(
+        self,
+        before_s: float,
+        limit: int,
+        task_types: list[str] | None,
+        exclude_types: list[str],
+    ) -> int:
+        """Finished tasks are indexed by when their ``result_ttl_s`` runs out, so this
+        purges by that index: those finished at or before ``before_s``.  Without a
+        TTL there is no such index, and per-type purging is not supported here."""
+        if not self._ttl_ms or task_types is not None or exclude_types:
+            logger.warning(
+                "redis store %r: purging needs result_ttl_s and no type filter; nothing done",
+                self,
+            )
+            return 0
+        return await self.sweep(before_s + self._ttl_ms / 1000, limit)
+
+    # -- recurring schedules -----------------------------------------------------------
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        encoded = encode_schedules(records)
+        if encoded:
+            flat = [part for pair in encoded.items() for part in pair]
+            await self._command("saving schedules", "HSET", self.keys.schedules, *flat)
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        if schedule_ids:
+            await self._command("deleting schedules", "HDEL", self.keys.schedules, *schedule_ids)
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        raw = await self._command("loading schedules", "HGETALL", self.keys.schedules)
+        records = []
+        for schedule_id, text in raw.items():
+            try:
+                record = orjson.loads(text)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, not {type(record).__name__}")
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                self._report_corrupt("schedule", schedule_id.decode(), exc)
+                continue
+            records.append(record)
+        return records
+
+    async def _command(self, what: str, *command: Any) -> Any:
+        """One plain Redis command, after the queued writes, retried while Redis is away."""
+        runner, client = self._require(), self._client
+        if client is None:
+            raise StoreError(f"redis store {self!r} is not open")
+        raw: Any = client  # redis-py's stubs differ between its versions
+        await runner.drained()
+        return await runner.read(lambda: raw.execute_command(*command), what)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        record, mac = await self._command(
+            "reading a task", "HMGET", self.keys.task(task_id), "r", "h"
+        )
+        if record is None:
+            return None
+        task = self._decode(task_id, record, mac)
+        if task is None:
+            raise StoreCorruptError(f"redis store {self!r}: task {task_id!r} is unreadable")
+        return task
+
+    async def find_by_idempotency_key(self, key: str) -> str | None:
+        found = await self._command("reading an idempotency key", "HGET", self.keys.idem, key)
+        return None if found is None else bytes(found).decode()
+
+    async def list_tasks(
+        self,
+        status: TaskLifecycle | None = None,
+        task_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        index = self.keys.all if status is None else self.keys.state(status)
+        wanted = -1 if limit is None else max(0, limit)
+        if wanted == 0:
+            return []
+        return [task for _, task in await self._list(index, task_type or "", wanted)]
+
+    async def load_unfinished(self) -> list[Task]:
+        found: list[tuple[tuple[float, bytes], Task]] = []
+        for state in _UNFINISHED:
+            found += await self._list(self.keys.state(state), "", -1)
+        found.sort(key=lambda pair: pair[0])
+        return [task for _, task in found]
+
+    async def _list(
+        self, index: str, task_type: str, limit: int
+    ) -> list[tuple[tuple[float, bytes], Task]]:
+        reply = await self._require().run("list", [index, task_type, limit])
+        found = []
+        for i in range(0, len(reply), 3):
+            member = reply[i]
+            task = self._decode(member_task_id(member), reply[i + 1], reply[i + 2])
+            if task is not None:
+                found.append(((task.due_s, member), task))
+        return found
+
+    async def count_by_state(self) -> dict[TaskLifecycle, int]:
+        runner, client = self._require(), self._client
+        assert client is not None
+        await runner.drained()
+
+        async def count() -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for state in TaskLifecycle:
+                    pipe.zcard(self.keys.state(state))
+                return list(await pipe.execute())
+
+        counts = await runner.read(count, "counting tasks")
+        return {s: int(n) for s, n in zip(TaskLifecycle, counts, strict=True) if n}
+
+    async def _sweep_forever(self) -> None:
+        """With ``result_ttl_s``: purge finished tasks past it, every minute at most."""
+        interval_s = min(_SWEEP_EVERY_S, self._ttl_ms / 1000)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                while await self.sweep() == _SWEEP_BATCH:
+                    pass
+            except Exception as exc:
+                logger.warning("redis store %r: purging finished tasks failed: %s", self, exc)
+
+    async def sweep(self, now_s: float | None = None, max_tasks: int = _SWEEP_BATCH) -> int:
+        """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
+        now = time.time() if now_s is None else now_s
+        return int(await self._require().write("sweep", [repr(now), max_tasks]))
+
+    def _decode(self, task_id: str, record: bytes | None, mac: bytes | None) -> Task | None:
+        try:
+            return self._codec.decode(task_id, record, mac)
+        except Exception as exc:
+            self._report_corrupt("task", task_id, exc)
+            return None
+
+    def _report_corrupt(self, kind: str, item_id: str, exc: Exception) -> None:
+        self.corrupt_rows += 1
+        logger.warning("redis store %r: skipping unreadable %s %r: %s", self, kind, item_id, exc)
