@@ -173,8 +173,12 @@ def new_apscheduler() -> AsyncIOScheduler:
     )
 
 
+#: ``--no-audit``: measure the engine without the audit middleware (on by default)
+AUDIT = {"on": True}
+
+
 def new_asched(name: str, handler: Handler) -> Scheduler:
-    scheduler = Scheduler()
+    scheduler = Scheduler(audit=AUDIT["on"])
     scheduler.register(name, handler)
     return scheduler
 
@@ -745,12 +749,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, metavar="R", help="rounds (median)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument(
+        "--no-audit", action="store_true", help="asched without its audit middleware"
+    )
+    parser.add_argument(
         "--profile",
         choices=sorted(PROFILED),
         help="instead of the benchmark, profile one asched case with pyinstrument",
     )
     parser.add_argument("--top", type=int, default=25, help="rows in the profile")
     args = parser.parse_args(argv)
+    AUDIT["on"] = not args.no_audit
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
     return args
