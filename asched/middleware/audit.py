@@ -120,7 +120,8 @@ class AuditMiddleware:
     name = "audit"
 
     def __init__(self, log: AuditFile | None = None) -> None:
-        self._sites: dict[tuple[Any, int, str], Origin] = {}
+        # code object -> line -> actor -> Origin: three lookups, no key to build per task
+        self._sites: dict[Any, dict[int, dict[str, Origin]]] = {}
         self._log = log
 
     def before_schedule(self, task: Task) -> None:
@@ -131,35 +132,41 @@ class AuditMiddleware:
             actor = _actor.get() or OS_USER
         site = _call_site.get()
         if site is None:
-            frame = _outside(_caller_frame())
+            try:
+                frame = sys._getframe(_FRAMES_UP)
+            except ValueError:  # called from a shallower stack than the scheduling path
+                frame = sys._getframe(1)
+            if _OURS.get(frame.f_code) is not False:
+                frame = _outside(frame)
             code, line = frame.f_code, frame.f_lineno
         else:
             code, line, _ = site
-        key = (code, line, actor)
-        origin = self._sites.get(key)
+        by_actor = self._sites.get(code, _NONE).get(line, _NONE)
+        origin = by_actor.get(actor)
         if origin is None:
-            if len(self._sites) >= _MAX_SITES:
-                self._sites.clear()
             module = site[2] if site is not None else frame.f_globals.get("__name__", "?")
-            origin = Origin(actor, module, code.co_name, code.co_filename, line, HOST, PID)
-            self._sites[key] = origin
+            origin = self._remember(code, line, actor, module)
         task.origin = origin
         if self._log is not None:
             self._log.record({"action": "created", "task_id": task.id, **origin.as_dict()})
+
+    def _remember(self, code: Any, line: int, actor: str, module: str) -> Origin:
+        sites = self._sites
+        if len(sites) >= _MAX_SITES:
+            sites.clear()
+        origin = Origin(actor, module, code.co_name, code.co_filename, line, HOST, PID)
+        sites.setdefault(code, {}).setdefault(line, {})[actor] = origin
+        return origin
 
 
 # Frames from before_schedule up to whoever called Scheduler.schedule_task (or
 # schedule_many): the chain, Admission, the Scheduler method.  Starting there
 # skips walking asched's own frames; _outside still walks on from an asched
 # frame (the dashboard, the CLI), and a test pins the recorded line.
-_CALLER_DEPTH = 5
+_FRAMES_UP = 4
 
 
-def _caller_frame() -> FrameType:
-    try:
-        return sys._getframe(_CALLER_DEPTH)
-    except ValueError:  # called from a shallower stack than the scheduling path
-        return sys._getframe(2)
+_NONE: dict[Any, Any] = {}
 
 
 def _inside_asched(module: str) -> bool:
