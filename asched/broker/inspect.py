@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from asched.broker import protocol as p
 from asched.broker.codec import MessageCodec
 from asched.broker.errors import MessageRejectedError
 from asched.broker.names import BrokerNames
+from asched.clock import wall_now
 
 COLUMNS = ("worker", "host", "pid", "prefetch", "running", "last heartbeat")
 
@@ -51,7 +51,7 @@ async def listen_for_workers(
 def format_workers(beats: list[dict[str, Any]], now_s: float | None = None) -> str:
     if not beats:
         return "no broker workers heard"
-    now = time.time() if now_s is None else now_s
+    now = wall_now() if now_s is None else now_s
     rows = [COLUMNS]
     for beat in beats:
         at = float(beat.get("at", 0.0))

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +37,7 @@ from asched.broker.link import BrokerLink
 from asched.broker.names import BrokerNames
 from asched.broker.reports import split_reports
 from asched.broker.topology import declare_shared
+from asched.clock import wall_now
 
 if TYPE_CHECKING:
     from asched.scheduler import Scheduler
@@ -349,7 +349,7 @@ class BrokerWorker:
                     "prefetch": self.options.effective_prefetch,
                     "concurrency": self.options.concurrency,
                     "running": self._running,
-                    "at": time.time(),
+                    "at": wall_now(),
                 }
                 self._spawn(_publish_quietly(channel, self._codec.encode(beat), self.names))
             await asyncio.sleep(self.options.heartbeat_s)

@@ -120,3 +120,21 @@ def test_the_core_imports_only_the_stdlib_croniter_and_errors() -> None:
                 continue
             offenders.append(f"{name} imports {imported}")
     assert offenders == []
+
+
+CLOCK_READS = {("time", "time"), ("time", "monotonic"), ("time", "perf_counter")}
+
+
+def test_only_the_clock_module_reads_the_clock() -> None:
+    """Everything else asks a Clock (or asched.clock's helpers), so tests can fake time."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "clock.py" and path.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            target = node.func if isinstance(node, ast.Call) else None
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                pair = (target.value.id, target.attr)
+                if pair in CLOCK_READS or pair in {("datetime", "now"), ("datetime", "utcnow")}:
+                    offenders.append(f"{_module_name(path)}:{node.lineno} {'.'.join(pair)}()")
+    assert offenders == []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from asched.clock import monotonic
 from asched.errors import StoreError
 from asched.stores.redis.scripts import SCRIPTS
 
@@ -60,11 +60,11 @@ class Backoff:
     deadline_s: float
     rng: random.Random
     delay_s: float = 0.05
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=monotonic)
 
     async def wait(self, what: str, exc: BaseException) -> None:
         """Sleep before the next try; raise StoreError once the deadline has passed."""
-        left_s = self.started + self.deadline_s - time.monotonic()
+        left_s = self.started + self.deadline_s - monotonic()
         if left_s <= 0:
             raise StoreError(f"redis store: {what} failed for {self.deadline_s:g}s: {exc}") from exc
         if self.delay_s == 0.05:

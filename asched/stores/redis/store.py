@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from asched.clock import wall_now
 from asched.errors import StoreCorruptError, StoreError, TaskValidationError
 from asched.model import TERMINAL_STATES, Task, TaskLifecycle
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store
@@ -193,7 +193,7 @@ class RedisStore(Store):
         if not tasks:
             return
         check_batch(tasks)
-        args = [0, repr(time.time()), self._ttl_ms, len(tasks), *self._codec.insert_args(tasks)]
+        args = [0, repr(wall_now()), self._ttl_ms, len(tasks), *self._codec.insert_args(tasks)]
         clash = await self._require().write("insert", args, resend_flag=True)
         if clash:
             field, value = (part.decode() for part in clash)
@@ -208,7 +208,7 @@ class RedisStore(Store):
         encoded = self._codec.save_args(tasks, leases)
         if not encoded:
             return []
-        args = [0, repr(time.time()), self._ttl_ms, len(encoded) // 8, *encoded]
+        args = [0, repr(wall_now()), self._ttl_ms, len(encoded) // 8, *encoded]
         refused = [
             task_id.decode()
             for task_id in await self._require().write("save", args, resend_flag=True)
@@ -430,7 +430,7 @@ class RedisStore(Store):
 
     async def sweep(self, now_s: float | None = None, max_tasks: int = _SWEEP_BATCH) -> int:
         """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
-        now = time.time() if now_s is None else now_s
+        now = wall_now() if now_s is None else now_s
         return int(await self._require().write("sweep", [repr(now), max_tasks]))
 
     def _decode(self, task_id: str, record: bytes | None, mac: bytes | None) -> Task | None:
