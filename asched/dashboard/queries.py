@@ -9,6 +9,7 @@ answers the same questions from indexes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,30 +125,33 @@ class ForecastQuery:
     upcoming: int
 
 
-class TaskReader:
+class TaskReader(ABC):
     """Reads for the dashboard; the base class needs only the Store contract."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire what the reader needs beyond the store (the store is opened by its owner)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release it."""
 
+    @abstractmethod
     async def page(self, query: TaskQuery) -> Page:
-        raise NotImplementedError
+        """One page of tasks."""
 
+    @abstractmethod
     async def counts(self, now_s: float) -> Counts:
-        raise NotImplementedError
+        """Counts by state, priority and type."""
 
     async def state_counts(self, now_s: float) -> Counts:
         """Only ``by_state`` and ``due_now`` (what the load metrics need)."""
         return await self.counts(now_s)
 
+    @abstractmethod
     async def pending(self, query: ForecastQuery) -> tuple[list[BucketCount], list[PendingRun]]:
-        raise NotImplementedError
+        """Pending work per bucket, and the earliest runs."""
 
     async def lease_owners(self, now_s: float) -> list[dict[str, Any]]:
         """Owners holding valid leases (workers sharing the store), when the store can tell."""

@@ -9,6 +9,7 @@ the whole record.  A row that cannot be read is logged, counted in
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,14 +25,15 @@ _TASK_COLUMNS = "SELECT id, record, lifecycle FROM tasks"
 _STATES = TaskLifecycle.__members__
 
 
-class TaskReader:
+class TaskReader(ABC):
     """The read half of :class:`asched.stores.sqlite.SQLiteStore`."""
 
     path: str
     corrupt_rows: int
 
+    @abstractmethod
     async def _read(self, sql: str, params: Iterable[Any] | Mapping[str, Any]) -> list[Any]:
-        raise NotImplementedError
+        """Run a query on the read connection."""
 
     async def get(self, task_id: str) -> Task | None:
         rows = await self._read(_TASK_COLUMNS + " WHERE id = ?", (task_id,))
