@@ -108,23 +108,6 @@ class RecordCodec:
         return task
 
 
-def check_batch(tasks: Sequence[Task]) -> None:
-    """Duplicates inside one batch, found before anything is sent."""
-    if len(tasks) == 1:
-        return
-    ids: set[str] = set()
-    keys: set[str] = set()
-    for task in tasks:
-        if task.id in ids:
-            raise TaskValidationError("task_id", task.id, "used twice in one batch")
-        ids.add(task.id)
-        key = task.idempotency_key
-        if key is not None:
-            if key in keys:
-                raise TaskValidationError("idempotency_key", key, "used twice in one batch")
-            keys.add(key)
-
-
 def encode_schedules(records: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     encoded: dict[str, bytes] = {}
     for record in records:

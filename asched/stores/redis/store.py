@@ -35,10 +35,10 @@ from redis.retry import Retry
 from asched.clock import wall_now
 from asched.errors import StoreCorruptError, StoreError, TaskValidationError
 from asched.model import TERMINAL_STATES, Task, TaskLifecycle
-from asched.stores.base import LEASE_ENDING_STATES, Lease, Store
+from asched.stores.base import LEASE_ENDING_STATES, Lease, Store, check_batch
 from asched.stores.leases import check_lease_s, check_owner
 from asched.stores.redis.calls import ScriptRunner
-from asched.stores.redis.codec import RecordCodec, check_batch, encode_schedules
+from asched.stores.redis.codec import RecordCodec, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
 

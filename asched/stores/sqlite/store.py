@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 from asched.clock import monotonic, wall_now
 from asched.errors import ConfigError, StoreBusyError, StoreError
 from asched.model import Task
-from asched.stores.base import Lease, Store
+from asched.stores.base import Lease, Store, check_batch
 from asched.stores.sqlite.connection import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    check_batch,
     encode_insert,
     encode_schedules,
     migrate,
