@@ -27,7 +27,7 @@ def claim_granted(engine: Engine, task: Task, lease: Lease) -> bool:
     if lease.crashes > task.retries:
         task.retries = lease.crashes  # attempts another process started and never finished
     if lease.crashes > task.max_retries:
-        engine.report(task, OUTCOME_ABANDONED, now)
+        engine.outcomes.report(task, OUTCOME_ABANDONED, now)
         engine.release(task)
         # The claim recorded it RUNNING; it ends there without running its handler.
         engine.move(task, RUNNING, now, "claimed; its handler is not started again")
@@ -54,7 +54,7 @@ def _fail_crashed(engine: Engine, task: Task, crashes: int, now_s: float) -> Non
 def claim_refused(engine: Engine, task: Task, *, taken: bool) -> None:
     """A wanted task will not start here: give its slot (and any breaker trial) back;
     forget it if another process holds it now."""
-    engine.report(task, OUTCOME_ABANDONED, engine.clock.now())
+    engine.outcomes.report(task, OUTCOME_ABANDONED, engine.clock.now())
     engine.release(task)
     if taken:
         engine.forget(task)
@@ -69,7 +69,7 @@ def runs_here(engine: Engine, task: Task) -> bool:
 def pass_on(engine: Engine, task: Task) -> None:
     """Leave a task this process cannot run to the others: its slot back, the task
     forgotten here; the store still says QUEUED, unleased."""
-    engine.report(task, OUTCOME_ABANDONED, engine.clock.now())
+    engine.outcomes.report(task, OUTCOME_ABANDONED, engine.clock.now())
     engine.release(task)
     engine.forget(task)
 

@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
 
 from asched.clock import Clock, WallClock
 from asched.config import SchedulerConfig
@@ -25,7 +24,8 @@ from asched.core.wheel import Timer
 from asched.engine import control, dependents, lifecycle
 from asched.engine.attempts import Attempts
 from asched.engine.hub import EventHub, Listener, Service, emit
-from asched.engine.policies import OUTCOME_ABANDONED, OUTCOME_FAILED, OUTCOME_SUCCEEDED, Policies
+from asched.engine.outcomes import Outcomes
+from asched.engine.policies import Policies
 from asched.engine.ready import ReadyLine
 from asched.engine.registry import Registry
 from asched.engine.retention import Retention
@@ -33,22 +33,18 @@ from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
 from asched.engine.writeback import WriteBack
 from asched.errors import MiddlewareError, SchedulerCrashedError, SchedulerStateError
-from asched.events import EVENT_FOR_BREAKER_STATE, EVENT_FOR_STATE
+from asched.events import EVENT_FOR_STATE
 from asched.middleware.chain import MiddlewareChain
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import (
     CANCELLED,
-    COMPLETED,
     CREATED,
-    FAILED,
     PAUSED,
     QUEUED,
-    RETRYING,
     RUNNING,
     SCHEDULED,
 )
 from asched.stores import Store
-from asched.stores.base import result_problem
 from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
 
@@ -81,7 +77,8 @@ class Engine:
             config.max_concurrency, config.key_concurrency
         )
         self.line = ReadyLine(self.limits, policies, ranker, fair, self._defer_until)
-        self.attempts = Attempts(config, self.registry, self)
+        self.outcomes = Outcomes(self)
+        self.attempts = Attempts(config, self.registry, self.outcomes)
         self.clock_override = clock
         #: who this engine is when it leases tasks in a store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
@@ -127,12 +124,12 @@ class Engine:
     def set_key_limit(self, key: str, limit: int) -> None:
         self.limits.key_limits[key] = limit
         if self.is_running:
-            self._request_dispatch()
+            self.request_dispatch()
 
     def set_max_concurrency(self, limit: int) -> None:
         self.limits.total_limit = limit
         if self.is_running:
-            self._request_dispatch()
+            self.request_dispatch()
 
     def gate_type(self, task_type: str) -> None:
         """Tasks of this type pass a rate limit or a circuit breaker before starting."""
@@ -143,7 +140,7 @@ class Engine:
         with ``reason``) or came back (the parked tasks go back to the ready line)."""
         types = {d.name for d in self.registry.definitions.values() if d.executor in names}
         if self.line.hold_executors(names, types, None if up else reason) and self.is_running:
-            self._request_dispatch()
+            self.request_dispatch()
 
     def attach(self, service: Service) -> None:
         self.services.append(service)
@@ -263,7 +260,7 @@ class Engine:
         if task.due_s <= now_s:
             self.line.push(task, now_s)
             if not self._dispatch_pending:
-                self._request_dispatch()
+                self.request_dispatch()
         else:
             task._handle = self.wheel.insert(task.due_s, task)
 
@@ -277,7 +274,7 @@ class Engine:
             self.wheel.cancel(handle)
             task._handle = None
         if self.line.remove(task, self.clock.now()):
-            self._request_dispatch()
+            self.request_dispatch()
 
     def on_due(self, tasks: list[Task], now_s: float) -> None:
         line = self.line
@@ -289,7 +286,7 @@ class Engine:
 
     # -- dispatching -------------------------------------------------------------------
 
-    def _request_dispatch(self) -> None:
+    def request_dispatch(self) -> None:
         if not self._dispatch_pending:
             self._dispatch_pending = True
             self.loop.call_soon(self._dispatch)
@@ -313,11 +310,11 @@ class Engine:
             try:
                 self.middleware.run_before_run(task)
             except MiddlewareError as exc:
-                self._finish_failure(task, str(exc), now_s, exc, retry=False)
+                self.outcomes.fail(task, str(exc), now_s, exc, retry=False)
                 return
         error = self.attempts.begin(task, now_s, self.clock)
         if error is not None:
-            self._finish_failure(task, error, now_s, None, retry=False)
+            self.outcomes.fail(task, error, now_s, None, retry=False)
 
     def holds(self, task_id: str) -> bool:
         """Whether this process holds the task (armed, held or running here)."""
@@ -329,97 +326,14 @@ class Engine:
         if self.writeback is not None:
             self.writeback.dirty.pop(task.id, None)
 
-    # -- how attempts end (the AttemptSink) ----------------------------------------------
-
-    def attempt_succeeded(self, task: Task, result: Any) -> None:
-        now = self.clock.now()
-        limit = self.store.max_payload_bytes
-        problem = None if result is None else result_problem(result, limit)
-        if problem is not None:
-            self.report(task, OUTCOME_FAILED, now)
-            self._finish_failure(task, problem, now, None, retry=False)
-            return
-        if self.line.gated:
-            self.report(task, OUTCOME_SUCCEEDED, now)
-        self.release(task)
-        task.result = result
-        task.finished_s = now
-        self.move(task, COMPLETED, now, None)
-        if self.middleware.after_run:
-            self.middleware.run_after_run(task, COMPLETED)
-        self.settle(task)
-
-    def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None:
-        now = self.clock.now()
-        self.report(task, OUTCOME_FAILED, now)
-        self._finish_failure(task, error, now, exc, retry=True)
-
-    def attempt_abandoned(self, task: Task) -> None:
-        """The attempt ended after the task was settled (cancelled while running)."""
-        self.report(task, OUTCOME_ABANDONED, self.clock.now())
-        self.release(task)
-
-    def attempt_interrupted(self, task: Task) -> None:
-        """Shutdown cancelled the attempt: hand the task back, no attempt spent."""
-        now = self.clock.now()
-        self.report(task, OUTCOME_ABANDONED, now)
-        self.release(task)
-        self.move(task, QUEUED, now, "interrupted by shutdown; handed back")
-
-    def attempt_lost(self, task: Task) -> None:
-        self.report(task, OUTCOME_ABANDONED, self.clock.now())
-        self.release(task)
-        self.forget(task)
-
     # -- settling ----------------------------------------------------------------------
-
-    def report(self, task: Task, outcome: str, now_s: float) -> None:
-        """Feed a gated task's breaker; announce its changes; wake tasks waiting on it."""
-        if task.type not in self.line.gated:
-            return
-        name, changes = self.policies.report(task, outcome, now_s)
-        if name is None:
-            return
-        listeners = self.hub.all
-        for change in changes if listeners else ():
-            event = EVENT_FOR_BREAKER_STATE[change.to_state]
-            emit(
-                listeners,
-                event(change.name, change.from_state, change.to_state, change.at, change.reason),
-            )
-        if self.line.wake_breaker(name, now_s):
-            self._request_dispatch()
 
     def release(self, task: Task) -> None:
         task._handle = None
         line = self.line
         line.release(task)
         if line.queue and not self._dispatch_pending:
-            self._request_dispatch()
-
-    def _finish_failure(
-        self, task: Task, error: str, now_s: float, exc: BaseException | None, *, retry: bool
-    ) -> None:
-        self.release(task)
-        task.error = error
-        max_s = self.config.max_backoff_s
-        delay = self.policies.retry_delay(task, exc, max_s) if retry else None
-        if delay is not None:
-            task.retries += 1
-            reason = f"attempt {task.retries} failed: {error}; retrying in {delay:g}s"
-            logger.info("task %s (%s): %s", task.id, task.type, reason)
-            self.move(task, RETRYING, now_s, reason)  # its event names the attempt's due time
-            task.due_s = now_s + delay
-            if self.middleware.after_run:
-                self.middleware.run_after_run(task, RETRYING)
-            self.place(task, now_s)
-            return
-        task.finished_s = now_s
-        logger.warning("task %s (%s) failed: %s", task.id, task.type, error)
-        self.move(task, FAILED, now_s, error)
-        if self.middleware.after_run:
-            self.middleware.run_after_run(task, FAILED)
-        self.settle(task)
+            self.request_dispatch()
 
     def settle(self, task: Task) -> None:
         """A task reached a terminal state: wake waiters, release or cancel dependents."""

@@ -577,7 +577,8 @@ async def test_two_stores_racing_claim_grant_each_id_once(
     assert len(granted) == len(ids)
     assert by_owner["p1"] | by_owner["p2"] == set(ids)
     assert not by_owner["p1"] & by_owner["p2"]
-    assert by_owner["p1"] and by_owner["p2"]
+    # How the ids split depends on who holds the write lock when; that none is granted
+    # twice does not.
     assert {x.token for x in granted} == {1}
 
 
