@@ -82,7 +82,7 @@ class LoadMetrics:
         pending.clear()
         record = self.outcomes.record
         durations = self._durations
-        late = self.lateness.record
+        late_at, late_value = self.lateness.recorders()
         for event in events:
             _, task_type, _, now, from_state, to_state, _, started, due = event
             if from_state is not RUNNING:
@@ -90,7 +90,8 @@ class LoadMetrics:
             if started is None:
                 started = now
             took = now - started
-            late(now, max(0.0, started - due))
+            late_at(now)
+            late_value(started - due if started > due else 0.0)
             if to_state is not COMPLETED:
                 record(now, False, took)
                 if to_state is RETRYING:
