@@ -19,6 +19,7 @@ from asched.engine.attempts import SHUTDOWN
 from asched.engine.retention import Retention
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
+from asched.errors import SchedulerStateError
 from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 
 async def start(engine: Engine) -> None:
-    from asched.errors import SchedulerStateError
-
     if engine.is_running:
         raise SchedulerStateError("the scheduler is already running")
     engine.registry.verify_importable()  # process handlers, now that their modules are loaded

@@ -36,7 +36,6 @@ from asched.clock import wall_now
 from asched.errors import StoreCorruptError, StoreError, TaskValidationError
 from asched.model import TERMINAL_STATES, Task, TaskLifecycle
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store, check_batch
-from asched.stores.leases import check_lease_s, check_owner
 from asched.stores.redis.calls import ScriptRunner
 from asched.stores.redis.codec import RecordCodec, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
@@ -224,10 +223,10 @@ class RedisStore(Store):
 
     # -- leases ------------------------------------------------------------------------
 
-    def _lease_args(self, owner: str, now_s: float, lease_s: float) -> list[Any]:
-        lease_s = check_lease_s(lease_s)
-        check_owner(owner)
-        return [owner, repr(float(now_s)), repr(now_s + lease_s), repr(lease_s), self._server_clock]
+    def _lease_args(self, owner: str, now_s: float, expires_s: float) -> list[Any]:
+        # The Store base class has checked owner and the lease's length already.
+        lease_s = expires_s - now_s
+        return [owner, repr(float(now_s)), repr(expires_s), repr(lease_s), self._server_clock]
 
     # -- leases: the small steps (asched.stores.base checks the arguments and keeps
     # the books of what was granted)
@@ -235,7 +234,7 @@ class RedisStore(Store):
     async def _claim(
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
-        args = self._lease_args(owner, now_s, expires_s - now_s)
+        args = self._lease_args(owner, now_s, expires_s)
         reply = await self._require().write("claim", [*args, *task_ids])
         granted_expiry = float(reply[0])
         return [
@@ -246,7 +245,7 @@ class RedisStore(Store):
     async def _claim_due(
         self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
     ) -> list[tuple[Lease, Task | None]]:
-        args = self._lease_args(owner, now_s, expires_s - now_s)
+        args = self._lease_args(owner, now_s, expires_s)
         skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
         reply = await self._require().write(
             "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
@@ -283,7 +282,7 @@ class RedisStore(Store):
     async def _renew(
         self, owner: str, now_s: float, expires_s: float
     ) -> tuple[list[tuple[str, int]], list[str]]:
-        args = self._lease_args(owner, now_s, expires_s - now_s)
+        args = self._lease_args(owner, now_s, expires_s)
         epoch, _, extended, expired = await self._require().write("renew", args)
         if epoch != self._epoch:
             await self.check_epoch()
