@@ -33,16 +33,26 @@ are refused with :class:`TaskValidationError`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from asched.core.breaker import BreakerSettings, BreakerTransition
+from asched.core.claims import OUTCOMES, BreakerRecord, ClaimNeed, Hold
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
 from asched.stores.leases import HeldLeases, Lease, check_lease_s, check_limit, check_owner
 
-__all__ = ["CLAIMABLE_STATES", "DEFAULT_MAX_PAYLOAD_BYTES", "LEASE_ENDING_STATES", "Lease", "Store"]
+__all__ = [
+    "CLAIMABLE_STATES",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "LEASE_ENDING_STATES",
+    "Lease",
+    "StartClaim",
+    "Store",
+]
 
 #: The default limit on task data and on a result, as JSON: 1 MiB.
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -65,6 +75,20 @@ CLAIMABLE_STATES = frozenset(
 LEASE_ENDING_STATES = frozenset(
     {TaskLifecycle.QUEUED, TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.CANCELLED}
 )
+
+
+@dataclass(slots=True)
+class StartClaim:
+    """What :meth:`Store.claim_start_limited` did: the attempts that may start, the
+    tasks a rule holds (leased to the caller, not started: no other process adopts
+    them, and no attempt is spent), and the breaker generation each start was
+    admitted in (to report its outcome with)."""
+
+    granted: list[Lease] = field(default_factory=list)
+    held: list[tuple[Lease, Hold]] = field(default_factory=list)
+    admitted: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: breaker state changes the claim made (an OPEN breaker turning HALF_OPEN)
+    transitions: list[BreakerTransition] = field(default_factory=list)
 
 
 def result_problem(result: Any, limit: int) -> str | None:
@@ -315,6 +339,90 @@ class Store(ABC):
     @abstractmethod
     async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
         """Remove schedule records; unknown ids are ignored."""
+
+    # -- cluster-wide start rules: concurrency slots, rate budgets, breakers -------------
+    #
+    # The rules themselves are pure (asched.core.claims.plan_claims); a store keeps
+    # their state and applies them atomically inside the start-claim, so they hold
+    # for every worker on the store.  A slot granted with a start is held while the
+    # task is stored RUNNING under that very lease: a save of any other state, the
+    # lease ending (a lease-ending save, ``release``, expiry) or another claim taking
+    # the task over frees it.
+
+    async def claim_start_limited(
+        self,
+        task_ids: Sequence[str],
+        owner: str,
+        now_s: float,
+        lease_s: float,
+        needs: Mapping[str, ClaimNeed],
+    ) -> StartClaim:
+        """:meth:`claim_start`, where each task of ``needs`` starts only if its slots
+        have room, its rate budget allows a call and its breaker admits it -- decided
+        in the same transaction as the lease, best first in ``task_ids`` order.  A
+        free task a rule holds is leased to ``owner`` without being started (nothing
+        else changes; a RUNNING row's lost attempt is counted as a crash as by
+        ``claim_start``) and returned in ``held`` with the reason."""
+        expires_s = now_s + check_lease_s(lease_s)
+        check_owner(owner)
+        if not task_ids:
+            return StartClaim()
+        ids = list(dict.fromkeys(task_ids))
+        if not any(needs.get(task_id) for task_id in ids):
+            granted = await self._claim_start(ids, owner, now_s, expires_s)
+            self._held.grant(granted)
+            return StartClaim(granted)
+        claim = await self._claim_start_limited(ids, owner, now_s, expires_s, needs)
+        self._held.grant(claim.granted)
+        self._held.grant(lease for lease, _ in claim.held)
+        return claim
+
+    @abstractmethod
+    async def _claim_start_limited(
+        self,
+        task_ids: list[str],
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        needs: Mapping[str, ClaimNeed],
+    ) -> StartClaim: ...
+
+    async def slots_held(self, names: Collection[str], now_s: float) -> dict[str, int]:
+        """How many tasks hold each slot name now (names none holds are left out)."""
+        return await self._slots_held(sorted(set(names)), now_s)
+
+    @abstractmethod
+    async def _slots_held(self, names: list[str], now_s: float) -> dict[str, int]: ...
+
+    async def report_breaker(
+        self,
+        name: str,
+        settings: BreakerSettings,
+        generation: int,
+        outcome: str,
+        now_s: float,
+    ) -> list[BreakerTransition]:
+        """Fold the outcome (``succeeded``, ``failed``, ``abandoned``) of a start the
+        breaker ``name`` admitted in ``generation`` into its shared record, atomically
+        (asched.core.claims.breaker_outcome).  Returns the state changes it made."""
+        if outcome not in OUTCOMES:
+            raise TaskValidationError("outcome", outcome, f"expected one of {OUTCOMES}")
+        return await self._report_breaker(name, settings, int(generation), outcome, now_s)
+
+    @abstractmethod
+    async def _report_breaker(
+        self,
+        name: str,
+        settings: BreakerSettings,
+        generation: int,
+        outcome: str,
+        now_s: float,
+    ) -> list[BreakerTransition]: ...
+
+    @abstractmethod
+    async def breaker_records(self) -> list[BreakerRecord]:
+        """Every shared breaker's record, as last written (an OPEN one past its
+        ``open_until_s`` turns HALF_OPEN at the next claim that passes it)."""
 
 
 def check_batch(tasks: Sequence[Task]) -> None:

@@ -22,9 +22,10 @@ from asched.stores.base import (
     Store,
     check_payload,
 )
+from asched.stores.memory_rules import MemoryRules
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryRules, Store):
     durable = False
     shares_objects = True
 
@@ -92,6 +93,8 @@ class MemoryStore(Store):
                 refused.append(task.id)
                 continue
             self._keep_copies((task,))
+            if self._slots:
+                self._saved_state(task)
             if task.lifecycle in LEASE_ENDING_STATES:
                 ended = self._leases.pop(task.id, None)
                 if lease is not None and ended is not None:

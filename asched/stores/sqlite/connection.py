@@ -76,6 +76,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Every insert and save paid for it; tasks_claimable serves next_due_s now.
         "DROP INDEX tasks_by_state",
     ),
+    (
+        # Cluster-wide start rules (asched.stores.sqlite.slots): the concurrency slots
+        # each started attempt holds (held while its task is RUNNING under that lease
+        # token), GCRA rate budgets, and shared circuit breaker records.
+        "CREATE TABLE slots (name TEXT NOT NULL, task_id TEXT NOT NULL, "
+        "token INTEGER NOT NULL, PRIMARY KEY (name, task_id)) WITHOUT ROWID",
+        "CREATE INDEX slots_by_task ON slots (task_id)",
+        "CREATE TABLE rate_budgets (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE breakers (name TEXT PRIMARY KEY, updated_s REAL NOT NULL, "
+        "record TEXT NOT NULL) WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial

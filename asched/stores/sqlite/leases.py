@@ -70,6 +70,11 @@ NEXT_DUE_SQL = "SELECT " + ", ".join(
         f"AND {CLAIMABLE_SQL})",
     ]
 )
+# Concurrency slot rows no longer held (asched.stores.sqlite.slots).
+SWEEP_SLOTS_SQL = (
+    "DELETE FROM slots WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = slots.task_id "
+    "AND t.lease_token = slots.token AND t.lifecycle = 'RUNNING')"
+)
 RENEW_SQL = (
     "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_expires > ? "
     "RETURNING id, lease_token"
@@ -156,11 +161,14 @@ def earliest(row: Sequence[float | None]) -> float | None:
 
 
 def renew_rows(
-    db: sqlite3.Connection, owner: str, now_s: float, expires_s: float
+    db: sqlite3.Connection, owner: str, now_s: float, expires_s: float, sweep: bool = False
 ) -> tuple[list[tuple[str, int]], list[str]]:
-    """(extended (id, token) pairs, ids whose expired lease this ended)."""
+    """(extended (id, token) pairs, ids whose expired lease this ended); with
+    ``sweep``, also drops the concurrency slot rows no longer held."""
     extended = db.execute(RENEW_SQL, (expires_s, owner, now_s)).fetchall()
     expired = db.execute(EXPIRE_SQL, (owner, now_s)).fetchall()
+    if sweep:
+        db.execute(SWEEP_SLOTS_SQL)
     return [(i, t) for i, t in extended], [row[0] for row in expired]
 
 

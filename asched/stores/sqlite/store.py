@@ -46,6 +46,7 @@ from asched.stores.sqlite.leases import (
     renew_rows,
 )
 from asched.stores.sqlite.reads import TaskReader
+from asched.stores.sqlite.rules import SQLiteRules
 from asched.stores.sqlite.retention import purge_rows
 from asched.stores.sqlite.settings import (
     SYNCHRONOUS_MODES,
@@ -69,7 +70,7 @@ def _same(value: T) -> T:
     return value
 
 
-class SQLiteStore(TaskReader, Store):
+class SQLiteStore(TaskReader, SQLiteRules, Store):
     durable = True
 
     def __init__(
@@ -286,7 +287,7 @@ class SQLiteStore(TaskReader, Store):
 
     async def _renew(self, owner: str, now_s: float, expires_s: float) -> Renewal:
         op: LeaseOp[Renewal, Renewal] = LeaseOp(
-            lambda db: renew_rows(db, owner, now_s, expires_s), _same
+            lambda db: renew_rows(db, owner, now_s, expires_s, sweep=True), _same
         )
         return await self._queue_op(op)
 
