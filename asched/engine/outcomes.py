@@ -79,6 +79,9 @@ class Outcomes:
         engine = self._engine
         if task.type not in engine.line.gated:
             return
+        shared = engine.shared_coordinator
+        if shared is not None:  # the store keeps the breakers (asched.engine.cluster_rules)
+            shared.rules.outcome(task, outcome, now_s)
         name, changes = engine.policies.report(task, outcome, now_s)
         if name is None:
             return

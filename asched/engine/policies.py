@@ -24,6 +24,7 @@ from asched.core.breaker import (
     BreakerTransition,
     CircuitBreakerCore,
 )
+from asched.core.claims import BreakerNeed, BreakerRecord, RateNeed
 from asched.core.ratelimit import RateLimit, RateLimiter
 from asched.errors import ConfigError, TaskValidationError
 from asched.model import Task
@@ -87,6 +88,10 @@ class Policies:
         self.breakers: dict[str, CircuitBreakerCore] = {}
         # task id -> (breaker, generation) for attempts admitted through a breaker
         self._admitted: dict[str, tuple[CircuitBreakerCore, int]] = {}
+        #: With a shared store, the store decides rate limits and breakers at claim
+        #: time; the gate here then only holds tasks of a breaker the cluster has
+        #: OPEN (its last seen records, by name).
+        self.shared: dict[str, BreakerRecord] | None = None
 
     def set_type_policy(self, task_type: str, policy: TypePolicy) -> None:
         if policy.rate_limit_per not in ("concurrency_key", "type"):
@@ -120,6 +125,8 @@ class Policies:
 
     def gate(self, task: Task, now_s: float) -> Gate | None:
         policy = self._types[task.type]
+        if self.shared is not None:
+            return self._shared_gate(task, policy, now_s)
         limiter = self._limiters.get(task.type)
         budget_key = task.concurrency_key if policy.rate_limit_per == "concurrency_key" else None
         if limiter is not None:
@@ -137,6 +144,39 @@ class Policies:
         if limiter is not None:
             limiter.try_acquire(budget_key, now_s)
         return None
+
+    def _shared_gate(self, task: Task, policy: TypePolicy, now_s: float) -> Gate | None:
+        """The cluster's breaker is OPEN (as last seen): hold until it may half-open."""
+        if policy.breaker is None or self.shared is None:
+            return None
+        name = _breaker_name(task, policy.breaker)
+        record = None if name is None else self.shared.get(name)
+        if record is None or record.state != "open" or now_s >= record.open_until_s:
+            return None
+        return Gate(record.open_until_s, f"circuit {record.name!r} is open", None)
+
+    def claim_rules(self, task: Task) -> tuple[RateNeed | None, BreakerNeed | None]:
+        """What a start of ``task`` needs from the store's rate budgets and breakers."""
+        policy = self._types.get(task.type)
+        if policy is None:
+            return None, None
+        rate_need = None
+        rate = policy.rate_limit
+        if rate is not None:
+            per_key = policy.rate_limit_per == "concurrency_key"
+            budget = task.concurrency_key if per_key and task.concurrency_key else ""
+            interval = rate.interval_s
+            rate_need = RateNeed(f"{task.type}:{budget}", interval, rate.burst * interval)
+        breaker_need = None
+        if policy.breaker is not None:
+            name = _breaker_name(task, policy.breaker)
+            if name is not None:
+                settings = self._breaker_settings.get(name) or BreakerSettings()
+                breaker_need = BreakerNeed(name, settings)
+        return rate_need, breaker_need
+
+    def breaker_settings(self, name: str) -> BreakerSettings:
+        return self._breaker_settings.get(name) or BreakerSettings()
 
     def _breaker_for(self, task: Task, key: BreakerKey) -> CircuitBreakerCore | None:
         name = key if isinstance(key, str) else key(task)
@@ -174,6 +214,8 @@ class Policies:
         return breaker.name, breaker.drain_transitions() if breaker.has_transitions else []
 
     def breaker_states(self, now_s: float) -> Mapping[str, BreakerState]:
+        if self.shared is not None:
+            return {name: _seen_state(r, now_s) for name, r in self.shared.items()}
         return {name: b.state(now_s) for name, b in self.breakers.items()}
 
     # -- retries ---------------------------------------------------------------------
@@ -199,3 +241,13 @@ class Policies:
         if policy.backoff_factor != task.backoff_factor:
             policy = replace(policy, backoff_factor=task.backoff_factor)
         return cap_delay_s(policy.delay_s(task.retries + 1, self._rng), max_backoff_s)
+
+
+def _breaker_name(task: Task, key: BreakerKey) -> str | None:
+    return key if isinstance(key, str) else key(task)
+
+
+def _seen_state(record: BreakerRecord, now_s: float) -> BreakerState:
+    if record.state == "open" and now_s >= record.open_until_s:
+        return BreakerState.HALF_OPEN
+    return BreakerState(record.state)

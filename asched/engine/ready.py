@@ -191,6 +191,10 @@ class ReadyLine:
             woken = limits.park(("breaker", gate.breaker), task.id, task.priority, task.due_s, task)
         self.push_all(woken, now_s)
 
+    def defer(self, task: Task, wake_s: float) -> None:
+        """Hold a task (holding no slot) in the timer wheel until ``wake_s``."""
+        self._defer_until(task, wake_s)
+
     def _rerank(self) -> None:
         """Let a dynamic priority strategy re-rank every waiting task (ageing)."""
         self._rerank_timer = None

@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
 from asched.engine import dependents, handover
+from asched.core.claims import Hold
+from asched.engine.cluster_rules import ClusterRules
 from asched.model import Task
-from asched.model.states import QUEUED
-from asched.stores.base import Lease
+from asched.model.states import QUEUED, RETRYING, RUNNING, SCHEDULED
+from asched.stores.base import Lease, StartClaim
 
 if TYPE_CHECKING:
     from asched.engine.loop import Engine
@@ -61,6 +63,8 @@ class SharedStoreCoordinator:
         #: the last claim_due filled every free slot: there may be more due work
         self._backlog = False
         self._room = asyncio.Event()
+        self.rules = ClusterRules(engine)
+        self.rules.on_change = self._claim_held
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -78,6 +82,7 @@ class SharedStoreCoordinator:
         return list(self._tasks)
 
     async def stop(self) -> None:
+        await self.rules.stop()
         if self._keeper is not None:
             await asyncio.to_thread(self._keeper.stop)
             self._keeper = None
@@ -105,8 +110,12 @@ class SharedStoreCoordinator:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    granted = await engine.store.claim_start(
-                        [t.id for t in batch], self.owner, engine.clock.now(), self.lease_s
+                    claim = await engine.store.claim_start_limited(
+                        [t.id for t in batch],
+                        self.owner,
+                        engine.clock.now(),
+                        self.lease_s,
+                        self.rules.needs(batch),
                     )
                 except Exception as exc:
                     if engine.is_closing:  # stopping: the tasks stay in the store
@@ -126,20 +135,25 @@ class SharedStoreCoordinator:
                     backoff_s = min(backoff_s * 2, 2.0)
                     continue
                 backoff_s = 0.05
-                stale = self._settle_claims(batch, granted)
+                stale = self._settle_claims(batch, claim)
                 if stale:  # leases taken by the poller for tasks that cannot start
                     await engine.store.release(stale)
         finally:
             self._claiming = False
 
-    def _settle_claims(self, batch: list[Task], granted: list[Lease]) -> list[Lease]:
-        """Start what was granted; give back the rest.  Returns the leases this
-        process still held on refused tasks, for release."""
+    def _settle_claims(self, batch: list[Task], claim: StartClaim) -> list[Lease]:
+        """Start what was granted, hold what a rule held; give back the rest.
+        Returns the leases this process still held on refused tasks, for release."""
         engine = self._engine
-        by_id = {lease.task_id: lease for lease in granted}
+        by_id = {lease.task_id: lease for lease in claim.granted}
+        holds = {lease.task_id: (lease, hold) for lease, hold in claim.held}
+        self.rules.settled(claim)
         stale: list[Lease] = []
         for task in batch:
             lease = by_id.get(task.id)
+            if holds and task.id in holds:
+                self._held_by_rule(task, *holds[task.id])
+                continue
             try:
                 if lease is not None:
                     self.leases[task.id] = lease
@@ -157,18 +171,43 @@ class SharedStoreCoordinator:
                 logger.exception("task %s: starting it after its claim failed", task.id)
         return stale
 
+    def _held_by_rule(self, task: Task, lease: Lease, hold: Hold) -> None:
+        """A rule held the task: it waits (leased here), or, if cancelled or paused
+        meanwhile, gives its slot back and has its state written."""
+        self.leases[task.id] = lease
+        if task.lifecycle in (SCHEDULED, RETRYING):
+            self.rules.hold(task, hold)
+            return
+        self._engine.touch(task)
+        handover.claim_refused(self._engine, task, taken=False)
+
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
 
     def written(self, tasks: Sequence[Task], refused: Sequence[str]) -> None:
         """A fenced save went through: a terminal or handed-back task's lease ended."""
+        ended = False
         for task in tasks:
-            if task.is_terminal or task.lifecycle is QUEUED:
-                self.leases.pop(task.id, None)
-                if self._backlog:
-                    self._room.set()  # slots are free and the store has more due work
+            if task.lifecycle is not RUNNING:
+                ended = True
+                if task.is_terminal or task.lifecycle is QUEUED:
+                    self.leases.pop(task.id, None)
+                    if self._backlog:
+                        self._room.set()  # slots are free and the store has more due work
         if refused:
             self.refused(refused)
+        if ended and self.rules.held:
+            self._claim_held()  # an attempt's end is on disk: its slot is free
+
+    def _claim_held(self) -> None:
+        """Claim again the tasks the store held for a full slot or busy trials."""
+        again = self.rules.due_again()
+        if not again:
+            return
+        self._waiting.extend(again)
+        if not self._claiming:
+            self._claiming = True
+            asyncio.get_running_loop().create_task(self._claim_waiting())
 
     def refused(self, task_ids: Sequence[str]) -> None:
         """Fenced writes were refused: another process holds those tasks now."""
@@ -212,6 +251,9 @@ class SharedStoreCoordinator:
                 while await self._claim_due() and watching:
                     pass  # a full batch: there may be more
                 await self._settle_foreign_dependencies()
+                if self._engine.line.gated:
+                    await self.rules.refresh()
+                self._claim_held()
             except Exception:  # keep polling: one bad round must not end it
                 logger.exception("polling the store failed; trying again")
 

@@ -89,6 +89,8 @@ class StartClaim:
     admitted: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: breaker state changes the claim made (an OPEN breaker turning HALF_OPEN)
     transitions: list[BreakerTransition] = field(default_factory=list)
+    #: the breaker records the claim wrote, as written
+    breakers: dict[str, BreakerRecord] = field(default_factory=dict)
 
 
 def result_problem(result: Any, limit: int) -> str | None:
@@ -401,10 +403,11 @@ class Store(ABC):
         generation: int,
         outcome: str,
         now_s: float,
-    ) -> list[BreakerTransition]:
+    ) -> tuple[BreakerRecord, list[BreakerTransition]]:
         """Fold the outcome (``succeeded``, ``failed``, ``abandoned``) of a start the
         breaker ``name`` admitted in ``generation`` into its shared record, atomically
-        (asched.core.claims.breaker_outcome).  Returns the state changes it made."""
+        (asched.core.claims.breaker_outcome).  Returns the record as it is now and
+        the state changes this made."""
         if outcome not in OUTCOMES:
             raise TaskValidationError("outcome", outcome, f"expected one of {OUTCOMES}")
         return await self._report_breaker(name, settings, int(generation), outcome, now_s)
@@ -417,7 +420,7 @@ class Store(ABC):
         generation: int,
         outcome: str,
         now_s: float,
-    ) -> list[BreakerTransition]: ...
+    ) -> tuple[BreakerRecord, list[BreakerTransition]]: ...
 
     @abstractmethod
     async def breaker_records(self) -> list[BreakerRecord]:

@@ -85,6 +85,7 @@ class MemoryRules(Store):
             claim.held.append((self._grant(task_id, owner, expires_s), hold))
         self._tats.update(plan.tats)
         self._breakers.update(plan.breakers)
+        claim.breakers = {n: BreakerRecord.from_json(r.to_json()) for n, r in plan.breakers.items()}
         return claim
 
     async def _slots_held(self, names: list[str], now_s: float) -> dict[str, int]:
@@ -98,9 +99,10 @@ class MemoryRules(Store):
         generation: int,
         outcome: str,
         now_s: float,
-    ) -> list[BreakerTransition]:
+    ) -> tuple[BreakerRecord, list[BreakerTransition]]:
         record = self._breakers.setdefault(name, BreakerRecord(name))
-        return breaker_outcome(record, settings, generation, outcome, now_s)
+        changes = breaker_outcome(record, settings, generation, outcome, now_s)
+        return BreakerRecord.from_json(record.to_json()), changes
 
     async def breaker_records(self) -> list[BreakerRecord]:
         return [BreakerRecord.from_json(r.to_json()) for r in self._breakers.values()]

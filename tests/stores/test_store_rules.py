@@ -133,8 +133,9 @@ async def test_a_breaker_opened_by_one_owner_holds_every_owner(store: Store) -> 
     first = await start(store, tasks[:2], "p1", T0, GUARDED)
     assert ids(first)[0] == [tasks[0].id, tasks[1].id]
     assert first.admitted[tasks[0].id] == ("api", 0)
-    assert await store.report_breaker("api", SETTINGS, 0, "failed", T0 + 1) == []
-    [opened] = await store.report_breaker("api", SETTINGS, 0, "failed", T0 + 2)
+    assert (await store.report_breaker("api", SETTINGS, 0, "failed", T0 + 1))[1] == []
+    record, [opened] = await store.report_breaker("api", SETTINGS, 0, "failed", T0 + 2)
+    assert (record.state, record.generation) == ("open", 1)
     assert (opened.from_state, opened.to_state) == (BreakerState.CLOSED, BreakerState.OPEN)
     [record] = await store.breaker_records()
     assert (record.name, record.state, record.open_until_s) == ("api", "open", T0 + 32)
@@ -149,10 +150,11 @@ async def test_a_breaker_opened_by_one_owner_holds_every_owner(store: Store) -> 
     trial = await start(store, tasks[2:3], "p2", T0 + 32, GUARDED)
     assert ids(trial) == ([tasks[2].id], [])
     assert [t.to_state for t in trial.transitions] == [BreakerState.HALF_OPEN]
+    assert trial.breakers["api"].state == "half_open"
     [(_, busy)] = (await start(store, tasks[3:4], "p3", T0 + 33, GUARDED)).held
     assert (busy.kind, busy.wake_at_s) == ("breaker", None)
     generation = trial.admitted[tasks[2].id][1]
-    [closed] = await store.report_breaker("api", SETTINGS, generation, "succeeded", T0 + 34)
+    _, [closed] = await store.report_breaker("api", SETTINGS, generation, "succeeded", T0 + 34)
     assert closed.to_state is BreakerState.CLOSED
     assert ids(await start(store, tasks[3:5], "p3", T0 + 35, GUARDED))[0] == [
         tasks[3].id,
@@ -162,8 +164,8 @@ async def test_a_breaker_opened_by_one_owner_holds_every_owner(store: Store) -> 
 
 async def test_an_outcome_from_an_older_generation_counts_for_nothing(store: Store) -> None:
     one = BreakerSettings(failure_threshold=1, recovery_s=5.0)
-    assert len(await store.report_breaker("api", one, 0, "failed", T0)) == 1
-    assert await store.report_breaker("api", one, 0, "failed", T0 + 1) == []
+    assert len((await store.report_breaker("api", one, 0, "failed", T0))[1]) == 1
+    assert (await store.report_breaker("api", one, 0, "failed", T0 + 1))[1] == []
     [record] = await store.breaker_records()
     assert (record.state, record.generation) == ("open", 1)
 

@@ -66,7 +66,7 @@ class SQLiteRules(Store):
         generation: int,
         outcome: str,
         now_s: float,
-    ) -> list[BreakerTransition]:
+    ) -> tuple[BreakerRecord, list[BreakerTransition]]:
         return await self._op(
             lambda db: report_breaker_row(db, name, settings, generation, outcome, now_s)
         )

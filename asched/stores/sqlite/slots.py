@@ -91,7 +91,9 @@ def claim_start_limited_rows(
     tats = dict(db.execute(TATS_SQL, {"keys": keys}).fetchall())
     breakers = read_breakers(db, {need.breaker.name for need in wanted if need.breaker})
     plan = plan_claims(free, needs, held, tats, breakers, now_s)
-    claim = StartClaim(admitted=plan.admitted, transitions=plan.transitions)
+    claim = StartClaim(
+        admitted=plan.admitted, transitions=plan.transitions, breakers=plan.breakers
+    )
     if plan.granted:
         claim.granted = claim_rows(db, plan.granted, owner, now_s, expires_s, start=True)
         _take_slots(db, claim.granted, needs)
@@ -144,19 +146,11 @@ def report_breaker_row(
     generation: int,
     outcome: str,
     now_s: float,
-) -> list[BreakerTransition]:
+) -> tuple[BreakerRecord, list[BreakerTransition]]:
     record = read_breakers(db, (name,)).get(name) or BreakerRecord(name)
     before = record.to_json()
     transitions = breaker_outcome(record, settings, generation, outcome, now_s)
     if record.to_json() != before:
         write_breakers(db, (record,), now_s)
-    return transitions
+    return record, transitions
 
-
-def slots_held_rows(db: sqlite3.Connection, names: list[str], now_s: float) -> dict[str, int]:
-    params = {"names": _json(names), "now": now_s, "skip": "[]"}
-    return {name: int(n) for name, n in db.execute(HELD_SQL, params).fetchall()}
-
-
-def all_breakers(db: sqlite3.Connection) -> list[BreakerRecord]:
-    return [BreakerRecord.from_json(orjson.loads(r[0])) for r in db.execute(ALL_BREAKERS_SQL)]
