@@ -198,6 +198,9 @@ class ClusterRules:
         if self.held:  # trials may be free again
             self.on_change()
 
+    def start(self) -> None:
+        self._spawn(self.refresh())
+
     async def stop(self) -> None:
         if self._reports:
             await asyncio.gather(*self._reports, return_exceptions=True)

@@ -72,6 +72,8 @@ class SharedStoreCoordinator:
             loop.create_task(self._heartbeat()),
             loop.create_task(self._poll()),
         ]
+        if self._engine.line.gated:
+            self.rules.start()  # learn the cluster's breakers before the first claim
         self._keeper = KeepAlive(self)
         self._tasks.append(loop.create_task(self._keeper.tick_forever()))
         self._keeper.start()
