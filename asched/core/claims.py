@@ -202,7 +202,9 @@ def _rate_hold(
     allow_at = tat - rate.tolerance_s
     if now_s >= allow_at:
         return None
-    return Hold("rate", rate.key, f"rate limit {rate.key!r}: next start at {allow_at:.3f}", allow_at)
+    return Hold(
+        "rate", rate.key, f"rate limit {rate.key!r}: next start at {allow_at:.3f}", allow_at
+    )
 
 
 def _breaker_gate(

@@ -191,7 +191,9 @@ class ClusterRules:
                 event = EVENT_FOR_BREAKER_STATE[change.to_state]
                 emit(
                     listeners,
-                    event(change.name, change.from_state, change.to_state, change.at, change.reason),
+                    event(
+                        change.name, change.from_state, change.to_state, change.at, change.reason
+                    ),
                 )
             if engine.line.wake_breaker(change.name, now):
                 engine.request_dispatch()

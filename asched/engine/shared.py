@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
-from asched.engine import dependents, handover
 from asched.core.claims import Hold
+from asched.engine import dependents, handover
 from asched.engine.cluster_rules import ClusterRules
 from asched.model import Task
 from asched.model.states import QUEUED, RETRYING, RUNNING, SCHEDULED

@@ -212,7 +212,9 @@ def test_a_breaker_opened_in_one_worker_holds_the_other_workers_tasks(tmp_path: 
                 task_id
                 for view in views
                 for task_id, (state, reason, retries) in tasks_of(view)
-                if state == "SCHEDULED" and "circuit 'api' is open" in (reason or "") and not retries
+                if state == "SCHEDULED"
+                and "circuit 'api' is open" in (reason or "")
+                and not retries
             }
             return held >= {f"call-{n}" for n in range(3, 10)}
 

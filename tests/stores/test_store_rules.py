@@ -9,7 +9,8 @@ they hold for every owner on the store.  Run over every store through the
 from __future__ import annotations
 
 import pytest
-from test_store_contract import LEASE_S, T0, L, make_task, store  # noqa: F401 - the fixture
+from test_store_contract import LEASE_S, T0, L, make_task
+from test_store_contract import store as every_store
 
 from asched import TaskValidationError
 from asched.core.breaker import BreakerSettings, BreakerState
@@ -18,6 +19,8 @@ from asched.model import Task
 from asched.stores import Store
 from asched.stores.base import Lease, StartClaim
 
+#: the contract suite's fixture, under its own name: every test runs over every store
+store = every_store
 ONE_PER_C1 = ClaimNeed(slots=(("key:c1", 1),))
 
 

@@ -16,6 +16,8 @@ with an owner is in ``leased`` (score: expiry) and in ``o:<owner>``.
 
 from __future__ import annotations
 
+from asched.stores.redis.rule_scripts import RULE_SCRIPTS
+
 PRELUDE = r"""
 local B = ARGV[1]
 local CLAIMABLE = {QUEUED = true, SCHEDULED = true, RETRYING = true, RUNNING = true}
@@ -380,5 +382,6 @@ SCRIPTS: dict[str, str] = {
         "list": LIST,
         "sweep": SWEEP,
         "open": OPEN,
+        **RULE_SCRIPTS,
     }.items()
 }

@@ -40,6 +40,7 @@ from asched.stores.redis.calls import ScriptRunner
 from asched.stores.redis.codec import RecordCodec, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
+from asched.stores.redis.rules import RedisRules
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ _SWEEP_EVERY_S = 60.0
 _SWEEP_BATCH = 1000
 
 
-class RedisStore(Store):
+class RedisStore(RedisRules, Store):
     """A durable, shared store in Redis; see the module docstring."""
 
     durable = True

@@ -27,9 +27,7 @@ from asched.stores.leases import Lease
 from asched.stores.sqlite.leases import claim_rows
 
 _IN = "(SELECT value FROM json_each(:{}))"
-_HOLDING = (
-    "t.lease_token = s.token AND t.lifecycle = 'RUNNING' AND t.lease_expires > :now"
-)
+_HOLDING = "t.lease_token = s.token AND t.lifecycle = 'RUNNING' AND t.lease_expires > :now"
 ELIGIBLE_SQL = (
     f"SELECT id FROM tasks WHERE id IN {_IN.format('ids')} "
     "AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
@@ -91,9 +89,7 @@ def claim_start_limited_rows(
     tats = dict(db.execute(TATS_SQL, {"keys": keys}).fetchall())
     breakers = read_breakers(db, {need.breaker.name for need in wanted if need.breaker})
     plan = plan_claims(free, needs, held, tats, breakers, now_s)
-    claim = StartClaim(
-        admitted=plan.admitted, transitions=plan.transitions, breakers=plan.breakers
-    )
+    claim = StartClaim(admitted=plan.admitted, transitions=plan.transitions, breakers=plan.breakers)
     if plan.granted:
         claim.granted = claim_rows(db, plan.granted, owner, now_s, expires_s, start=True)
         _take_slots(db, claim.granted, needs)
@@ -131,9 +127,7 @@ def read_breakers(db: sqlite3.Connection, names: Iterable[str]) -> dict[str, Bre
     return {record.name: record for record in records}
 
 
-def write_breakers(
-    db: sqlite3.Connection, records: Iterable[BreakerRecord], now_s: float
-) -> None:
+def write_breakers(db: sqlite3.Connection, records: Iterable[BreakerRecord], now_s: float) -> None:
     rows = [(r.name, now_s, orjson.dumps(r.to_json()).decode()) for r in records]
     if rows:
         db.executemany(SET_BREAKER_SQL, rows)
@@ -153,4 +147,3 @@ def report_breaker_row(
     if record.to_json() != before:
         write_breakers(db, (record,), now_s)
     return record, transitions
-

@@ -46,8 +46,8 @@ from asched.stores.sqlite.leases import (
     renew_rows,
 )
 from asched.stores.sqlite.reads import TaskReader
-from asched.stores.sqlite.rules import SQLiteRules
 from asched.stores.sqlite.retention import purge_rows
+from asched.stores.sqlite.rules import SQLiteRules
 from asched.stores.sqlite.settings import (
     SYNCHRONOUS_MODES,
     check_busy,
