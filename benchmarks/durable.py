@@ -7,10 +7,13 @@
 2. ``schedule_many`` in batches of 1,000;
 3. end to end: N no-op tasks scheduled and run, SQLite (leases on, the default)
    against the memory store;
-4. two worker processes on one file against one, running 10 ms I/O tasks.
+4. two worker processes on one file against one, running 10 ms I/O tasks;
+5. end to end on SQLite with per-key limits on (each task has one of --keys
+   concurrency keys, limit 1 per key, held as slots in the store) against the
+   same tasks without keys, in the same run.
 
     python -m benchmarks.durable [--n 20000] [--seq-n 3000] [--aps-n 1000]
-                                 [--io-n 3000] [--repeat 3]
+                                 [--io-n 3000] [--keys 200] [--repeat 3] [--only keys]
 
 Needs the ``bench`` extra (APScheduler 3, SQLAlchemy) and uvloop.  Medians of
 --repeat rounds after a discarded warm-up; every round uses a fresh file.
@@ -144,15 +147,38 @@ async def asched_batches(n: int) -> float:
     return rate
 
 
-async def asched_end_to_end(n: int, store: str) -> float:
+async def asched_end_to_end(n: int, store: str, keys: int = 0) -> float:
+    """``keys``: each task gets one of that many concurrency keys (limit 1 each)."""
     s = Scheduler(store if store == "memory://" else f"sqlite:///{_db('e2e.db')}")
     s.register("noop", noop)
     done = _reset(n)
     async with s:
         start = time.perf_counter()
-        await asyncio.gather(*(s.schedule_task("noop") for _ in range(n)))
+        if keys:
+            await asyncio.gather(
+                *(s.schedule_task("noop", concurrency_key=f"k{i % keys}") for i in range(n))
+            )
+        else:
+            await asyncio.gather(*(s.schedule_task("noop") for _ in range(n)))
         await done.wait()
         return n / (time.perf_counter() - start)
+
+
+def keyed_rates(n: int, keys: int, repeat: int) -> tuple[float, float]:
+    """(without keys, with per-key limits), rounds interleaved so both see the same load."""
+    off: list[float] = []
+    on: list[float] = []
+    for _ in range(repeat + 1):
+        off.append(uvloop.run(asched_end_to_end(n, "sqlite")))
+        on.append(uvloop.run(asched_end_to_end(n, "sqlite", keys)))
+    return statistics.median(off[1:]), statistics.median(on[1:])
+
+
+def print_keyed(n: int, keys: int, off: float, on: float) -> None:
+    print(f"5. end to end on sqlite, {n:,} no-op tasks, tasks/s")
+    print(f"   no concurrency keys                    {off:>10,.0f}")
+    print(f"   {keys} keys, limit 1 each (store slots) {on:>10,.0f}")
+    print(f"   limits on / off                        {on / off:>10.2f}x")
 
 
 # -- 4. worker processes ---------------------------------------------------------------
@@ -228,9 +254,14 @@ def main() -> None:
     parser.add_argument("--seq-n", type=int, default=3_000)
     parser.add_argument("--aps-n", type=int, default=1_000)
     parser.add_argument("--io-n", type=int, default=3_000)
+    parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["keys"], help="run one section alone")
     args = parser.parse_args()
     n, r = args.n, args.repeat
+    if args.only == "keys":
+        print_keyed(n, args.keys, *keyed_rates(n, args.keys, r))
+        return
     seq = median_rate(lambda: asched_sequential(args.seq_n), r)
     bare = median_rate(lambda: bare_one_hop_per_commit(args.seq_n), r)
     aps = median_rate(lambda: aps_sequential(args.aps_n), r)
@@ -239,6 +270,7 @@ def main() -> None:
     memory_e2e = median_rate(lambda: asched_end_to_end(n, "memory://"), r)
     one = median_sync(lambda: workers_rate(args.io_n, 1), r)
     two = median_sync(lambda: workers_rate(args.io_n, 2), r)
+    keyed = keyed_rates(n, args.keys, r)
     print(f"medians of {r} rounds (uvloop); {os.cpu_count()} cores")
     print("1. sequential durable schedule_task, tasks/s")
     print(f"   asched sqlite                          {seq:>10,.0f}")
@@ -252,6 +284,7 @@ def main() -> None:
     print(f"4. worker processes, {args.io_n:,} tasks of 10 ms I/O, concurrency 20 each")
     print(f"   one worker                             {one:>10,.0f} tasks/s")
     print(f"   two workers                            {two:>10,.0f} tasks/s   {two / one:.2f}x")
+    print_keyed(n, args.keys, *keyed)
 
 
 if __name__ == "__main__":

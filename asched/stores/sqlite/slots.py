@@ -38,11 +38,13 @@ HELD_SQL = (
     f"WHERE s.name IN {_IN.format('names')} AND {_HOLDING} "
     f"AND s.task_id NOT IN {_IN.format('skip')} GROUP BY s.name"
 )
-GC_SQL = (
-    f"DELETE FROM slots WHERE name IN {_IN.format('names')} AND NOT EXISTS "
-    f"(SELECT 1 FROM tasks t WHERE t.id = slots.task_id AND "
-    f"{_HOLDING.replace('s.token', 'slots.token')})"
+# Every slot row of these names, and whether its task still holds it.
+SLOT_ROWS_SQL = (
+    "SELECT s.name, s.task_id, (t.lease_token = s.token AND t.lifecycle = 'RUNNING' "
+    "AND t.lease_expires > :now) FROM slots s LEFT JOIN tasks t ON t.id = s.task_id "
+    f"WHERE s.name IN {_IN.format('names')}"
 )
+DROP_SLOT_SQL = "DELETE FROM slots WHERE name = ? AND task_id = ?"
 # Held by a rule: leased to the caller, not started; a RUNNING row's lost attempt
 # is counted now, as claim_start would (its later start then counts nothing).
 HOLD_SQL = (
@@ -82,11 +84,10 @@ def claim_start_limited_rows(
     found = {row[0] for row in db.execute(ELIGIBLE_SQL, {"ids": ids, "now": now_s, "owner": owner})}
     free = [task_id for task_id in task_ids if task_id in found]
     wanted = [needs[i] for i in free if needs.get(i)]
-    names = _json({name for need in wanted for name, _ in need.slots})
-    db.execute(GC_SQL, {"names": names, "now": now_s})
-    held = dict(db.execute(HELD_SQL, {"names": names, "now": now_s, "skip": ids}).fetchall())
-    keys = _json({need.rate.key for need in wanted if need.rate is not None})
-    tats = dict(db.execute(TATS_SQL, {"keys": keys}).fetchall())
+    names = {name for need in wanted for name, _ in need.slots}
+    held = _held_slots(db, names, now_s, found) if names else {}
+    keys = {need.rate.key for need in wanted if need.rate is not None}
+    tats = dict(db.execute(TATS_SQL, {"keys": _json(keys)}).fetchall()) if keys else {}
     breakers = read_breakers(db, {need.breaker.name for need in wanted if need.breaker})
     plan = plan_claims(free, needs, held, tats, breakers, now_s)
     claim = StartClaim(admitted=plan.admitted, transitions=plan.transitions, breakers=plan.breakers)
@@ -102,6 +103,23 @@ def claim_start_limited_rows(
         db.executemany(SET_TAT_SQL, list(plan.tats.items()))
     write_breakers(db, plan.breakers.values(), now_s)
     return claim
+
+
+def _held_slots(
+    db: sqlite3.Connection, names: set[str], now_s: float, skip: set[str]
+) -> dict[str, int]:
+    """How many tasks outside ``skip`` hold each slot; rows no longer held are dropped."""
+    held: dict[str, int] = {}
+    stale = []
+    params = {"names": _json(names), "now": now_s}
+    for name, task_id, holding in db.execute(SLOT_ROWS_SQL, params):
+        if not holding:
+            stale.append((name, task_id))
+        elif task_id not in skip:
+            held[name] = held.get(name, 0) + 1
+    if stale:
+        db.executemany(DROP_SLOT_SQL, stale)
+    return held
 
 
 def _take_slots(
