@@ -39,7 +39,7 @@ from asched.core.claims import BreakerRecord, ClaimNeed, Hold, breaker_outcome
 from asched.engine.hub import emit
 from asched.events import EVENT_FOR_BREAKER_STATE
 from asched.model import Task
-from asched.model.states import RETRYING, SCHEDULED
+from asched.model.states import RETRYING, RUNNING, SCHEDULED
 from asched.stores.base import StartClaim
 
 if TYPE_CHECKING:
@@ -103,6 +103,17 @@ class ClusterRules:
             return
         engine.release(task)
         engine.line.defer(task, hold.wake_at_s)
+
+    def frees_held(self, tasks: Iterable[Task]) -> bool:
+        """Whether an attempt of these that just ended (saved) may free a slot a held
+        task waits for: one of the same key or type."""
+        held = self.held.values()
+        keys = {t.concurrency_key for t in held}
+        types = {t.type for t in held}
+        return any(
+            t.lifecycle is not RUNNING and (t.concurrency_key in keys or t.type in types)
+            for t in tasks
+        )
 
     def due_again(self) -> list[Task]:
         """The held tasks to claim again now; those that no longer want to start

@@ -215,7 +215,9 @@ class Policies:
 
     def breaker_states(self, now_s: float) -> Mapping[str, BreakerState]:
         if self.shared is not None:
-            return {name: _seen_state(r, now_s) for name, r in self.shared.items()}
+            states = dict.fromkeys(self.breakers, BreakerState.CLOSED)
+            states.update({name: _seen_state(r, now_s) for name, r in self.shared.items()})
+            return states
         return {name: b.state(now_s) for name, b in self.breakers.items()}
 
     # -- retries ---------------------------------------------------------------------

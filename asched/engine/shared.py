@@ -36,7 +36,7 @@ from asched.core.claims import Hold
 from asched.engine import dependents, handover
 from asched.engine.cluster_rules import ClusterRules
 from asched.model import Task
-from asched.model.states import QUEUED, RETRYING, RUNNING, SCHEDULED
+from asched.model.states import QUEUED, RETRYING, SCHEDULED
 from asched.stores.base import Lease, StartClaim
 
 if TYPE_CHECKING:
@@ -188,17 +188,14 @@ class SharedStoreCoordinator:
 
     def written(self, tasks: Sequence[Task], refused: Sequence[str]) -> None:
         """A fenced save went through: a terminal or handed-back task's lease ended."""
-        ended = False
         for task in tasks:
-            if task.lifecycle is not RUNNING:
-                ended = True
-                if task.is_terminal or task.lifecycle is QUEUED:
-                    self.leases.pop(task.id, None)
-                    if self._backlog:
-                        self._room.set()  # slots are free and the store has more due work
+            if task.is_terminal or task.lifecycle is QUEUED:
+                self.leases.pop(task.id, None)
+                if self._backlog:
+                    self._room.set()  # slots are free and the store has more due work
         if refused:
             self.refused(refused)
-        if ended and self.rules.held:
+        if self.rules.held and self.rules.frees_held(tasks):
             self._claim_held()  # an attempt's end is on disk: its slot is free
 
     def _claim_held(self) -> None:
