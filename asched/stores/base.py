@@ -23,6 +23,10 @@ leaves a RUNNING row whose lease runs out.  The next claim of such a row counts
 a *crash* (``Lease.crashes``): that is how a task that kills its worker every
 time is stopped after ``max_retries`` crashes instead of looping forever.
 
+The user's start rules hold for every owner because a store applies them inside
+the start-claim (``claim_start_limited``): concurrency slots, GCRA rate budgets
+and shared circuit breakers, decided by :mod:`asched.core.claims`.
+
 A finished task (COMPLETED, FAILED, CANCELLED) is never written again, by any
 save, fenced or not.  Finished tasks are removed by ``purge_finished``.
 
