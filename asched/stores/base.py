@@ -38,16 +38,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from asched.core.breaker import BreakerSettings, BreakerTransition
-from asched.core.claims import OUTCOMES, BreakerRecord, ClaimNeed, Hold
+from asched.core.claims import OUTCOMES, BreakerRecord, ClaimNeed
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
-from asched.stores.leases import HeldLeases, Lease, check_lease_s, check_limit, check_owner
+from asched.stores.leases import (
+    HeldLeases,
+    Lease,
+    StartClaim,
+    check_lease_s,
+    check_limit,
+    check_owner,
+)
 
 __all__ = [
     "CLAIMABLE_STATES",
@@ -57,6 +63,11 @@ __all__ = [
     "StartClaim",
     "Store",
 ]
+
+#: What each task of a start-claim needs besides its lease, by task id.
+Needs = Mapping[str, ClaimNeed]
+#: A breaker's record after an outcome, and the state changes the outcome made.
+BreakerReport = tuple[BreakerRecord, list[BreakerTransition]]
 
 #: The default limit on task data and on a result, as JSON: 1 MiB.
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -79,22 +90,6 @@ CLAIMABLE_STATES = frozenset(
 LEASE_ENDING_STATES = frozenset(
     {TaskLifecycle.QUEUED, TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.CANCELLED}
 )
-
-
-@dataclass(slots=True)
-class StartClaim:
-    """What :meth:`Store.claim_start_limited` did: the attempts that may start, the
-    tasks a rule holds (leased to the caller, not started: no other process adopts
-    them, and no attempt is spent), and the breaker generation each start was
-    admitted in (to report its outcome with)."""
-
-    granted: list[Lease] = field(default_factory=list)
-    held: list[tuple[Lease, Hold]] = field(default_factory=list)
-    admitted: dict[str, tuple[str, int]] = field(default_factory=dict)
-    #: breaker state changes the claim made (an OPEN breaker turning HALF_OPEN)
-    transitions: list[BreakerTransition] = field(default_factory=list)
-    #: the breaker records the claim wrote, as written
-    breakers: dict[str, BreakerRecord] = field(default_factory=dict)
 
 
 def result_problem(result: Any, limit: int) -> str | None:
@@ -356,12 +351,7 @@ class Store(ABC):
     # the task over frees it.
 
     async def claim_start_limited(
-        self,
-        task_ids: Sequence[str],
-        owner: str,
-        now_s: float,
-        lease_s: float,
-        needs: Mapping[str, ClaimNeed],
+        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float, needs: Needs
     ) -> StartClaim:
         """:meth:`claim_start`, where each task of ``needs`` starts only if its slots
         have room, its rate budget allows a call and its breaker admits it -- decided
@@ -385,12 +375,7 @@ class Store(ABC):
 
     @abstractmethod
     async def _claim_start_limited(
-        self,
-        task_ids: list[str],
-        owner: str,
-        now_s: float,
-        expires_s: float,
-        needs: Mapping[str, ClaimNeed],
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float, needs: Needs
     ) -> StartClaim: ...
 
     async def slots_held(self, names: Collection[str], now_s: float) -> dict[str, int]:
@@ -401,13 +386,8 @@ class Store(ABC):
     async def _slots_held(self, names: list[str], now_s: float) -> dict[str, int]: ...
 
     async def report_breaker(
-        self,
-        name: str,
-        settings: BreakerSettings,
-        generation: int,
-        outcome: str,
-        now_s: float,
-    ) -> tuple[BreakerRecord, list[BreakerTransition]]:
+        self, name: str, settings: BreakerSettings, generation: int, outcome: str, now_s: float
+    ) -> BreakerReport:
         """Fold the outcome (``succeeded``, ``failed``, ``abandoned``) of a start the
         breaker ``name`` admitted in ``generation`` into its shared record, atomically
         (asched.core.claims.breaker_outcome).  Returns the record as it is now and
@@ -418,13 +398,8 @@ class Store(ABC):
 
     @abstractmethod
     async def _report_breaker(
-        self,
-        name: str,
-        settings: BreakerSettings,
-        generation: int,
-        outcome: str,
-        now_s: float,
-    ) -> tuple[BreakerRecord, list[BreakerTransition]]: ...
+        self, name: str, settings: BreakerSettings, generation: int, outcome: str, now_s: float
+    ) -> BreakerReport: ...
 
     @abstractmethod
     async def breaker_records(self) -> list[BreakerRecord]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from asched.core.breaker import BreakerTransition
 from asched.core.checks import require_int, require_number, require_text
+from asched.core.claims import BreakerRecord, Hold
 from asched.errors import ConfigError
 
 
@@ -35,6 +37,22 @@ def check_lease_s(lease_s: Any) -> float:
 
 def check_limit(limit: Any) -> int:
     return require_int("limit", limit, minimum=0, error=ConfigError)
+
+
+@dataclass(slots=True)
+class StartClaim:
+    """What :meth:`Store.claim_start_limited` did: the attempts that may start, the
+    tasks a rule holds (leased to the caller, not started: no other process adopts
+    them, and no attempt is spent), and the breaker generation each start was
+    admitted in (to report its outcome with)."""
+
+    granted: list[Lease] = field(default_factory=list)
+    held: list[tuple[Lease, Hold]] = field(default_factory=list)
+    admitted: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: breaker state changes the claim made (an OPEN breaker turning HALF_OPEN)
+    transitions: list[BreakerTransition] = field(default_factory=list)
+    #: the breaker records the claim wrote, as written
+    breakers: dict[str, BreakerRecord] = field(default_factory=dict)
 
 
 class HeldLeases:
