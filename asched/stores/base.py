@@ -42,7 +42,15 @@ from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
 from asched.stores.leases import HeldLeases, Lease, check_lease_s, check_limit, check_owner
 
-__all__ = ["CLAIMABLE_STATES", "DEFAULT_MAX_PAYLOAD_BYTES", "LEASE_ENDING_STATES", "Lease", "Store"]
+__all__ = [
+    "CLAIMABLE_STATES",
+    "CONTROL_ACTIONS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "LEASE_ENDING_STATES",
+    "Lease",
+    "Store",
+    "worker_status",
+]
 
 #: The default limit on task data and on a result, as JSON: 1 MiB.
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -315,6 +323,93 @@ class Store(ABC):
     @abstractmethod
     async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
         """Remove schedule records; unknown ids are ignored."""
+
+    # -- cluster: schedules seen by every worker -------------------------------------------
+    #
+    # A schedule's definition is written once per change (create, update, pause,
+    # resume, remove); each change bumps the record's ``"revision"``.  Workers write
+    # their progress (fires run, counters) only onto the revision they read, so a
+    # late progress write never brings back a removed schedule or undoes a pause.
+
+    @abstractmethod
+    async def create_schedule(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Store ``record`` unless a schedule with its ``"id"`` exists, atomically.
+        Returns None when it was stored, else the stored record (nothing written)."""
+
+    @abstractmethod
+    async def save_schedule_progress(self, records: Sequence[dict[str, Any]]) -> list[str]:
+        """Replace each stored record whose ``"revision"`` equals the given one's.
+        Returns the ids not written (removed, or redefined since they were read)."""
+
+    @abstractmethod
+    async def unfinished_ids(self, prefix: str) -> list[str]:
+        """Ids of the unfinished tasks whose id starts with ``prefix`` (a schedule's
+        fires are ``"<schedule id>@<ms>"``: its instances across the cluster)."""
+
+    # -- cluster: control requests for tasks another worker holds --------------------------
+    #
+    # A cancel or pause of a task leased by another worker is a request record,
+    # one per task (a cancel replaces a pause, never the reverse).  The owner's
+    # poller takes the requests for the tasks it leases and carries them out.
+
+    async def request_control(self, task_id: str, request: dict[str, Any]) -> None:
+        """Record a request (``"action"``: ``"cancel"`` or ``"pause"``, plus who asked)
+        for ``task_id``, for whichever worker holds its lease."""
+        action = request.get("action")
+        if action not in CONTROL_ACTIONS:
+            raise TaskValidationError("action", action, "expected 'cancel' or 'pause'")
+        await self._request_control(task_id, {**request, "task_id": task_id})
+
+    async def take_control_requests(self, owner: str) -> list[dict[str, Any]]:
+        """Remove and return the requests for tasks ``owner`` leases (valid lease or
+        not); requests for finished or vanished tasks are dropped."""
+        return await self._take_control_requests(check_owner(owner))
+
+    @abstractmethod
+    async def _request_control(self, task_id: str, request: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def _take_control_requests(self, owner: str) -> list[dict[str, Any]]: ...
+
+    # -- cluster: the worker registry --------------------------------------------------------
+    #
+    # Each worker keeps a record (``"id"``, ``"host"``, ``"pid"``, ``"started_s"``,
+    # ``"heartbeat_s"``, ``"running"``, ``"version"``, ``"lease_s"``) and beats with
+    # its lease heartbeat.  Readers call a worker lost when its last beat is older
+    # than its lease (see :func:`worker_status`); its leases expire with it.
+
+    async def register_worker(self, record: dict[str, Any]) -> None:
+        """Insert or replace a worker's record, keyed by its ``"id"``."""
+        check_owner(record.get("id"))
+        await self._put_worker(dict(record))
+
+    async def heartbeat_worker(self, worker_id: str, now_s: float, running: int) -> bool:
+        """Record a beat; False when the worker has no record (it was removed)."""
+        return await self._beat_worker(check_owner(worker_id), float(now_s), int(running))
+
+    @abstractmethod
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Every registered worker's record, oldest start first."""
+
+    @abstractmethod
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker (it stopped); an unknown id is ignored."""
+
+    @abstractmethod
+    async def _put_worker(self, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def _beat_worker(self, worker_id: str, now_s: float, running: int) -> bool: ...
+
+
+#: What a control request may ask of the worker holding a task.
+CONTROL_ACTIONS = frozenset({"cancel", "pause"})
+
+
+def worker_status(record: Mapping[str, Any], now_s: float) -> str:
+    """``"live"`` while the worker's last beat is within its lease, else ``"lost"``."""
+    lease_s = float(record.get("lease_s") or 30.0)
+    return "live" if now_s - float(record.get("heartbeat_s", 0.0)) <= lease_s else "lost"
 
 
 def check_batch(tasks: Sequence[Task]) -> None:

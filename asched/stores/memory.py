@@ -22,14 +22,16 @@ from asched.stores.base import (
     Store,
     check_payload,
 )
+from asched.stores.memory_cluster import MemoryCluster
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryCluster, Store):
     durable = False
     shares_objects = True
 
     def __init__(self) -> None:
-        super().__init__()
+        Store.__init__(self)
+        MemoryCluster.__init__(self)
         self._tasks: dict[str, Task] = {}
         self._by_idempotency_key: dict[str, str] = {}
         #: The current lease of each leased task, valid or expired.

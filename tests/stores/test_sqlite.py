@@ -346,7 +346,7 @@ async def test_a_locked_database_raises_busy_then_recovers(
 async def test_a_full_database_raises_store_full_and_keeps_working(
     make_store: Callable[..., SQLiteStore],
 ) -> None:
-    store = make_store(pragmas={"max_page_count": 12})
+    store = make_store(pragmas={"max_page_count": 16})
     await store.open()
     big = orjson.dumps({"blob": "x" * 3000})
     tasks = [Task(f"big-{i}", "job", big, created_s=T0) for i in range(40)]

@@ -37,6 +37,7 @@ from asched.errors import StoreCorruptError, StoreError, TaskValidationError
 from asched.model import TERMINAL_STATES, Task, TaskLifecycle
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store, check_batch
 from asched.stores.redis.calls import ScriptRunner
+from asched.stores.redis.cluster import RedisCluster
 from asched.stores.redis.codec import RecordCodec, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
@@ -51,7 +52,7 @@ _SWEEP_EVERY_S = 60.0
 _SWEEP_BATCH = 1000
 
 
-class RedisStore(Store):
+class RedisStore(RedisCluster, Store):
     """A durable, shared store in Redis; see the module docstring."""
 
     durable = True

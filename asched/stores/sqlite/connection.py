@@ -76,6 +76,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Every insert and save paid for it; tasks_claimable serves next_due_s now.
         "DROP INDEX tasks_by_state",
     ),
+    (
+        # Cluster control: the worker registry, and cancel/pause requests for tasks
+        # another worker holds (one per task, taken by the lease's owner).
+        """CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            started_s REAL NOT NULL,
+            heartbeat_s REAL NOT NULL,
+            running INTEGER NOT NULL DEFAULT 0,
+            record TEXT NOT NULL
+        )""",
+        """CREATE TABLE control_requests (
+            task_id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial

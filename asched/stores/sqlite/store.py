@@ -16,6 +16,7 @@ from asched.clock import monotonic, wall_now
 from asched.errors import ConfigError, StoreBusyError, StoreError
 from asched.model import Task
 from asched.stores.base import Lease, Store, check_batch
+from asched.stores.sqlite.cluster import ClusterRows
 from asched.stores.sqlite.connection import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -69,7 +70,7 @@ def _same(value: T) -> T:
     return value
 
 
-class SQLiteStore(TaskReader, Store):
+class SQLiteStore(ClusterRows, TaskReader, Store):
     durable = True
 
     def __init__(
