@@ -660,7 +660,7 @@ async def test_a_version_2_file_gains_the_lease_columns(
         old.close()
     store = make_store()
     await store.open()
-    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 5
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION == len(MIGRATIONS)
     assert sorted(lease_columns(db_path)) == [("a", None, 0, None), ("b", None, 0, None)]
     assert [t.id for t in await store.load_unfinished()] == ["a", "b"]
     [(lease, task)] = await store.claim_due("p1", T0, 30, 1)
