@@ -32,6 +32,7 @@ from asched.core.breaker import BreakerSettings
 from asched.core.checks import require_int
 from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
 from asched.core.ratelimit import RateLimit
+from asched.engine import cluster
 from asched.engine.admission import Admission
 from asched.engine.intake import TaskIntake
 from asched.engine.loop import Engine
@@ -532,6 +533,14 @@ class Scheduler:
 
     async def list_schedules(self) -> list[dict[str, Any]]:
         return self._schedules.infos()
+
+    # -- the cluster ---------------------------------------------------------------
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Every worker registered in the store (id, host, pid, started,
+        last_heartbeat, running, version, status ``live`` or ``lost``), oldest first.
+        Works on a connected scheduler too."""
+        return await cluster.list_workers(self._engine)
 
     # -- observability -------------------------------------------------------------
 

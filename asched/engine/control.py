@@ -7,8 +7,9 @@ through the engine's one door.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from asched.engine import store_watch
 from asched.engine.attempts import CANCEL_REQUESTED
 from asched.errors import TaskHeldElsewhereError, TaskNotFoundError, TaskTimeoutError
 from asched.middleware.audit import request_entry
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from asched.engine.loop import Engine
 
 _ARMED = (QUEUED, SCHEDULED, RETRYING)
+#: How long a request to another worker is given to take effect before answering.
+ASK_WAIT_S = 5.0
 
 
 async def lookup(engine: Engine, task_id: str) -> Task:
@@ -63,17 +66,35 @@ async def wait(engine: Engine, task_id: str, timeout_s: float | None) -> Task:
         return task
     future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
     engine.waiters.setdefault(task_id, []).append(future)
+    # Another worker may run it: follow the store too, whichever ends first.
+    watcher = (
+        None
+        if engine.memory is not None
+        else asyncio.ensure_future(_ended_in_store(engine, task_id, future))
+    )
     try:
         return await asyncio.wait_for(future, timeout_s)
     except TimeoutError:
         raise TaskTimeoutError(task_id, timeout_s or 0.0, "wait") from None
     finally:
+        if watcher is not None:
+            watcher.cancel()
         waiting = engine.waiters.get(task_id)
         if waiting and future in waiting:
             waiting.remove(future)
 
 
-async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
+async def _ended_in_store(engine: Engine, task_id: str, future: asyncio.Future[Task]) -> None:
+    stored = await store_watch.until_ended(engine, task_id, None)
+    if stored is not None and not future.done():
+        future.set_result(stored)
+
+
+async def cancel(
+    engine: Engine, task_id: str, reason: str, entry: dict[str, Any] | None = None
+) -> bool:
+    """Cancel a task; ``entry`` is the audit record of the request (who asked), made
+    here when not given."""
     if not engine.holds(task_id):
         return await _cancel_held_elsewhere(engine, task_id, reason)
     task = await lookup(engine, task_id)
@@ -85,7 +106,7 @@ async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
     else:
         engine.disarm(task)
         engine.deps.forget(task.id)
-    task.metadata.audit_trail.append(request_entry("cancel", reason))
+    task.metadata.audit_trail.append(entry or request_entry("cancel", reason))
     engine.move(task, TaskLifecycle.CANCELLED, now, reason)
     task.finished_s = now
     engine.settle(task)
@@ -94,7 +115,8 @@ async def cancel(engine: Engine, task_id: str, reason: str) -> bool:
 
 async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> bool:
     """Cancel a stored task this process does not hold, under a lease: once CANCELLED
-    is written no worker's claim is granted, and a holder's late write is refused."""
+    is written no worker's claim is granted, and a holder's late write is refused.
+    A task another worker leases (running it, say) is asked of that worker."""
     store = engine.store
     task = await lookup(engine, task_id)
     if task.is_terminal:
@@ -102,13 +124,11 @@ async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> b
     now = engine.clock.now()
     leases = await store.claim([task_id], engine.owner, now, engine.config.lease_s)
     if not leases:
-        raise TaskHeldElsewhereError(task_id, task.lifecycle.name)
+        return await _ask_owner(engine, task_id, "cancel", reason)
     task = await store.get(task_id) or task
-    if task.is_terminal or task.lifecycle is RUNNING:
+    if task.is_terminal:
         await store.release(leases)
-        if task.is_terminal:
-            return False
-        raise TaskHeldElsewhereError(task_id, task.lifecycle.name)
+        return False
     task.metadata.audit_trail.append(request_entry("cancel", reason))
     engine.move(task, TaskLifecycle.CANCELLED, now, reason)
     task.finished_s = now
@@ -119,7 +139,31 @@ async def _cancel_held_elsewhere(engine: Engine, task_id: str, reason: str) -> b
     return True
 
 
-async def pause(engine: Engine, task_id: str, reason: str) -> bool:
+async def _ask_owner(engine: Engine, task_id: str, action: str, reason: str) -> bool:
+    """Leave a request for the worker holding the task, and give it a moment to act.
+    True unless the task ended otherwise meanwhile (the request stays for whichever
+    worker holds the task next)."""
+    await engine.store.request_control(task_id, request_entry(action, reason))
+    ended = await store_watch.until_ended(engine, task_id, ASK_WAIT_S)
+    if ended is None or action != "cancel":
+        return True
+    return ended.lifecycle is TaskLifecycle.CANCELLED
+
+
+async def apply_request(engine: Engine, request: dict[str, Any]) -> None:
+    """Carry out a request another process left for a task held here."""
+    task_id, action = str(request["task_id"]), request["action"]
+    entry = {k: v for k, v in request.items() if k != "task_id"}
+    reason = str(request.get("reason") or f"{action} requested")
+    if action == "cancel":
+        await cancel(engine, task_id, reason, entry)
+    elif action == "pause":
+        await pause(engine, task_id, reason, entry)
+
+
+async def pause(
+    engine: Engine, task_id: str, reason: str, entry: dict[str, Any] | None = None
+) -> bool:
     task = await lookup(engine, task_id)
     if task.lifecycle is PAUSED:
         task.user_paused = True
@@ -127,11 +171,25 @@ async def pause(engine: Engine, task_id: str, reason: str) -> bool:
         return True
     if task.lifecycle not in _ARMED:
         return False
+    if engine.memory is None and not engine.holds(task_id):
+        held = await _leased_elsewhere(engine, task_id)
+        if held:  # another worker holds its lease: ask it
+            return await _ask_owner(engine, task_id, "pause", reason)
     engine.disarm(task)
     task.user_paused = True
-    task.metadata.audit_trail.append(request_entry("pause", reason))
+    task.metadata.audit_trail.append(entry or request_entry("pause", reason))
     engine.move(task, PAUSED, engine.clock.now(), reason)
     return True
+
+
+async def _leased_elsewhere(engine: Engine, task_id: str) -> bool:
+    """Whether another worker holds a valid lease on the task (probed with a claim)."""
+    leases = await engine.store.claim(
+        [task_id], engine.owner, engine.clock.now(), engine.config.lease_s
+    )
+    if leases:
+        await engine.store.release(leases)
+    return not leases
 
 
 async def resume(engine: Engine, task_id: str, reason: str) -> bool:

@@ -65,6 +65,7 @@ async def start(engine: Engine) -> None:
     engine.retention = Retention(engine)
     await engine.retention.start()
     if coordinator is not None:
+        await coordinator.cluster.register()
         coordinator.start()
         watchdog.watch_component(engine, coordinator, "shared-store coordinator")
 
@@ -128,6 +129,10 @@ async def _stop(engine: Engine, grace_s: float | None) -> None:
     shared = engine.shared_coordinator
     if shared is not None:
         await shared.stop()
+        try:
+            await shared.cluster.leave()
+        except Exception as exc:  # its record goes stale and reads as lost
+            logger.warning("leaving the worker registry failed: %s", exc)
     engine.wheel.stop()
     await _drain(engine, engine.config.grace_period_s if grace_s is None else grace_s)
     now = engine.clock.now()

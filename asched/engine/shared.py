@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
 from asched.engine import dependents, handover
+from asched.engine.cluster import ClusterDuties
 from asched.model import Task
 from asched.model.states import QUEUED
 from asched.stores.base import Lease
@@ -61,6 +62,7 @@ class SharedStoreCoordinator:
         #: the last claim_due filled every free slot: there may be more due work
         self._backlog = False
         self._room = asyncio.Event()
+        self.cluster = ClusterDuties(engine, lease_s)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -187,6 +189,10 @@ class SharedStoreCoordinator:
             except Exception:
                 logger.exception("lease heartbeat failed; retrying")
                 continue
+            try:
+                await self.cluster.beat()
+            except Exception:
+                logger.exception("worker heartbeat failed; retrying")
             lost = [task_id for task_id in lost if task_id in self.leases]
             if lost:
                 logger.warning("lost the leases of %d task(s): %s", len(lost), lost[:5])
@@ -212,6 +218,7 @@ class SharedStoreCoordinator:
                 while await self._claim_due() and watching:
                     pass  # a full batch: there may be more
                 await self._settle_foreign_dependencies()
+                await self.cluster.after_round()
             except Exception:  # keep polling: one bad round must not end it
                 logger.exception("polling the store failed; trying again")
 
