@@ -9,8 +9,8 @@ import pytest
 
 from asched import Scheduler, TaskLifecycle
 from asched.errors import TaskCancelledError
-from asched.middleware.audit import acting_as
 from asched.events import Event, TaskCancelled
+from asched.middleware.audit import acting_as
 
 
 def _worker(path: Path) -> Scheduler:
