@@ -83,10 +83,12 @@ class ClusterDuties:
 
     # -- after each round of the poller ------------------------------------------------
 
-    def follow(self, follower: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-        """Run ``follower`` after polling rounds (at most every FOLLOW_EVERY_S);
-        returns a function that stops it."""
-        entry = (follower, [0.0])
+    def follow(
+        self, follower: Callable[[], Awaitable[None]], every_s: float = FOLLOW_EVERY_S
+    ) -> Callable[[], None]:
+        """Run ``follower`` after polling rounds, at most every ``every_s``; returns a
+        function that stops it."""
+        entry = (follower, [0.0, every_s])
         self._followers.append(entry)
         return lambda: self._followers.remove(entry) if entry in self._followers else None
 
@@ -104,7 +106,7 @@ class ClusterDuties:
         await self.take_requests()
         now = monotonic()
         for follower, last in list(self._followers):
-            if now - last[0] >= FOLLOW_EVERY_S:
+            if now - last[0] >= last[1]:
                 last[0] = now
                 try:
                     await follower()

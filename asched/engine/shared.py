@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
-from asched.engine import dependents, handover
+from asched.engine import cluster_deps, dependents, handover
 from asched.engine.cluster import ClusterDuties
 from asched.model import Task
-from asched.model.states import QUEUED
+from asched.model.states import QUEUED, RETRYING, SCHEDULED
 from asched.stores.base import Lease
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class SharedStoreCoordinator:
         self._backlog = False
         self._room = asyncio.Event()
         self.cluster = ClusterDuties(engine, lease_s)
+        self._checks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,6 +73,7 @@ class SharedStoreCoordinator:
         ]
         self._keeper = KeepAlive(self)
         self._tasks.append(loop.create_task(self._keeper.tick_forever()))
+        self.cluster.follow(self._sweep_dependants, cluster_deps.SWEEP_EVERY_S)
         self._keeper.start()
         for task in self._tasks:
             task.add_done_callback(_report_death)
@@ -95,10 +97,30 @@ class SharedStoreCoordinator:
         if not handover.runs_here(self._engine, task):
             handover.pass_on(self._engine, task)
             return
+        if task.dependencies:  # read them first: they may have run anywhere
+            check = asyncio.get_running_loop().create_task(self._want_checked(task))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+            return
         self._waiting.append(task)
         if not self._claiming:
             self._claiming = True
             asyncio.get_running_loop().create_task(self._claim_waiting())
+
+    async def _want_checked(self, task: Task) -> None:
+        engine = self._engine
+        try:
+            ready = await cluster_deps.ready_to_start(engine, task)
+        except Exception as exc:  # the store is away: try again in a second
+            logger.warning("task %s: reading its dependencies failed: %s", task.id, exc)
+            handover.claim_refused(engine, task, taken=False)
+            task._handle = engine.wheel.insert(engine.clock.now() + 1.0, task)
+            return
+        if ready and task.lifecycle in (SCHEDULED, RETRYING) and engine.holds(task.id):
+            self._waiting.append(task)
+            if not self._claiming:
+                self._claiming = True
+                await self._claim_waiting()
 
     async def _claim_waiting(self) -> None:
         engine = self._engine
@@ -241,6 +263,9 @@ class SharedStoreCoordinator:
                 return
             if stored is not None and stored.is_terminal and dep not in engine.active:
                 dependents.settle(engine, stored)
+
+    async def _sweep_dependants(self) -> None:
+        await cluster_deps.sweep(self, self._engine)
 
     async def _room_or_sleep(self, timeout_s: float) -> bool:
         """Sleep ``timeout_s``, or less if slots free up while the store had more
