@@ -450,11 +450,13 @@ class Scheduler:
     async def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel a task in any non-terminal state, RUNNING included.  False if it had
         already ended.  A task this process does not hold is cancelled in the store
-        under a lease; TaskHeldElsewhereError if another process is running it."""
+        under a lease; one another worker leases (running it, say) is cancelled by
+        that worker on request, within about a second."""
         return await self._engine.cancel(task_id, reason)
 
     async def pause_task(self, task_id: str, reason: str = "paused by request") -> bool:
-        """Hold a task that has not started.  False if it is running or has ended.
+        """Hold a task that has not started (one another worker holds is paused there,
+        on request).  False if it is running or has ended.
         ``reason`` is recorded in the task's history."""
         return await self._engine.pause(task_id, reason)
 

@@ -186,10 +186,10 @@ def _add_ops(commands: Any) -> None:
     lister.add_argument("--limit", type=_positive_int, default=50, help="default 50")
     cancel = commands.add_parser(
         "cancel",
-        help="cancel a task that has not started",
+        help="cancel a task, running or not, wherever it is",
         description=(
-            "Cancels a task that is not running, under a lease so that no worker "
-            "starts it.  A running task is left alone (exit 1)."
+            "Cancels a task that is not running under a lease, so that no worker "
+            "starts it; a running task is cancelled by the worker that runs it."
         ),
     )
     cancel.add_argument("task_id", metavar="ID")
