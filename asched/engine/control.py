@@ -164,6 +164,8 @@ async def apply_request(engine: Engine, request: dict[str, Any]) -> None:
 async def pause(
     engine: Engine, task_id: str, reason: str, entry: dict[str, Any] | None = None
 ) -> bool:
+    if engine.memory is None and not engine.holds(task_id):
+        return await _change_held_elsewhere(engine, task_id, "pause", reason)
     task = await lookup(engine, task_id)
     if task.lifecycle is PAUSED:
         task.user_paused = True
@@ -171,40 +173,71 @@ async def pause(
         return True
     if task.lifecycle not in _ARMED:
         return False
-    if engine.memory is None and not engine.holds(task_id):
-        held = await _leased_elsewhere(engine, task_id)
-        if held:  # another worker holds its lease: ask it
-            return await _ask_owner(engine, task_id, "pause", reason)
     engine.disarm(task)
-    task.user_paused = True
-    task.metadata.audit_trail.append(entry or request_entry("pause", reason))
-    engine.move(task, PAUSED, engine.clock.now(), reason)
+    _hold(engine, task, entry or request_entry("pause", reason), reason)
     return True
 
 
-async def _leased_elsewhere(engine: Engine, task_id: str) -> bool:
-    """Whether another worker holds a valid lease on the task (probed with a claim)."""
-    leases = await engine.store.claim(
-        [task_id], engine.owner, engine.clock.now(), engine.config.lease_s
-    )
-    if leases:
-        await engine.store.release(leases)
-    return not leases
+def _hold(engine: Engine, task: Task, entry: dict[str, Any], reason: str) -> None:
+    task.user_paused = True
+    task.metadata.audit_trail.append(entry)
+    engine.move(task, PAUSED, engine.clock.now(), reason)
 
 
 async def resume(engine: Engine, task_id: str, reason: str) -> bool:
+    if engine.memory is None and not engine.holds(task_id):
+        return await _change_held_elsewhere(engine, task_id, "resume", reason)
     task = await lookup(engine, task_id)
     if task.lifecycle is not PAUSED or not task.user_paused:
         return False
-    task.user_paused = False
-    task.metadata.audit_trail.append(request_entry("resume", reason))
+    _let_go(engine, task, reason)
+    writeback = engine.writeback
+    if writeback is not None and task.id not in engine.deps:
+        # Stored before it is armed: a start-claim refuses a row still paused by a user.
+        fence = writeback.fence
+        await engine.store.save([task], fence.fence_for([task]) if fence else None)
+        writeback.dirty.pop(task.id, None)
     if task.id in engine.deps:
         engine.touch(task)  # still held by its dependencies
     else:
-        now = engine.clock.now()
-        engine.move(task, QUEUED, now, reason)
-        engine.arm(task, now)
+        engine.arm(task, engine.clock.now())
     return True
+
+
+def _let_go(engine: Engine, task: Task, reason: str) -> None:
+    task.user_paused = False
+    task.metadata.audit_trail.append(request_entry("resume", reason))
+    if task.id not in engine.deps:
+        engine.move(task, QUEUED, engine.clock.now(), reason)
+
+
+async def _change_held_elsewhere(engine: Engine, task_id: str, action: str, reason: str) -> bool:
+    """Pause or resume a stored task this process does not hold: under a lease, or,
+    when another worker leases it, as a request to that worker."""
+    store = engine.store
+    await lookup(engine, task_id)  # TaskNotFoundError for an unknown id
+    leases = await store.claim([task_id], engine.owner, engine.clock.now(), engine.config.lease_s)
+    if not leases:
+        return await _ask_owner(engine, task_id, action, reason)
+    try:
+        task = await store.get(task_id)
+        if task is None:
+            return False
+        if action == "pause":
+            if task.lifecycle is PAUSED:
+                task.user_paused = True
+            elif task.lifecycle in _ARMED:
+                _hold(engine, task, request_entry("pause", reason), reason)
+            else:
+                return False
+        elif task.lifecycle is PAUSED and task.user_paused:
+            _let_go(engine, task, reason)  # a dependant stays PAUSED for its dependencies
+        else:
+            return False
+        engine.forget(task)  # written here, fenced by the lease, not by the write-back
+        return not await store.save([task], {task_id: leases[0]})
+    finally:
+        await store.release(leases)
 
 
 async def set_priority(engine: Engine, task_id: str, level: TaskPriority) -> bool:

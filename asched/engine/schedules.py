@@ -118,7 +118,12 @@ class ScheduleRunner:
                 continue
             seen.add(schedule.id)
             local = self.schedules.get(schedule.id)
-            if local is None or local.revision != schedule.revision:
+            if (
+                local is None
+                or local.revision != schedule.revision
+                or local.paused != schedule.paused
+                or not local.same_definition(schedule)
+            ):
                 self._replace(schedule)
                 changed.append(schedule)
         for schedule_id in [sid for sid in self.schedules if sid not in seen]:

@@ -31,7 +31,8 @@ CLAIM_SQL = (
 )
 # Starting attempts: the lease and RUNNING in one statement.  PAUSED too: a task
 # with dependencies is inserted PAUSED, and only the process that holds it (and
-# found them met) ever asks to start it.  A row still RUNNING
+# found them met) ever asks to start it -- but never one paused by a user: another
+# process that had it armed must not start it.  A row still RUNNING
 # under someone else's (or an expired) lease is an attempt whose worker went
 # away: counted before this one starts.  SET reads the row as it was.
 CLAIM_START_SQL = (
@@ -41,6 +42,7 @@ CLAIM_START_SQL = (
     "record = json_set(record, '$.started_at', :started, '$.lifecycle', 'RUNNING'), "
     f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
     f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
+    "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
     f"AND ({_FREE} OR owner = :owner) "
     "RETURNING id, lease_token, crashes"
 )
