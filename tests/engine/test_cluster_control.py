@@ -5,6 +5,7 @@ tests run the same rules across real processes)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -62,9 +63,16 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
 
 
 async def _until(check: Callable[[], Any], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
+    """Wait (in real time, bounded) until ``check()`` -- a value or an awaitable -- is true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not true within {timeout_s}s")
 
 
 async def _state(scheduler: Scheduler, task_id: str) -> L:
@@ -150,9 +158,11 @@ async def test_a_failed_dependency_cancels_its_dependant_elsewhere(bench: Bench)
     child = await downs.schedule_task("down", dependencies=[parent])
     await _until(lambda: bench.started("up"))
     bench.gates["up"].set()
-    async with asyncio.timeout(5):
-        while await downs.get_task_status(child) is not L.CANCELLED:
-            await asyncio.sleep(0.02)
+
+    async def cancelled() -> bool:
+        return await downs.get_task_status(child) is L.CANCELLED
+
+    await _until(cancelled)
     trail = await downs.get_audit_trail(child)
     assert any(f"dependency {parent} ended FAILED" in str(e.get("reason")) for e in trail)
     assert not bench.started("down")

@@ -4,6 +4,9 @@ process, on one SQLite file, as two processes would share it)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,17 @@ async def pair(tmp_path: Path) -> AsyncIterator[Callable[..., Scheduler]]:
         await scheduler.stop(grace_s=0)
 
 
-async def _until(check: Callable[[], object], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
+async def _until(check: Callable[[], Any], timeout_s: float = 5.0) -> None:
+    """Wait (in real time, bounded) until ``check()`` -- a value or an awaitable -- is true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not true within {timeout_s}s")
 
 
 async def test_declaring_a_schedule_again_keeps_its_stored_phase(
@@ -72,9 +82,10 @@ async def test_changes_made_in_one_scheduler_reach_the_other(
         return found[0] if found else None
 
     async def until_seen(check: Callable[[dict[str, Any] | None], bool]) -> None:
-        async with asyncio.timeout(3):
-            while not check(await seen()):
-                await asyncio.sleep(0.05)
+        async def now_seen() -> bool:
+            return check(await seen())
+
+        await _until(now_seen, 3)
 
     sid = await maker.schedule_recurring("job", cron="@hourly", schedule_id="report")
     await until_seen(lambda s: s is not None and s["trigger"]["expression"] == "@hourly")
@@ -115,5 +126,5 @@ async def test_max_instances_holds_across_schedulers(tmp_path: Path) -> None:
             )
         await _until(lambda: len(runs) >= 3, 12)
     runs.sort()
-    for (_, ended), (began, _) in zip(runs, runs[1:], strict=False):
+    for (_, ended), (began, _) in itertools.pairwise(runs):
         assert began >= ended - 0.05, f"two instances overlapped: {runs}"
