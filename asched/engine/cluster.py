@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: A follower of the store runs at most this often.
 FOLLOW_EVERY_S = 0.25
+#: A lost worker's record is removed by the next worker that starts this much later.
+FORGET_LOST_AFTER_S = 86400.0
 
 
 def asched_version() -> str:
@@ -63,10 +65,17 @@ class ClusterDuties:
         }
 
     async def register(self) -> None:
-        """Join the registry -- only a process that runs tasks is a worker."""
-        if self._engine.registry.names():
-            await self._engine.store.register_worker(self.record())
-            self.registered = True
+        """Join the registry -- only a process that runs tasks is a worker -- and
+        forget workers lost long ago."""
+        if not self._engine.registry.names():
+            return
+        store = self._engine.store
+        await store.register_worker(self.record())
+        self.registered = True
+        now = self._engine.clock.now()
+        for record in await store.list_workers():
+            if now - float(record.get("heartbeat_s", 0.0)) > FORGET_LOST_AFTER_S:
+                await store.remove_worker(record["id"])
 
     async def beat(self) -> None:
         if not self.registered:

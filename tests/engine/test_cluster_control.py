@@ -23,14 +23,15 @@ L = TaskLifecycle
 class Bench:
     """Schedulers on one file, each with the handlers asked for; all stopped after."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, url: str | None = None) -> None:
         self.db = db
+        self.url = url or f"sqlite:///{db}"
         self.made: list[Scheduler] = []
         self.log: list[tuple[str, str, float]] = []  # (event, task name, loop time)
         self.gates: dict[str, asyncio.Event] = {}
 
     def scheduler(self, *types: str) -> Scheduler:
-        scheduler = Scheduler(f"sqlite:///{self.db}", lease_s=2.0, strict_task_types=False)
+        scheduler = Scheduler(self.url, lease_s=2.0, strict_task_types=False)
         for name in types:
             self._handler(scheduler, name)
         self.made.append(scheduler)
@@ -42,7 +43,11 @@ class Bench:
         @scheduler.task(name, max_retries=0)
         async def run(fail: bool = False) -> str:
             self.log.append(("start", name, time.monotonic()))
-            await gate.wait()
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                self.log.append(("cancelled", name, time.monotonic()))
+                raise
             self.log.append(("end", name, time.monotonic()))
             if fail:
                 raise RuntimeError(f"{name} failed")
@@ -54,7 +59,19 @@ class Bench:
 
 @pytest.fixture
 async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    made = Bench(tmp_path / "bot.db")
+    async for made in _bench(Bench(tmp_path / "bot.db")):
+        yield made
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def any_bench(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Bench]:
+    """The rules that hold on every shared store."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    async for made in _bench(Bench(tmp_path / "bot.db", url)):
+        yield made
+
+
+async def _bench(made: Bench) -> AsyncIterator[Bench]:
     yield made
     for gate in made.gates.values():
         gate.set()
@@ -79,7 +96,8 @@ async def _state(scheduler: Scheduler, task_id: str) -> L:
     return (await scheduler.store.get(task_id)).lifecycle  # type: ignore[union-attr]
 
 
-async def test_wait_for_a_task_another_worker_runs(bench: Bench) -> None:
+async def test_wait_for_a_task_another_worker_runs(any_bench: Bench) -> None:
+    bench = any_bench
     worker, client = bench.scheduler("job"), bench.scheduler()
     await worker.start()
     await client.start()
@@ -91,7 +109,8 @@ async def test_wait_for_a_task_another_worker_runs(bench: Bench) -> None:
     assert await waiting == "job"
 
 
-async def test_workers_are_listed_with_their_heartbeat(bench: Bench) -> None:
+async def test_workers_are_listed_with_their_heartbeat(any_bench: Bench) -> None:
+    bench = any_bench
     one, two, client = bench.scheduler("job"), bench.scheduler("job"), bench.scheduler()
     for scheduler in (one, two, client):
         await scheduler.start()
@@ -150,7 +169,8 @@ async def test_a_dependant_claimed_by_another_worker_waits_and_is_released(
     assert starts["down"] >= ends["up"]
 
 
-async def test_a_failed_dependency_cancels_its_dependant_elsewhere(bench: Bench) -> None:
+async def test_a_failed_dependency_cancels_its_dependant_elsewhere(any_bench: Bench) -> None:
+    bench = any_bench
     ups, downs = bench.scheduler("up"), bench.scheduler("down")
     await ups.start()
     await downs.start()
@@ -182,3 +202,19 @@ async def test_a_task_paused_elsewhere_is_not_started_by_a_worker_that_had_it_ar
     assert await operator.resume_task(tid) is True
     bench.gates["job"].set()
     assert await operator.wait_for(tid, timeout=10) == "job"
+
+
+async def test_a_running_task_is_cancelled_from_another_scheduler(any_bench: Bench) -> None:
+    bench = any_bench
+    worker, operator = bench.scheduler("job"), bench.scheduler()
+    await worker.start()
+    await operator.start()
+    tid = await operator.schedule_task("job")
+    await _until(lambda: bench.started("job"))
+    began = time.monotonic()
+    assert await operator.cancel_task(tid, "no longer needed") is True
+    assert time.monotonic() - began < 2.5  # within about a second (Redis polls every 0.5 s)
+    assert await _state(worker, tid) is L.CANCELLED
+    await _until(lambda: ("cancelled", "job") in {(e, n) for e, n, _ in bench.log})
+    trail = await operator.get_audit_trail(tid)
+    assert [e["reason"] for e in trail if e.get("action") == "cancel"] == ["no longer needed"]
