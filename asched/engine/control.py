@@ -7,6 +7,7 @@ through the engine's one door.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asched.engine import store_watch
@@ -14,7 +15,7 @@ from asched.engine.attempts import CANCEL_REQUESTED
 from asched.errors import TaskHeldElsewhereError, TaskNotFoundError, TaskTimeoutError
 from asched.middleware.audit import request_entry
 from asched.model import Task, TaskLifecycle, TaskPriority
-from asched.model.states import PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
+from asched.model.states import CANCELLED, PAUSED, QUEUED, RETRYING, RUNNING, SCHEDULED
 
 if TYPE_CHECKING:
     from asched.engine.loop import Engine
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 _ARMED = (QUEUED, SCHEDULED, RETRYING)
 #: How long a request to another worker is given to take effect before answering.
 ASK_WAIT_S = 5.0
+#: Per request: when the stored task shows it was dealt with, and whether it worked.
+_OUTCOME: dict[str, tuple[Callable[[Task], bool], Callable[[Task], bool]]] = {
+    "cancel": (lambda t: t.is_terminal, lambda t: t.lifecycle is CANCELLED),
+    "pause": (lambda t: t.user_paused or t.lifecycle is RUNNING, lambda t: t.user_paused),
+    "resume": (lambda t: not t.user_paused, lambda t: not t.is_terminal),
+}
 
 
 async def lookup(engine: Engine, task_id: str) -> Task:
@@ -144,10 +151,9 @@ async def _ask_owner(engine: Engine, task_id: str, action: str, reason: str) -> 
     True unless the task ended otherwise meanwhile (the request stays for whichever
     worker holds the task next)."""
     await engine.store.request_control(task_id, request_entry(action, reason))
-    ended = await store_watch.until_ended(engine, task_id, ASK_WAIT_S)
-    if ended is None or action != "cancel":
-        return True
-    return ended.lifecycle is TaskLifecycle.CANCELLED
+    settled, succeeded = _OUTCOME[action]
+    found = await store_watch.until(engine, task_id, settled, ASK_WAIT_S)
+    return found is None or succeeded(found)
 
 
 async def apply_request(engine: Engine, request: dict[str, Any]) -> None:
@@ -159,6 +165,8 @@ async def apply_request(engine: Engine, request: dict[str, Any]) -> None:
         await cancel(engine, task_id, reason, entry)
     elif action == "pause":
         await pause(engine, task_id, reason, entry)
+    elif action == "resume":
+        await resume(engine, task_id, reason)
 
 
 async def pause(
@@ -167,8 +175,9 @@ async def pause(
     if engine.memory is None and not engine.holds(task_id):
         return await _change_held_elsewhere(engine, task_id, "pause", reason)
     task = await lookup(engine, task_id)
-    if task.lifecycle is PAUSED:
+    if task.lifecycle is PAUSED:  # held by its dependencies: held by the user too
         task.user_paused = True
+        task.metadata.audit_trail.append(entry or request_entry("pause", reason))
         engine.touch(task)
         return True
     if task.lifecycle not in _ARMED:
@@ -226,6 +235,7 @@ async def _change_held_elsewhere(engine: Engine, task_id: str, action: str, reas
         if action == "pause":
             if task.lifecycle is PAUSED:
                 task.user_paused = True
+                task.metadata.audit_trail.append(request_entry("pause", reason))
             elif task.lifecycle in _ARMED:
                 _hold(engine, task, request_entry("pause", reason), reason)
             else:

@@ -79,6 +79,10 @@ async def recover(engine: Engine) -> None:
     for task in await engine.store.load_unfinished():
         if shared and task.lifecycle is RUNNING:
             continue  # its owner may be alive; the poller takes it if its lease expires
+        if shared and task.lifecycle is PAUSED:
+            # Held by a user (a resume arms it) or by dependencies that may run in any
+            # worker: the dependency sweep frees it, under a lease, once they end.
+            continue
         engine.active[task.id] = task
         engine.state_counts[task.lifecycle] += 1
     for task in list(engine.active.values()):

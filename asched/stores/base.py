@@ -348,16 +348,17 @@ class Store(ABC):
 
     # -- cluster: control requests for tasks another worker holds --------------------------
     #
-    # A cancel or pause of a task leased by another worker is a request record,
-    # one per task (a cancel replaces a pause, never the reverse).  The owner's
-    # poller takes the requests for the tasks it leases and carries them out.
+    # A cancel, pause or resume of a task leased by another worker is a request
+    # record, one per task (a later request replaces an earlier one, but nothing
+    # replaces a cancel).  The owner's poller takes the requests for the tasks it
+    # leases and carries them out.
 
     async def request_control(self, task_id: str, request: dict[str, Any]) -> None:
-        """Record a request (``"action"``: ``"cancel"`` or ``"pause"``, plus who asked)
-        for ``task_id``, for whichever worker holds its lease."""
+        """Record a request (``"action"``: ``"cancel"``, ``"pause"`` or ``"resume"``,
+        plus who asked) for ``task_id``, for whichever worker holds its lease."""
         action = request.get("action")
         if action not in CONTROL_ACTIONS:
-            raise TaskValidationError("action", action, "expected 'cancel' or 'pause'")
+            raise TaskValidationError("action", action, "expected cancel, pause or resume")
         await self._request_control(task_id, {**request, "task_id": task_id})
 
     async def take_control_requests(self, owner: str) -> list[dict[str, Any]]:
@@ -403,7 +404,7 @@ class Store(ABC):
 
 
 #: What a control request may ask of the worker holding a task.
-CONTROL_ACTIONS = frozenset({"cancel", "pause"})
+CONTROL_ACTIONS = frozenset({"cancel", "pause", "resume"})
 
 
 def worker_status(record: Mapping[str, Any], now_s: float) -> str:

@@ -137,12 +137,9 @@ async def test_a_worker_that_stopped_beating_reads_as_lost(bench: Bench) -> None
     assert gone["status"] == "lost"
 
 
-async def test_a_dependant_claimed_by_another_worker_waits_and_is_released(
-    bench: Bench,
-) -> None:
-    # The dependant is stored QUEUED (as it is for a moment after it is created):
-    # the worker that claims it must still wait for the dependency, which runs in
-    # the other worker.
+async def _parent_and_child(bench: Bench) -> None:
+    """A parent and its child, both stored QUEUED (as a dependant is for a moment
+    after it is created)."""
     store = SQLiteStore(bench.db)
     await store.open()
     now = time.time()
@@ -154,6 +151,14 @@ async def test_a_dependant_claimed_by_another_worker_waits_and_is_released(
         task.transition(L.QUEUED, now, None)
     await store.insert([parent, child])
     await store.close()
+
+
+async def test_a_dependant_claimed_by_another_worker_waits_and_is_released(
+    bench: Bench,
+) -> None:
+    # The worker that claims the child must still wait for the parent, which runs
+    # in the other worker.
+    await _parent_and_child(bench)
     ups, downs = bench.scheduler("up"), bench.scheduler("down")
     await ups.start()
     await downs.start()
@@ -218,3 +223,29 @@ async def test_a_running_task_is_cancelled_from_another_scheduler(any_bench: Ben
     await _until(lambda: ("cancelled", "job") in {(e, n) for e, n, _ in bench.log})
     trail = await operator.get_audit_trail(tid)
     assert [e["reason"] for e in trail if e.get("action") == "cancel"] == ["no longer needed"]
+
+
+async def test_pause_and_resume_reach_the_worker_holding_the_lease(bench: Bench) -> None:
+    await _parent_and_child(bench)
+    ups, downs, operator = bench.scheduler("up"), bench.scheduler("down"), bench.scheduler()
+    for scheduler in (ups, downs, operator):
+        await scheduler.start()
+
+    async def held() -> bool:
+        return await _state(operator, "child") is L.PAUSED
+
+    await _until(held)  # held by the worker that claimed it, under its lease
+    assert await operator.pause_task("child", "not yet") is True
+    assert (await operator.get_task("child")).user_paused
+    bench.gates["up"].set()
+    bench.gates["down"].set()
+    assert await operator.wait_for("parent", timeout=10) == "up"
+    await asyncio.sleep(0.5)
+    assert not bench.started("down")  # paused by a user: its parent's end does not free it
+    assert await operator.resume_task("child") is True
+    assert await operator.wait_for("child", timeout=10) == "down"
+    trail = await operator.get_audit_trail("child")
+    assert [e["action"] for e in trail if e.get("action") in ("pause", "resume")] == [
+        "pause",
+        "resume",
+    ]
