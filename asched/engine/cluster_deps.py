@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The sweep of stored PAUSED tasks runs at most this often, and looks at this many.
-SWEEP_EVERY_S = 1.0
+SWEEP_EVERY_S = 2.0
 SWEEP_LIMIT = 500
 
 

@@ -17,7 +17,9 @@ its tasks to the others.
 Polling.  A poller claims due tasks that no process has armed here: tasks other
 processes scheduled, and those a dead owner left behind.  It also reads how
 dependencies that ran in another process ended, and releases (or cancels) the
-tasks held here that wait on them.  Where the store can
+tasks held here that wait on them; after each round it does this worker's
+cluster duties (:mod:`asched.engine.cluster`: cancel and pause requests for the
+tasks it leases, live schedules, the sweep of stored dependants).  Where the store can
 tell that another process wrote (SQLite: ``PRAGMA data_version``), it checks
 every 50 ms and claims at once, so work another process adds is picked up
 within about 50 ms plus a commit; otherwise it polls every ``poll_interval_s``.

@@ -165,9 +165,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     made = Cluster(tmp_path)
-    made.start(2)
+    made.start(getattr(request, "param", 2))
     try:
         yield made
     finally:
@@ -175,6 +175,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     assert all(w.returncode == 0 for w in made.workers)
 
 
+@pytest.mark.parametrize("cluster", [2, 3], indirect=True, ids=["two", "three"])
 def test_a_schedule_made_and_paused_elsewhere_fires_once_per_tick(cluster: Cluster) -> None:
     cluster.client("schedule")
     made_s = time.time()
@@ -189,7 +190,6 @@ def test_a_schedule_made_and_paused_elsewhere_fires_once_per_tick(cluster: Clust
     assert max(per_second.values()) == 1, f"a tick ran twice: {per_second}"
     late = [float(at) for _, at in ticks if float(at) > paused_s + 1.5]
     assert late == [], "the pause did not reach the workers"
-    assert len({pid for pid, _ in ticks}) >= 1
 
 
 def test_asched_cancel_stops_a_task_running_on_another_worker(cluster: Cluster) -> None:
