@@ -51,7 +51,7 @@ class ObservingMethods:
         """Send alerts (failures, open circuits, retry storms, anomalies) to ``notifier``;
         ``thresholds`` are :class:`~asched.observability.thresholds.AlertThresholds` fields."""
         if self._alerts is None:
-            self._alerts = AlertManager(self._scheduler(), self._engine.active)
+            self._alerts = AlertManager(self._scheduler())
             self._engine.attach(self._alerts)
         self._alerts.add(notifier, **thresholds)
         return self._alerts
