@@ -170,24 +170,7 @@ class Engine:
         counts[target] += 1
         hears = self._hears[target]
         if hears:
-            started, due = task.started_s, task.due_s
-            fields = (
-                task.id,
-                task.type,
-                task.priority,
-                now_s,
-                previous,
-                target,
-                reason,
-                started,
-                due,
-            )
-            event = _new_event(EVENT_FOR_STATE[target], fields)
-            for listener in hears:
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception("event listener %r failed on %r", listener, event)
+            _announce(hears, task, now_s, previous, target, reason)
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
         if target is not SCHEDULED and self.writeback is not None:
@@ -229,18 +212,7 @@ class Engine:
         self.state_counts[QUEUED] += 1
         hears = self._hears[QUEUED]
         if hears:
-            fields = (
-                task.id,
-                task.type,
-                task.priority,
-                now_s,
-                CREATED,
-                QUEUED,
-                None,
-                None,
-                task.due_s,
-            )
-            emit(hears, _new_event(EVENT_FOR_STATE[QUEUED], fields))
+            _announce(hears, task, now_s, CREATED, QUEUED, None)
         if failed is not None:
             self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self.settle(task)
@@ -419,3 +391,25 @@ class Engine:
 
     def end_grace(self) -> int:
         return lifecycle.end_grace(self)
+
+
+def _announce(
+    hears: list[Listener],
+    task: Task,
+    now_s: float,
+    previous: TaskLifecycle,
+    target: TaskLifecycle,
+    reason: str | None,
+) -> None:
+    fields = (
+        task.id,
+        task.type,
+        task.priority,
+        now_s,
+        previous,
+        target,
+        reason,
+        task.started_s,
+        task.due_s,
+    )
+    emit(hears, _new_event(EVENT_FOR_STATE[target], fields))

@@ -21,6 +21,7 @@ Layout (``B`` is ``{prefix}``)::
     B:idem            HASH   idempotency key -> task id
     B:purge           ZSET   finished tasks' members, score when they are purged
     B:sched           HASH   schedule id -> schedule record JSON
+    B:changed         pub/sub channel: a writer's origin id after its writes (wakeups)
 
 The index member ``m`` is ``<priority digit><12-digit sequence><task id>``:
 within one score Redis orders members byte-wise, so ties fall in (priority,
@@ -66,6 +67,10 @@ class RedisKeys:
     @property
     def schedules(self) -> str:
         return f"{self.base}:sched"
+
+    @property
+    def changed(self) -> str:
+        return f"{self.base}:changed"
 
     @property
     def leased(self) -> str:
