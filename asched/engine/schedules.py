@@ -216,8 +216,10 @@ class ScheduleRunner:
         for schedule in schedules:
             if schedule.paused:
                 continue
-            await self._count_instances(schedule)
-            tasks += self._plan(schedule, now)
+            fires = self._due_fires(schedule, now)
+            if fires:  # only a fire needs the count (a read of the store when shared)
+                await self._count_instances(schedule)
+                tasks += self._fire_tasks(schedule, fires, now)
         await self._submit(tasks, now)
         records = [s.to_record() for s in schedules]
         stale = await self._engine.store.save_schedule_progress(records) if records else []
@@ -226,7 +228,8 @@ class ScheduleRunner:
         if stale:  # changed or removed by another process meanwhile
             await self._refresh_locked()
 
-    def _plan(self, schedule: Schedule, now: float) -> list[Task]:
+    def _due_fires(self, schedule: Schedule, now: float) -> list[float]:
+        """The fires to run now; those skipped as late or coalesced are counted."""
         plan = plan_misfires(
             schedule.trigger,
             last_fire_epoch=schedule.settled_until_s,
@@ -239,9 +242,13 @@ class ScheduleRunner:
         schedule.skipped_coalesced += plan.skipped_coalesced + plan.skipped_over_cap
         schedule.settled_until_s = max(now, schedule.settled_until_s)
         schedule.next_fire_s = plan.next_fire
+        return list(plan.run_now)
+
+    def _fire_tasks(self, schedule: Schedule, fires: list[float], now: float) -> list[Task]:
+        """A task per fire, but none past ``max_instances`` (skipped and counted)."""
         tasks: list[Task] = []
         instances = self._instances.setdefault(schedule.id, set())
-        for fire in plan.run_now:
+        for fire in fires:
             if len(instances) + len(tasks) >= schedule.max_instances:
                 schedule.skipped_max_instances += 1
                 logger.info(

@@ -79,6 +79,8 @@ class RedisCluster(ABC):
         return [r.decode() if isinstance(r, bytes) else str(r) for r in refused]
 
     async def unfinished_ids(self, prefix: str) -> list[str]:
+        # SCAN walks the whole keyspace: a cost per schedule fire that grows with the
+        # number of stored tasks (no index by id prefix here).
         head = self.keys.task("")
         pattern = head + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
         found: list[str] = []
