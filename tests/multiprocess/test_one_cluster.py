@@ -6,6 +6,7 @@ while one is frozen."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -80,6 +81,8 @@ CLIENT = textwrap.dedent(
             if action == "schedule":
                 await client.schedule_recurring(
                     "tick", cron="* * * * * *", timezone="UTC", schedule_id="live")
+            elif action == "interval":
+                await client.schedule_recurring("tick", interval=1, schedule_id="every")
             elif action == "pause":
                 assert await client.pause_schedule("live")
             elif action == "slow":
@@ -190,6 +193,20 @@ def test_a_schedule_made_and_paused_elsewhere_fires_once_per_tick(cluster: Clust
     assert max(per_second.values()) == 1, f"a tick ran twice: {per_second}"
     late = [float(at) for _, at in ticks if float(at) > paused_s + 1.5]
     assert late == [], "the pause did not reach the workers"
+
+
+def test_an_interval_schedule_declared_twice_keeps_one_phase(cluster: Cluster) -> None:
+    cluster.client("interval")
+    time.sleep(0.4)  # the second declaration's "now" is later
+    cluster.client("interval")
+    cluster.until(lambda: len(cluster.lines("tick")) >= 4, 15, "four ticks")
+    with sqlite3.connect(cluster.db) as db:
+        (text,) = db.execute("SELECT record FROM schedules WHERE id = 'every'").fetchone()
+    db.close()
+    assert orjson.loads(text)["revision"] == 1  # the second call changed nothing
+    times = sorted(float(at) for _, at in cluster.lines("tick"))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) > 0.7, f"fired twice per period: {times}"
 
 
 def test_asched_cancel_stops_a_task_running_on_another_worker(cluster: Cluster) -> None:
