@@ -15,11 +15,15 @@ from typing import Any
 
 import orjson
 
-from asched.model import TERMINAL_STATES
+from asched.model import TERMINAL_STATES, TaskLifecycle
 from asched.stores.redis.codec import encode_schedules
-from asched.stores.redis.keys import RedisKeys
+from asched.stores.redis.keys import MEMBER_HEAD, RedisKeys
 
 _TERMINAL = {state.name.encode() for state in TERMINAL_STATES}
+_UNFINISHED = [
+    s for s in TaskLifecycle if s not in TERMINAL_STATES and s is not TaskLifecycle.CREATED
+]
+_MEMBER_HEAD_PATTERN = "?" * MEMBER_HEAD
 # Write a schedule record only onto the revision it was read at.
 _PROGRESS_LUA = """
 local refused = {}
@@ -47,6 +51,10 @@ class RedisCluster(ABC):
     @abstractmethod
     async def _command(self, what: str, *command: Any) -> Any: ...
 
+    @abstractmethod
+    async def _announce(self) -> None:
+        """Tell other workers something changed (see asched.stores.redis.wakeups)."""
+
     @property
     def _requests_key(self) -> str:
         return f"{self.keys.base}:cancel"
@@ -61,6 +69,7 @@ class RedisCluster(ABC):
         ((schedule_id, text),) = encode_schedules([record]).items()
         key = self.keys.schedules
         if await self._command("creating a schedule", "HSETNX", key, schedule_id, text):
+            await self._announce()
             return None
         stored = await self._command("reading a schedule", "HGET", key, schedule_id)
         found: dict[str, Any] = orjson.loads(stored)
@@ -76,26 +85,31 @@ class RedisCluster(ABC):
         refused = await self._command(
             "saving schedule progress", "EVAL", _PROGRESS_LUA, 1, self.keys.schedules, *args
         )
+        await self._announce()
         return [r.decode() if isinstance(r, bytes) else str(r) for r in refused]
 
     async def unfinished_ids(self, prefix: str) -> list[str]:
-        # SCAN walks the whole keyspace: a cost per schedule fire that grows with the
-        # number of stored tasks (no index by id prefix here).
-        head = self.keys.task("")
-        pattern = head + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+        # The per-state indexes of unfinished tasks, matched on the id part of their
+        # members: the cost grows with the backlog, not with the finished tasks kept.
+        pattern = _MEMBER_HEAD_PATTERN + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
         found: list[str] = []
-        cursor: Any = 0
-        while True:
-            cursor, names = await self._command(
-                "finding a schedule's tasks", "SCAN", cursor, "MATCH", pattern, "COUNT", 1000
-            )
-            for name in names:
-                key = name.decode()
-                state = await self._command("reading a task's state", "HGET", key, "s")
-                if state is not None and state not in _TERMINAL:
-                    found.append(key[len(head) :])
-            if int(cursor) == 0:
-                return found
+        for state in _UNFINISHED:
+            cursor: Any = 0
+            while True:
+                cursor, pairs = await self._command(
+                    "finding a schedule's tasks",
+                    "ZSCAN",
+                    self.keys.state(state),
+                    cursor,
+                    "MATCH",
+                    pattern,
+                    "COUNT",
+                    1000,
+                )
+                found += [_member_id(item) for item in pairs]
+                if int(cursor) == 0:
+                    break
+        return found
 
     # -- control requests ----------------------------------------------------------------
 
@@ -110,6 +124,7 @@ class RedisCluster(ABC):
             return  # a cancel already asked for is not turned into a pause
         text = orjson.dumps(request).decode()
         await self._command("recording a control request", "HSET", key, task_id, text)
+        await self._announce()
 
     async def _take_control_requests(self, owner: str) -> list[dict[str, Any]]:
         key = self._requests_key
@@ -154,3 +169,9 @@ class RedisCluster(ABC):
         record.update(heartbeat_s=now_s, running=running)
         await self._command("recording a heartbeat", "HSET", key, worker_id, orjson.dumps(record))
         return True
+
+
+def _member_id(item: Any) -> str:
+    """The task id of a ZSCAN item: a (member, score) pair as redis-py parses it."""
+    member = item[0] if isinstance(item, tuple | list) else item
+    return str(member[MEMBER_HEAD:].decode())

@@ -150,6 +150,9 @@ class RedisStore(RedisCluster, Store):
             await client.aclose()
             await client.connection_pool.disconnect()
 
+    async def _announce(self) -> None:
+        await self._command("announcing a change", "PUBLISH", self.keys.changed, self._origin)
+
     async def changed_elsewhere(self) -> bool | None:
         """Whether another process published a write since the last call (see
         :mod:`asched.stores.redis.wakeups`); the first call starts listening."""
