@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from asched.config import SchedulerConfig
@@ -17,6 +18,7 @@ from asched.engine.schedules import ScheduleRunner
 from asched.errors import ConfigError
 from asched.middleware.audit import AuditMiddleware
 from asched.middleware.audit_file import AuditFile
+from asched.observability import insight
 from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
 from asched.stores import Store
 from asched.strategies.priority import FairShare, PriorityStrategy
@@ -50,6 +52,7 @@ def assemble(
     metrics = LoadMetrics()
     engine.subscribe(metrics.hear, OUTCOME_STATES)
     engine.attach(metrics)
+    engine.worker_figures = partial(insight.worker_figures, engine, metrics)
     return Parts(engine, policies, intake, Admission(engine, intake), schedules, metrics)
 
 

@@ -76,7 +76,15 @@ class ObservingMethods:
         return {name: state.value for name, state in states.items()}
 
     async def get_system_load_metrics(self) -> dict[str, Any]:
-        return insight.load_metrics(self._engine, self._metrics, self.breaker_states())
+        """This process's figures; with a shared store also ``"cluster"``: the
+        figures every live worker sent with its last heartbeat, added up (see
+        :func:`asched.observability.insight.cluster_figures`)."""
+        engine = self._engine
+        figures = insight.load_metrics(engine, self._metrics, self.breaker_states())
+        if engine.shared_coordinator is not None:
+            records = await engine.store.list_workers()
+            figures["cluster"] = insight.cluster_figures(records, engine.clock.now())
+        return figures
 
     async def get_task_execution_forecast(
         self,

@@ -82,7 +82,9 @@ class ClusterDuties:
             return
         engine = self._engine
         running = engine.state_counts[RUNNING]
-        if not await engine.store.heartbeat_worker(engine.owner, engine.clock.now(), running):
+        figures = None if engine.worker_figures is None else engine.worker_figures()
+        now = engine.clock.now()
+        if not await engine.store.heartbeat_worker(engine.owner, now, running, figures):
             await engine.store.register_worker(self.record())  # removed meanwhile: back in
 
     async def leave(self) -> None:

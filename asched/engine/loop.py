@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 from asched.clock import Clock, WallClock
 from asched.config import SchedulerConfig
@@ -104,6 +105,8 @@ class Engine:
         #: per task type, a ``result_ttl_s`` overriding the configured one
         self.result_ttls: dict[str, float | None] = {}
         self.retention: Retention | None = None
+        #: this worker's load figures, sent with its registry heartbeat (set by the API)
+        self.worker_figures: Callable[[], dict[str, Any]] | None = None
         self._use_store(store)
 
     # -- configuration (before or while running) ------------------------------------

@@ -71,6 +71,8 @@ class AlertManager:
         self._clock: Clock | None = None
         self._sampling: asyncio.Task[None] | None = None
         self.last_late_s: dict[str, float] = {}
+        #: workers of a shared store seen lost at the last sample
+        self.lost_workers: set[str] = set()
         self.retries_by_type: Counter[str] = Counter()
         self._next_sample_s = 0.0
         self._build_detectors()

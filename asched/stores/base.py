@@ -384,9 +384,22 @@ class Store(ABC):
         check_owner(record.get("id"))
         await self._put_worker(dict(record))
 
-    async def heartbeat_worker(self, worker_id: str, now_s: float, running: int) -> bool:
-        """Record a beat; False when the worker has no record (it was removed)."""
-        return await self._beat_worker(check_owner(worker_id), float(now_s), int(running))
+    async def heartbeat_worker(
+        self,
+        worker_id: str,
+        now_s: float,
+        running: int,
+        figures: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a beat, and the worker's load ``figures`` (JSON-able; kept as the
+        record's ``"figures"``, replacing the last); False when the worker has no
+        record (it was removed)."""
+        return await self._beat_worker(
+            check_owner(worker_id),
+            float(now_s),
+            int(running),
+            None if figures is None else dict(figures),
+        )
 
     @abstractmethod
     async def list_workers(self) -> list[dict[str, Any]]:
@@ -400,7 +413,9 @@ class Store(ABC):
     async def _put_worker(self, record: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    async def _beat_worker(self, worker_id: str, now_s: float, running: int) -> bool: ...
+    async def _beat_worker(
+        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
+    ) -> bool: ...
 
 
 #: What a control request may ask of the worker holding a task.

@@ -74,10 +74,14 @@ class MemoryCluster:
     async def _put_worker(self, record: dict[str, Any]) -> None:
         self._workers[record["id"]] = record
 
-    async def _beat_worker(self, worker_id: str, now_s: float, running: int) -> bool:
+    async def _beat_worker(
+        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
+    ) -> bool:
         record = self._workers.get(worker_id)
         if record is None:
             return False
         record["heartbeat_s"] = now_s
         record["running"] = running
+        if figures is not None:
+            record["figures"] = figures
         return True

@@ -126,6 +126,19 @@ def _worker(worker_id: str, started_s: float) -> dict[str, Any]:
     }
 
 
+async def test_a_beat_may_carry_the_workers_figures_which_replace_the_last(
+    store: Store,
+) -> None:
+    await store.register_worker(_worker("w1", T0))
+    assert await store.heartbeat_worker("w1", T0 + 5, 2, {"completed_1h": 3, "p99": None})
+    assert await store.heartbeat_worker("w1", T0 + 6, 1)  # no figures: the last stay
+    (listed,) = await store.list_workers()
+    assert (listed["running"], listed["figures"]) == (1, {"completed_1h": 3, "p99": None})
+    assert await store.heartbeat_worker("w1", T0 + 7, 0, {"completed_1h": 4})
+    (listed,) = await store.list_workers()
+    assert (listed["heartbeat_s"], listed["figures"]) == (T0 + 7, {"completed_1h": 4})
+
+
 async def test_workers_register_beat_and_leave(store: Store) -> None:
     await store.register_worker(_worker("w2", T0 + 1))
     await store.register_worker(_worker("w1", T0))

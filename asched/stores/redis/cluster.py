@@ -160,13 +160,17 @@ class RedisCluster(ABC):
         text = orjson.dumps(record).decode()
         await self._command("registering a worker", "HSET", self._workers_key, record["id"], text)
 
-    async def _beat_worker(self, worker_id: str, now_s: float, running: int) -> bool:
+    async def _beat_worker(
+        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
+    ) -> bool:
         key = self._workers_key
         text = await self._command("reading a worker", "HGET", key, worker_id)
         if text is None:
             return False
         record = orjson.loads(text)
         record.update(heartbeat_s=now_s, running=running)
+        if figures is not None:
+            record["figures"] = figures
         await self._command("recording a heartbeat", "HSET", key, worker_id, orjson.dumps(record))
         return True
 

@@ -138,15 +138,29 @@ class ClusterRows(ABC):
 
         await self._write(put)
 
-    async def _beat_worker(self, worker_id: str, now_s: float, running: int) -> bool:
-        def beat(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE workers SET heartbeat_s = ?, running = ? WHERE id = ?",
-                (now_s, running, worker_id),
+    async def _beat_worker(
+        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
+    ) -> bool:
+        args: tuple[Any, ...]
+        if figures is None:
+            sql, args = _BEAT_SQL, (now_s, running, worker_id)
+        else:
+            sql, args = (
+                _BEAT_WITH_FIGURES_SQL,
+                (now_s, running, orjson.dumps(figures).decode(), worker_id),
             )
-            return cursor.rowcount > 0
+
+        def beat(db: sqlite3.Connection) -> bool:
+            return db.execute(sql, args).rowcount > 0
 
         return await self._write(beat)
+
+
+_BEAT_SQL = "UPDATE workers SET heartbeat_s = ?, running = ? WHERE id = ?"
+_BEAT_WITH_FIGURES_SQL = (
+    "UPDATE workers SET heartbeat_s = ?, running = ?, "
+    "record = json_set(record, '$.figures', json(?)) WHERE id = ?"
+)
 
 
 def _create_schedule(
