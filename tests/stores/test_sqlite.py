@@ -32,7 +32,6 @@ from asched.model import Task
 from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
-from asched.stores.sqlite.connection import INSERT_SQL, encode_insert
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock
 
@@ -87,6 +86,19 @@ def new_task(task_id: str, **fields: Any) -> Task:
 
 def raw_db(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
+
+
+def insert_version_1(db: sqlite3.Connection, tasks: list[Task]) -> None:
+    """Rows as schema versions 1 to 5 wrote them: the whole record, payload and
+    result included, in one column."""
+    db.executemany(
+        "INSERT INTO tasks (id, type, lifecycle, due_s, priority, idempotency_key, "
+        "updated_s, version, record) VALUES (?, ?, ?, ?, ?, NULL, ?, 1, ?)",
+        [
+            (t.id, t.type, t.lifecycle.name, t.due_s, t.priority.value, T0, t.to_json().decode())
+            for t in tasks
+        ],
+    )
 
 
 # -- durability through the public API ----------------------------------------------------
@@ -346,7 +358,7 @@ async def test_a_locked_database_raises_busy_then_recovers(
 async def test_a_full_database_raises_store_full_and_keeps_working(
     make_store: Callable[..., SQLiteStore],
 ) -> None:
-    store = make_store(pragmas={"max_page_count": 12})
+    store = make_store(pragmas={"max_page_count": 18})
     await store.open()
     big = orjson.dumps({"blob": "x" * 3000})
     tasks = [Task(f"big-{i}", "job", big, created_s=T0) for i in range(40)]
@@ -381,17 +393,40 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
     old = raw_db(db_path)
+    done = new_task("done-task")
+    done.transition(L.SCHEDULED, T0, None)
+    done.transition(L.RUNNING, T0, None)
+    done.transition(L.COMPLETED, T0 + 1, None)
+    done.result = {"answer": 0.30000000000000004, "text": "é\n"}
+    empty = Task("empty-task", "job", created_s=T0)
+    empty.transition(L.QUEUED, T0, None)
     try:
         for statement in MIGRATIONS[0]:
             old.execute(statement)
-        old.executemany(INSERT_SQL, encode_insert([new_task("old-task")], T0))
+        insert_version_1(old, [new_task("old-task"), done, empty])
         old.execute("PRAGMA user_version = 1")
     finally:
         old.close()
     store = make_store()
     await store.open()
     assert (await store.describe())["user_version"] == SCHEMA_VERSION
-    assert await store.get("old-task") is not None
+    for before in (new_task("old-task"), done, empty):
+        after = await store.get(before.id)
+        assert after is not None
+        assert after.to_dict() == before.to_dict()
+    payloads = raw_db(db_path)
+    try:
+        assert payloads.execute("SELECT id, data FROM task_data ORDER BY id").fetchall() == [
+            ("done-task", b'{"n":1}'),
+            ("old-task", b'{"n":1}'),
+        ]
+        assert payloads.execute("SELECT id FROM task_results").fetchall() == [("done-task",)]
+        assert payloads.execute(
+            "SELECT count(*) FROM tasks WHERE record -> '$.data' IS NOT NULL "
+            "OR record -> '$.result' IS NOT NULL"
+        ).fetchone() == (0,)
+    finally:
+        payloads.close()
     await store.save_schedules([{"id": "s1", "version": 1}])
     assert await store.load_schedules() == [{"id": "s1", "version": 1}]
 
@@ -654,13 +689,13 @@ async def test_a_version_2_file_gains_the_lease_columns(
         for statements in MIGRATIONS[:2]:
             for statement in statements:
                 old.execute(statement)
-        old.executemany(INSERT_SQL, encode_insert([new_task("a"), new_task("b")], T0))
+        insert_version_1(old, [new_task("a"), new_task("b")])
         old.execute("PRAGMA user_version = 2")
     finally:
         old.close()
     store = make_store()
     await store.open()
-    assert (await store.describe())["user_version"] == SCHEMA_VERSION == 5
+    assert (await store.describe())["user_version"] == SCHEMA_VERSION
     assert sorted(lease_columns(db_path)) == [("a", None, 0, None), ("b", None, 0, None)]
     assert [t.id for t in await store.load_unfinished()] == ["a", "b"]
     [(lease, task)] = await store.claim_due("p1", T0, 30, 1)

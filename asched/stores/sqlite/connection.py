@@ -15,7 +15,7 @@ import orjson
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
-from asched.model.codec import encode_record
+from asched.model.codec import encode_result, encode_state
 from asched.stores.base import DEFAULT_MAX_PAYLOAD_BYTES, LEASE_ENDING_STATES, Lease, check_payload
 
 logger = logging.getLogger("asched.stores.sqlite")
@@ -76,6 +76,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Every insert and save paid for it; tasks_claimable serves next_due_s now.
         "DROP INDEX tasks_by_state",
     ),
+    (
+        # Payloads apart from state, so a state save never rewrites them (SQLite
+        # rewrites a whole row on any UPDATE): task data is written once, at
+        # insert; a result once, when the task completes.  Empty data ({}) and
+        # no result have no row.  ``record`` keeps the rest (model/codec.py).
+        "CREATE TABLE task_data (id TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        "CREATE TABLE task_results (id TEXT PRIMARY KEY, result BLOB NOT NULL)",
+        "INSERT INTO task_data SELECT id, CAST(record -> '$.data' AS BLOB) FROM tasks "
+        "WHERE record -> '$.data' != '{}'",
+        "INSERT INTO task_results SELECT id, CAST(record -> '$.result' AS BLOB) FROM tasks "
+        "WHERE json_type(record, '$.result') != 'null'",
+        "UPDATE tasks SET record = json_remove(record, '$.data', '$.result')",
+        "CREATE TRIGGER tasks_payloads_gone AFTER DELETE ON tasks BEGIN "
+        "DELETE FROM task_data WHERE id = old.id; "
+        "DELETE FROM task_results WHERE id = old.id; END",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial
@@ -90,6 +106,13 @@ UPDATE_SQL = (
     "UPDATE tasks SET lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
     f"version = ?, record = ?, finished_s = ? WHERE id = ? AND lifecycle NOT IN ({_TERMINAL})"
 )
+DATA_SQL = "INSERT INTO task_data (id, data) VALUES (?, ?)"
+RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES (?, ?)"
+#: A task row's data and result, as two more columns of a query on ``tasks``.
+PAYLOAD_COLUMNS = (
+    "(SELECT data FROM task_data WHERE task_data.id = tasks.id), "
+    "(SELECT result FROM task_results WHERE task_results.id = tasks.id)"
+)
 ORDER_SQL = " ORDER BY due_s, priority, rowid"
 UPSERT_SCHEDULE_SQL = (
     "INSERT INTO schedules (id, updated_s, version, record) VALUES (?, ?, ?, ?) "
@@ -100,27 +123,46 @@ DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE id = ?"
 UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
 
 
+class InsertRows(NamedTuple):
+    """One insert call's rows: ``tasks`` rows, then ``task_data`` and ``task_results``
+    rows for the tasks that have data or a result."""
+
+    tasks: list[Row]
+    data: list[Row]
+    results: list[Row]
+
+
 def encode_insert(
     tasks: Sequence[Task], now_s: float, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> list[Row]:
+) -> InsertRows:
     """The rows of one insert call, encoded up front so a bad task fails only its caller."""
-    rows = []
+    rows = InsertRows([], [], [])
     for task in tasks:
-        check_payload("task_data", task.data_json, max_payload_bytes)
+        data = task.data_json
+        check_payload("task_data", data, max_payload_bytes)
         try:
-            rows.append(_insert_row(task, now_s))
+            rows.tasks.append(_insert_row(task, now_s))
+            if task.result is not None:
+                rows.results.append((task.id, _result(task, max_payload_bytes)))
         except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
             raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
+        if data != EMPTY_DATA:
+            rows.data.append((task.id, data))
     return rows
 
 
+EMPTY_DATA = b"{}"
+
+
 class SaveRow(NamedTuple):
-    """One task's queued save: the UPDATE parameters, and the lease fencing it."""
+    """One task's queued save: the UPDATE parameters, the lease fencing it, and
+    its result's JSON (None when it has none; written only if the UPDATE is)."""
 
     task_id: str
     lease: Lease | None
     ends_lease: bool
     row: Row
+    result: bytes | None
 
 
 def encode_saves(
@@ -132,19 +174,26 @@ def encode_saves(
     saves = []
     for task_id, task in tasks.items():
         try:
-            row = _update_row(task, now_s, max_payload_bytes)
+            result = None if task.result is None else _result(task, max_payload_bytes)
         except Exception as exc:
             logger.error("task %r: result cannot be stored (%s); saving the error", task_id, exc)
-            task.result = None
+            task.result = result = None
             task.error = f"result cannot be stored: {exc}"
-            try:
-                row = _update_row(task, now_s, max_payload_bytes)
-            except Exception:
-                logger.exception("task %r cannot be stored; its state change is not saved", task_id)
-                continue
+        try:
+            row = _update_row(task, now_s)
+        except Exception:
+            logger.exception("task %r cannot be stored; its state change is not saved", task_id)
+            continue
         ends = task.lifecycle in LEASE_ENDING_STATES
-        saves.append(SaveRow(task_id, fences.get(task_id), ends, row))
+        saves.append(SaveRow(task_id, fences.get(task_id), ends, row, result))
     return saves
+
+
+def _result(task: Task, max_payload_bytes: int) -> bytes | None:
+    result = encode_result(task)
+    if result is not None:
+        check_payload("result", result, max_payload_bytes)
+    return result
 
 
 def _insert_row(task: Task, now_s: float) -> Row:
@@ -160,14 +209,12 @@ def _insert_row(task: Task, now_s: float) -> Row:
         task.idempotency_key,
         now_s,
         RECORD_VERSION,
-        encode_record(task).decode(),
+        encode_state(task).decode(),
     )
 
 
-def _update_row(task: Task, now_s: float, max_payload_bytes: int) -> Row:
-    record = encode_record(task)
-    if task.result is not None and len(record) - len(task.data_json) > max_payload_bytes:
-        check_payload("result", orjson.dumps(task.result), max_payload_bytes)
+def _update_row(task: Task, now_s: float) -> Row:
+    record = encode_state(task)
     finished = task.finished_s if task.lifecycle in TERMINAL_STATES else None
     if finished is None and task.lifecycle in TERMINAL_STATES:
         finished = now_s

@@ -19,9 +19,12 @@ from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
 from asched.stores.sqlite.connection import (
+    DATA_SQL,
     DELETE_SCHEDULE_SQL,
     INSERT_SQL,
+    RESULT_SQL,
     UPSERT_SCHEDULE_SQL,
+    InsertRows,
     Row,
     SaveRow,
     name_conflict,
@@ -62,7 +65,7 @@ def _insert_only(db: sqlite3.Connection, call: InsertCall) -> GroupOutcome:
     """The common lone ``schedule_task``: no savepoint needed, the call is the group."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(INSERT_SQL, call.rows)
+        _write_inserts(db, call.rows)
         db.execute("COMMIT")
     except sqlite3.IntegrityError as exc:
         rollback(db)
@@ -90,7 +93,10 @@ def insert_calls(
         return []
     db.execute("SAVEPOINT group_insert")
     try:
-        db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
+        if len(calls) == 1:
+            _write_inserts(db, calls[0].rows)
+        else:
+            _write_inserts(db, _joined([call.rows for call in calls]))
     except sqlite3.IntegrityError:
         db.execute("ROLLBACK TO group_insert")
     else:
@@ -100,12 +106,29 @@ def insert_calls(
     return [_insert_alone(db, call.tasks, call.rows) for call in calls]
 
 
+def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
+    db.executemany(INSERT_SQL, rows.tasks)
+    if rows.data:
+        db.executemany(DATA_SQL, rows.data)
+    if rows.results:
+        db.executemany(RESULT_SQL, rows.results)
+
+
+def _joined(parts: list[InsertRows]) -> InsertRows:
+    joined = InsertRows([], [], [])
+    for rows in parts:
+        joined.tasks.extend(rows.tasks)
+        joined.data.extend(rows.data)
+        joined.results.extend(rows.results)
+    return joined
+
+
 def _insert_alone(
-    db: sqlite3.Connection, tasks: Sequence[Task], rows: list[Row]
+    db: sqlite3.Connection, tasks: Sequence[Task], rows: InsertRows
 ) -> TaskValidationError | None:
     db.execute("SAVEPOINT call_insert")
     try:
-        db.executemany(INSERT_SQL, rows)
+        _write_inserts(db, rows)
     except sqlite3.IntegrityError as exc:
         db.execute("ROLLBACK TO call_insert")
         db.execute("RELEASE call_insert")
@@ -118,7 +141,7 @@ class InsertCall:
     __slots__ = ("future", "rows", "tasks")
 
     def __init__(
-        self, tasks: Sequence[Task], rows: list[Row], future: asyncio.Future[None]
+        self, tasks: Sequence[Task], rows: InsertRows, future: asyncio.Future[None]
     ) -> None:
         self.tasks = tasks
         self.rows = rows
@@ -192,7 +215,7 @@ class WriteGroup:
     def __bool__(self) -> bool:
         return bool(self.inserts or self.saves or self.lease_ops or self.schedules)
 
-    def add_insert(self, tasks: Sequence[Task], rows: list[Row]) -> asyncio.Future[None]:
+    def add_insert(self, tasks: Sequence[Task], rows: InsertRows) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inserts.append(InsertCall(tasks, rows, future))
         return future

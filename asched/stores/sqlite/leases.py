@@ -17,7 +17,14 @@ import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
 from asched.stores.base import Lease
-from asched.stores.sqlite.connection import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
+from asched.stores.sqlite.connection import (
+    CLAIMABLE_SQL,
+    PAYLOAD_COLUMNS,
+    RESULT_SQL,
+    UPDATE_SQL,
+    Row,
+    SaveRow,
+)
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
@@ -52,7 +59,8 @@ CLAIM_DUE_SQL = (
     f"AND priority IN ({_PRIORITIES}) AND due_s <= :now AND {_FREE} "
     "AND id NOT IN (SELECT value FROM json_each(:exclude)) "
     "ORDER BY priority, due_s LIMIT :limit) "
-    "RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes"
+    f"RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes, "
+    f"{PAYLOAD_COLUMNS}"
 )
 # Per priority, the first free claimable task in due order (tasks_claimable);
 # then the other owners' leases, free from their expiry (tasks_by_owner holds
@@ -101,6 +109,8 @@ class Claimed(NamedTuple):
     rank: tuple[int, float, int]
     record: str
     lifecycle: str
+    data: bytes | None
+    result: bytes | None
 
 
 def _json(values: Iterable[str]) -> str:
@@ -144,8 +154,10 @@ def claim_due_rows(
             (priority, due_s, rowid),
             record,
             lifecycle,
+            data,
+            result,
         )
-        for task_id, token, priority, due_s, rowid, record, lifecycle, crashes in rows
+        for task_id, token, priority, due_s, rowid, record, lifecycle, crashes, data, result in rows
     ]
     claimed.sort(key=lambda c: c.rank)  # RETURNING keeps no order
     return claimed
@@ -169,17 +181,26 @@ def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
 
 
 def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
-    """Write a group's saves; returns the ids whose fence did not hold (left as they were)."""
+    """Write a group's saves; returns the ids whose fence did not hold (left as they were).
+
+    A save with a result runs alone, and writes the result only if its UPDATE
+    did: a save the guard refuses (the row is finished already) leaves no result.
+    """
     fences = {s.task_id: s.lease for s in saves if s.lease is not None}
     refused = _stale(db, fences) if fences else set()
     batches: dict[tuple[bool, bool], list[Row]] = {}
     for save in saves:
         lease = save.lease
         if lease is None:
-            batches.setdefault((False, save.ends_lease), []).append(save.row)
+            kind, row = (False, save.ends_lease), save.row
         elif save.task_id not in refused:
-            row = (*save.row, lease.token, lease.owner)
-            batches.setdefault((True, save.ends_lease), []).append(row)
+            kind, row = (True, save.ends_lease), (*save.row, lease.token, lease.owner)
+        else:
+            continue
+        if save.result is None:
+            batches.setdefault(kind, []).append(row)
+        elif db.execute(SAVE_SQL[kind], row).rowcount:
+            db.execute(RESULT_SQL, (save.task_id, save.result))
     for kind, rows in batches.items():
         db.executemany(SAVE_SQL[kind], rows)
     return refused

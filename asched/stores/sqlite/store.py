@@ -295,7 +295,10 @@ class SQLiteStore(TaskReader, Store):
         await self._queue_op(op)
 
     def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
-        return [(c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle)) for c in claimed]
+        return [
+            (c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle, c.data, c.result))
+            for c in claimed
+        ]
 
     def _keep_alive(self, owner: str, now_s: float, expires_s: float) -> int | None:
         writer = self._writer
