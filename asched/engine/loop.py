@@ -90,6 +90,8 @@ class Engine:
         self.middleware = MiddlewareChain()
         self._hears = self.hub.by_state
         self.active: dict[str, Task] = {}
+        #: tasks whose insert is in flight: stored (or about to be), not yet active
+        self.arriving: dict[str, Task] = {}
         self.deps = DependencyGraph()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self.state_counts = [0] * (len(TaskLifecycle) + 1)
@@ -209,7 +211,14 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now(tasks)
         else:
-            await self.store.insert(tasks)
+            arriving = self.arriving
+            for task in tasks:
+                arriving[task.id] = task
+            try:
+                await self.store.insert(tasks)
+            finally:
+                for task in tasks:
+                    arriving.pop(task.id, None)
         for index, task in enumerate(tasks):
             unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
@@ -220,7 +229,13 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now((task,))  # no await: the memory store cannot block
         else:
-            await self.store.insert((task,))
+            # Held as arriving until admitted: a claim of this process's own poller
+            # that finds the new row must leave it to this call.
+            self.arriving[task.id] = task
+            try:
+                await self.store.insert((task,))
+            finally:
+                self.arriving.pop(task.id, None)
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
 
@@ -317,8 +332,9 @@ class Engine:
             self.outcomes.fail(task, error, now_s, None, retry=False)
 
     def holds(self, task_id: str) -> bool:
-        """Whether this process holds the task (armed, held or running here)."""
-        return task_id in self.active
+        """Whether this process holds the task (armed, held or running here, or
+        being inserted by it)."""
+        return task_id in self.active or task_id in self.arriving
 
     def forget(self, task: Task) -> None:
         if self.active.pop(task.id, None) is not None:

@@ -120,6 +120,8 @@ UPSERT_SCHEDULE_SQL = (
     "version = excluded.version, record = excluded.record"
 )
 DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE id = ?"
+#: Each state's name (``.name`` on an enum member is a slow descriptor call).
+STATE_NAMES = {state: state.name for state in TaskLifecycle}
 UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
 
 
@@ -203,9 +205,9 @@ def _insert_row(task: Task, now_s: float) -> Row:
     return (
         task.id,
         task.type,
-        "PAUSED" if held else task.lifecycle.name,
+        "PAUSED" if held else STATE_NAMES[task.lifecycle],
         task.due_s,
-        task.priority.value,
+        int(task.priority),
         task.idempotency_key,
         now_s,
         RECORD_VERSION,
@@ -219,9 +221,9 @@ def _update_row(task: Task, now_s: float) -> Row:
     if finished is None and task.lifecycle in TERMINAL_STATES:
         finished = now_s
     return (
-        task.lifecycle.name,
+        STATE_NAMES[task.lifecycle],
         task.due_s,
-        task.priority.value,
+        int(task.priority),
         now_s,
         RECORD_VERSION,
         record.decode(),
