@@ -93,10 +93,10 @@ def insert_version_1(db: sqlite3.Connection, tasks: list[Task]) -> None:
     result included, in one column."""
     db.executemany(
         "INSERT INTO tasks (id, type, lifecycle, due_s, priority, idempotency_key, "
-        "updated_s, version, record) VALUES (?, ?, ?, ?, ?, NULL, ?, 1, ?)",
+        "updated_s, version, record) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
         [
-            (t.id, t.type, t.lifecycle.name, t.due_s, t.priority.value, T0, t.to_json().decode())
-            for t in tasks
+            (t.id, t.type, t.lifecycle.name, t.due_s, t.priority, t.idempotency_key, T0, record)
+            for t, record in ((t, t.to_json().decode()) for t in tasks)
         ],
     )
 
@@ -398,7 +398,7 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
     done.transition(L.RUNNING, T0, None)
     done.transition(L.COMPLETED, T0 + 1, None)
     done.result = {"answer": 0.30000000000000004, "text": "é\n"}
-    empty = Task("empty-task", "job", created_s=T0)
+    empty = Task("empty-task", "job", created_s=T0, idempotency_key="once")
     empty.transition(L.QUEUED, T0, None)
     try:
         for statement in MIGRATIONS[0]:
@@ -414,8 +414,13 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
         after = await store.get(before.id)
         assert after is not None
         assert after.to_dict() == before.to_dict()
+    assert await store.find_by_idempotency_key("once") == "empty-task"
+    with pytest.raises(TaskValidationError, match="idempotency_key"):
+        await store.insert([new_task("again", idempotency_key="once")])
     payloads = raw_db(db_path)
     try:
+        rowids = payloads.execute("SELECT id FROM tasks ORDER BY rowid").fetchall()
+        assert rowids == [("old-task",), ("done-task",), ("empty-task",)]
         assert payloads.execute("SELECT id, data FROM task_data ORDER BY id").fetchall() == [
             ("done-task", b'{"n":1}'),
             ("old-task", b'{"n":1}'),

@@ -87,7 +87,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "WHERE record -> '$.data' != '{}'",
         "INSERT INTO task_results SELECT id, CAST(record -> '$.result' AS BLOB) FROM tasks "
         "WHERE json_type(record, '$.result') != 'null'",
-        "UPDATE tasks SET record = json_remove(record, '$.data', '$.result')",
+        # The table is rebuilt (rowids kept) to make idempotency keys unique by a
+        # partial index: a task without a key then writes no entry for it.
+        """CREATE TABLE tasks_rebuilt (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            lifecycle TEXT NOT NULL,
+            due_s REAL NOT NULL,
+            priority INTEGER NOT NULL,
+            idempotency_key TEXT,
+            updated_s REAL NOT NULL,
+            version INTEGER NOT NULL,
+            record TEXT NOT NULL,
+            owner TEXT,
+            lease_token INTEGER NOT NULL DEFAULT 0,
+            lease_expires REAL,
+            crashes INTEGER NOT NULL DEFAULT 0,
+            finished_s REAL
+        )""",
+        "INSERT INTO tasks_rebuilt (rowid, id, type, lifecycle, due_s, priority, "
+        "idempotency_key, updated_s, version, record, owner, lease_token, lease_expires, "
+        "crashes, finished_s) SELECT rowid, id, type, lifecycle, due_s, priority, "
+        "idempotency_key, updated_s, version, json_remove(record, '$.data', '$.result'), "
+        "owner, lease_token, lease_expires, crashes, finished_s FROM tasks",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_rebuilt RENAME TO tasks",
+        "CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+        "CREATE INDEX tasks_by_type ON tasks (type)",
+        "CREATE INDEX tasks_claimable ON tasks (priority, due_s) WHERE "
+        "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')",
+        "CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL",
+        "CREATE INDEX tasks_finished ON tasks (finished_s) WHERE finished_s IS NOT NULL",
         "CREATE TRIGGER tasks_payloads_gone AFTER DELETE ON tasks BEGIN "
         "DELETE FROM task_data WHERE id = old.id; "
         "DELETE FROM task_results WHERE id = old.id; END",
@@ -100,13 +131,20 @@ CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
 INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# A finished row is never written again: a late save cannot overwrite COMPLETED,
-# FAILED or CANCELLED, whoever sends it.
-UPDATE_SQL = (
-    "UPDATE tasks SET lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
-    f"version = ?, record = ?, finished_s = ? WHERE id = ? AND lifecycle NOT IN ({_TERMINAL})"
-)
 DATA_SQL = "INSERT INTO task_data (id, data) VALUES (?, ?)"
+#: The same for many rows at once: one JSON array parameter, one statement (see
+#: :mod:`asched.stores.sqlite.saves` for why that beats ``executemany``).
+INSERT_JSON_SQL = (
+    f"INSERT INTO tasks ({_COLUMNS}) SELECT "
+    + ", ".join(f"value ->> {i}" for i in range(len(_COLUMNS.split(", "))))
+    + " FROM json_each(?)"
+)
+DATA_JSON_SQL = (
+    "INSERT INTO task_data (id, data) SELECT value ->> 0, CAST(value ->> 1 AS BLOB) "
+    "FROM json_each(?)"
+)
+#: From this many rows on, a group's inserts go as one JSON array.
+BULK_ROWS = 16
 RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES (?, ?)"
 #: A task row's data and result, as two more columns of a query on ``tasks``.
 PAYLOAD_COLUMNS = (
@@ -157,8 +195,9 @@ EMPTY_DATA = b"{}"
 
 
 class SaveRow(NamedTuple):
-    """One task's queued save: the UPDATE parameters, the lease fencing it, and
-    its result's JSON (None when it has none; written only if the UPDATE is)."""
+    """One task's queued save: its fields (id, state, due, priority, updated, version,
+    record, finished), the lease fencing it, and its result's JSON (None when it
+    has none; written only if the save is)."""
 
     task_id: str
     lease: Lease | None
@@ -216,19 +255,19 @@ def _insert_row(task: Task, now_s: float) -> Row:
 
 
 def _update_row(task: Task, now_s: float) -> Row:
-    record = encode_state(task)
+    """The save's leading fields, in :mod:`asched.stores.sqlite.saves`' order."""
     finished = task.finished_s if task.lifecycle in TERMINAL_STATES else None
     if finished is None and task.lifecycle in TERMINAL_STATES:
         finished = now_s
     return (
+        task.id,
         STATE_NAMES[task.lifecycle],
         task.due_s,
         int(task.priority),
         now_s,
         RECORD_VERSION,
-        record.decode(),
+        encode_state(task).decode(),
         finished,
-        task.id,
     )
 
 

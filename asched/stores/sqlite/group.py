@@ -15,12 +15,17 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
+import orjson
+
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
 from asched.stores.sqlite.connection import (
+    BULK_ROWS,
+    DATA_JSON_SQL,
     DATA_SQL,
     DELETE_SCHEDULE_SQL,
+    INSERT_JSON_SQL,
     INSERT_SQL,
     RESULT_SQL,
     UPSERT_SCHEDULE_SQL,
@@ -30,7 +35,7 @@ from asched.stores.sqlite.connection import (
     name_conflict,
     rollback,
 )
-from asched.stores.sqlite.leases import write_saves
+from asched.stores.sqlite.saves import write_saves
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -107,9 +112,16 @@ def insert_calls(
 
 
 def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
-    db.executemany(INSERT_SQL, rows.tasks)
-    if rows.data:
-        db.executemany(DATA_SQL, rows.data)
+    if len(rows.tasks) < BULK_ROWS:
+        db.executemany(INSERT_SQL, rows.tasks)
+    else:
+        db.execute(INSERT_JSON_SQL, (orjson.dumps(rows.tasks).decode(),))
+    if len(rows.data) < BULK_ROWS:
+        if rows.data:
+            db.executemany(DATA_SQL, rows.data)
+    else:
+        data = [(task_id, payload.decode()) for task_id, payload in rows.data]
+        db.execute(DATA_JSON_SQL, (orjson.dumps(data).decode(),))
     if rows.results:
         db.executemany(RESULT_SQL, rows.results)
 

@@ -9,7 +9,7 @@ task free.  A row is free when ``lease_expires`` is NULL or past; ``owner`` and
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -17,14 +17,7 @@ import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
 from asched.stores.base import Lease
-from asched.stores.sqlite.connection import (
-    CLAIMABLE_SQL,
-    PAYLOAD_COLUMNS,
-    RESULT_SQL,
-    UPDATE_SQL,
-    Row,
-    SaveRow,
-)
+from asched.stores.sqlite.connection import CLAIMABLE_SQL, PAYLOAD_COLUMNS
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
@@ -90,16 +83,6 @@ KEEP_ALIVE_SQL = "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_e
 _END = "owner = NULL, lease_expires = NULL"
 _FENCE = " AND lease_token = ? AND owner = ?"
 RELEASE_SQL = f"UPDATE tasks SET {_END} WHERE id = ?{_FENCE}"
-_ENDING_UPDATE_SQL = UPDATE_SQL.replace(" SET ", f" SET {_END}, ", 1)
-#: (fenced, ends the lease) -> the UPDATE for a save; all take UPDATE_SQL's row
-#: (+ token and owner when fenced).
-SAVE_SQL = {
-    (False, False): UPDATE_SQL,
-    (False, True): _ENDING_UPDATE_SQL,
-    (True, False): UPDATE_SQL + _FENCE,
-    (True, True): _ENDING_UPDATE_SQL + _FENCE,
-}
-_STALE_SQL = "SELECT id, lease_token, owner FROM tasks WHERE id IN (SELECT value FROM json_each(?))"
 
 
 class Claimed(NamedTuple):
@@ -178,43 +161,6 @@ def renew_rows(
 
 def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
     db.executemany(RELEASE_SQL, [(x.task_id, x.token, x.owner) for x in leases])
-
-
-def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
-    """Write a group's saves; returns the ids whose fence did not hold (left as they were).
-
-    A save with a result runs alone, and writes the result only if its UPDATE
-    did: a save the guard refuses (the row is finished already) leaves no result.
-    """
-    fences = {s.task_id: s.lease for s in saves if s.lease is not None}
-    refused = _stale(db, fences) if fences else set()
-    batches: dict[tuple[bool, bool], list[Row]] = {}
-    for save in saves:
-        lease = save.lease
-        if lease is None:
-            kind, row = (False, save.ends_lease), save.row
-        elif save.task_id not in refused:
-            kind, row = (True, save.ends_lease), (*save.row, lease.token, lease.owner)
-        else:
-            continue
-        if save.result is None:
-            batches.setdefault(kind, []).append(row)
-        elif db.execute(SAVE_SQL[kind], row).rowcount:
-            db.execute(RESULT_SQL, (save.task_id, save.result))
-    for kind, rows in batches.items():
-        db.executemany(SAVE_SQL[kind], rows)
-    return refused
-
-
-def _stale(db: sqlite3.Connection, fences: Mapping[str, Lease]) -> set[str]:
-    """Fenced ids whose lease is not the one held now.  Exact: the group holds the
-    write lock, so nothing can change between this and the UPDATEs."""
-    held = {
-        task_id
-        for task_id, token, owner in db.execute(_STALE_SQL, (_json(fences),))
-        if (token, owner) == (fences[task_id].token, fences[task_id].owner)
-    }
-    return {task_id for task_id in fences if task_id not in held}
 
 
 def keep_alive_rows(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:
