@@ -253,7 +253,12 @@ class SharedStoreCoordinator:
             return False
         try:
             found = await engine.store.claim_due(
-                self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
+                self.owner,
+                engine.clock.now(),
+                self.lease_s,
+                room,
+                handover.active_ids(engine),
+                task_types=engine.registry.names(),
             )
         except Exception:
             logger.exception("polling the store for due tasks failed")

@@ -652,13 +652,19 @@ def query_plan(path: Path, sql: str, params: dict[str, Any] | tuple[Any, ...]) -
 async def test_lease_queries_use_their_indexes_and_never_sort(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
-    from asched.stores.sqlite.leases import CLAIM_DUE_SQL, NEXT_DUE_SQL, RENEW_SQL
+    from asched.stores.sqlite.leases import (
+        CLAIM_DUE_SQL,
+        CLAIM_DUE_TYPES_SQL,
+        NEXT_DUE_SQL,
+        RENEW_SQL,
+    )
 
     store = make_store()
     await store.open()
     params = {"owner": "p1", "now": T0, "expires": T0, "exclude": "[]", "limit": 10}
-    plan = query_plan(db_path, CLAIM_DUE_SQL.partition(" RETURNING")[0], params)
-    assert "USING INDEX tasks_claimable" in plan
+    for claim in (CLAIM_DUE_SQL, CLAIM_DUE_TYPES_SQL):
+        plan = query_plan(db_path, claim.partition(" RETURNING")[0], {**params, "types": "[]"})
+        assert "USING INDEX tasks_claimable" in plan and "TEMP B-TREE" not in plan
     plan = query_plan(db_path, NEXT_DUE_SQL, params)
     assert "USING INDEX tasks_by_owner" in plan and "tasks_claimable" in plan
     plan += query_plan(db_path, RENEW_SQL.partition(" RETURNING")[0], (T0, "p1", T0))

@@ -204,6 +204,7 @@ return out
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock, limit, reap max,
+#: the task types to claim (a JSON array; '' for every type),
 #: full (1: replace the owner's skip set, 0: change it), its size after this call,
 #: how many ids to add, the ids to add, then the ids to remove.
 #: The skip set ``x:<owner>`` holds the ids the owner excludes, so a call sends
@@ -214,15 +215,20 @@ return out
 CLAIM_DUE = r"""
 local owner = ARGV[2]
 local skip_key = B .. ':x:' .. owner
-local adds = tonumber(ARGV[11])
-if ARGV[9] == '1' then redis.call('DEL', skip_key) end
-for i = 12, 11 + adds, 500 do
-  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 11 + adds)))
+local adds = tonumber(ARGV[12])
+if ARGV[10] == '1' then redis.call('DEL', skip_key) end
+for i = 13, 12 + adds, 500 do
+  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 12 + adds)))
 end
-for i = 12 + adds, #ARGV, 500 do
+for i = 13 + adds, #ARGV, 500 do
   redis.call('SREM', skip_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
-if redis.call('SCARD', skip_key) ~= tonumber(ARGV[10]) then return {'resend'} end
+if redis.call('SCARD', skip_key) ~= tonumber(ARGV[11]) then return {'resend'} end
+local types = nil
+if ARGV[9] ~= '' then
+  types = {}
+  for _, t in ipairs(cjson.decode(ARGV[9])) do types[t] = true end
+end
 redis.call('PEXPIRE', skip_key, 600000)
 local now, expires = clock(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 local need = tonumber(ARGV[7])
@@ -237,7 +243,9 @@ for p = 0, 4 do
     if #ms == 0 then break end
     off = off + #ms
     for _, m in ipairs(ms) do
-      if need > 0 and not skipped(string.sub(m, 14)) then
+      local id = string.sub(m, 14)
+      if need > 0 and not skipped(id)
+          and (not types or types[redis.call('HGET', tkey(id), 'ty')]) then
         picked[#picked + 1] = m
         need = need - 1
       end

@@ -258,17 +258,26 @@ class RedisStore(Store):
         ]
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
-        args = self._lease_args(owner, now_s, expires_s)
+        args = [
+            *self._lease_args(owner, now_s, expires_s),
+            limit,
+            _REAP_MAX,
+            "" if task_types is None else orjson.dumps(sorted(task_types)),
+        ]
         skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
-        reply = await self._require().write(
-            "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
-        )
+        changes = self._skip_changes(owner, skip, full=False)
+        reply = await self._require().write("claim_due", [*args, *changes])
         if reply == [b"resend"]:
-            reply = await self._require().write(
-                "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=True)]
-            )
+            changes = self._skip_changes(owner, skip, full=True)
+            reply = await self._require().write("claim_due", [*args, *changes])
         granted_expiry = float(reply[0])
         found: list[tuple[Lease, Task | None]] = []
         for i in range(1, len(reply), 8):

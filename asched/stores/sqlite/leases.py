@@ -46,15 +46,18 @@ CLAIM_START_SQL = (
 )
 # ``priority IN (...)`` lets SQLite walk tasks_claimable one priority at a time,
 # each in due order: the rows come out best first, so no sort and it stops at LIMIT.
-CLAIM_DUE_SQL = (
+_CLAIM_DUE = (
     f"UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING'), {_LEASE} WHERE rowid IN ("
     f"SELECT rowid FROM tasks INDEXED BY tasks_claimable WHERE {CLAIMABLE_SQL} "
     f"AND priority IN ({_PRIORITIES}) AND due_s <= :now AND {_FREE} "
-    "AND id NOT IN (SELECT value FROM json_each(:exclude)) "
+    "AND id NOT IN (SELECT value FROM json_each(:exclude)){types} "
     "ORDER BY priority, due_s LIMIT :limit) "
     f"RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes, "
     f"{PAYLOAD_COLUMNS}"
 )
+CLAIM_DUE_SQL = _CLAIM_DUE.format(types="")
+# Only the types a worker has handlers for (tasks_claimable still leads the walk).
+CLAIM_DUE_TYPES_SQL = _CLAIM_DUE.format(types=" AND type IN (SELECT value FROM json_each(:types))")
 # Per priority, the first free claimable task in due order (tasks_claimable);
 # then the other owners' leases, free from their expiry (tasks_by_owner holds
 # leased rows only).  One column each: SQLite's min(a, b, ...) is NULL as soon
@@ -122,6 +125,7 @@ def claim_due_rows(
     expires_s: float,
     limit: int,
     exclude: Collection[str],
+    task_types: Collection[str] | None = None,
 ) -> list[Claimed]:
     params = {
         "owner": owner,
@@ -130,7 +134,11 @@ def claim_due_rows(
         "limit": limit,
         "exclude": _json(exclude),
     }
-    rows = db.execute(CLAIM_DUE_SQL, params).fetchall()
+    sql = CLAIM_DUE_SQL
+    if task_types is not None:
+        sql = CLAIM_DUE_TYPES_SQL
+        params["types"] = _json(task_types)
+    rows = db.execute(sql, params).fetchall()
     claimed = [
         Claimed(
             Lease(task_id, owner, token, expires_s, crashes),

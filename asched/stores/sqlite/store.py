@@ -272,11 +272,18 @@ class SQLiteStore(TaskReader, Store):
         return await self._queue_op(op)
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
         skip = list(exclude)
         op = LeaseOp(
-            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._decoded
+            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip, task_types),
+            self._decoded,
         )
         return await self._queue_op(op)
 
