@@ -165,30 +165,34 @@ UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERM
 
 class InsertRows(NamedTuple):
     """One insert call's rows: ``tasks`` rows, then ``task_data`` and ``task_results``
-    rows for the tasks that have data or a result."""
+    rows for the tasks that have data or a result.  Tuples: rows of plain values
+    are soon untracked by the garbage collector, which thousands of inserts in
+    flight would otherwise keep busy."""
 
-    tasks: list[Row]
-    data: list[Row]
-    results: list[Row]
+    tasks: tuple[Row, ...]
+    data: tuple[Row, ...]
+    results: tuple[Row, ...]
 
 
 def encode_insert(
     tasks: Sequence[Task], now_s: float, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 ) -> InsertRows:
     """The rows of one insert call, encoded up front so a bad task fails only its caller."""
-    rows = InsertRows([], [], [])
+    rows: list[Row] = []
+    data_rows: list[Row] = []
+    results: list[Row] = []
     for task in tasks:
         data = task.data_json
         check_payload("task_data", data, max_payload_bytes)
         try:
-            rows.tasks.append(_insert_row(task, now_s))
+            rows.append(_insert_row(task, now_s))
             if task.result is not None:
-                rows.results.append((task.id, _result(task, max_payload_bytes)))
+                results.append((task.id, _result(task, max_payload_bytes)))
         except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
             raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
         if data != EMPTY_DATA:
-            rows.data.append((task.id, data))
-    return rows
+            data_rows.append((task.id, data))
+    return InsertRows(tuple(rows), tuple(data_rows), tuple(results))
 
 
 EMPTY_DATA = b"{}"

@@ -127,12 +127,11 @@ def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
 
 
 def _joined(parts: list[InsertRows]) -> InsertRows:
-    joined = InsertRows([], [], [])
-    for rows in parts:
-        joined.tasks.extend(rows.tasks)
-        joined.data.extend(rows.data)
-        joined.results.extend(rows.results)
-    return joined
+    return InsertRows(
+        tuple(row for rows in parts for row in rows.tasks),
+        tuple(row for rows in parts for row in rows.data),
+        tuple(row for rows in parts for row in rows.results),
+    )
 
 
 def _insert_alone(
