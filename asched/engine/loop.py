@@ -211,14 +211,7 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now(tasks)
         else:
-            arriving = self.arriving
-            for task in tasks:
-                arriving[task.id] = task
-            try:
-                await self.store.insert(tasks)
-            finally:
-                for task in tasks:
-                    arriving.pop(task.id, None)
+            await self._insert(tasks)
         for index, task in enumerate(tasks):
             unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
@@ -229,15 +222,21 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now((task,))  # no await: the memory store cannot block
         else:
-            # Held as arriving until admitted: a claim of this process's own poller
-            # that finds the new row must leave it to this call.
-            self.arriving[task.id] = task
-            try:
-                await self.store.insert((task,))
-            finally:
-                self.arriving.pop(task.id, None)
+            await self._insert((task,))
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
+
+    async def _insert(self, tasks: Sequence[Task]) -> None:
+        """Store new tasks, holding them as arriving until admitted: a claim of this
+        process's own poller that finds the new rows must leave them to this call."""
+        arriving = self.arriving
+        for task in tasks:
+            arriving[task.id] = task
+        try:
+            await self.store.insert(tasks)
+        finally:
+            for task in tasks:
+                arriving.pop(task.id, None)
 
     def _admit(self, task: Task, now_s: float, unmet: Sequence[str], failed: str | None) -> None:
         self.active[task.id] = task
