@@ -389,28 +389,39 @@ async def _reopen_describe(make_store: Callable[..., SQLiteStore]) -> dict[str, 
     return await store.describe()
 
 
+def finished_with(task_id: str, result: Any) -> Task:
+    task = new_task(task_id)
+    task.transition(L.SCHEDULED, T0, None)
+    task.transition(L.RUNNING, T0, None)
+    task.transition(L.COMPLETED, T0 + 1, None)
+    task.result = result
+    return task
+
+
+#: Results of every JSON kind, to move out of version-1 records exactly.
+OLD_RESULTS = [{"answer": 0.30000000000000004, "text": "é\n"}, 0.1 + 0.2, 1e300, 'é\n"', True]
+OLD_RESULTS += [False, 12, [1, 2.5], 0.0]
+
+
 async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
     old = raw_db(db_path)
-    done = new_task("done-task")
-    done.transition(L.SCHEDULED, T0, None)
-    done.transition(L.RUNNING, T0, None)
-    done.transition(L.COMPLETED, T0 + 1, None)
-    done.result = {"answer": 0.30000000000000004, "text": "é\n"}
+    done = [finished_with(f"done-{i}", result) for i, result in enumerate(OLD_RESULTS)]
     empty = Task("empty-task", "job", created_s=T0, idempotency_key="once")
     empty.transition(L.QUEUED, T0, None)
+    tasks = [new_task("old-task"), *done, empty]
     try:
         for statement in MIGRATIONS[0]:
             old.execute(statement)
-        insert_version_1(old, [new_task("old-task"), done, empty])
+        insert_version_1(old, tasks)
         old.execute("PRAGMA user_version = 1")
     finally:
         old.close()
     store = make_store()
     await store.open()
     assert (await store.describe())["user_version"] == SCHEMA_VERSION
-    for before in (new_task("old-task"), done, empty):
+    for before in tasks:
         after = await store.get(before.id)
         assert after is not None
         assert after.to_dict() == before.to_dict()
@@ -420,15 +431,14 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
     payloads = raw_db(db_path)
     try:
         rowids = payloads.execute("SELECT id FROM tasks ORDER BY rowid").fetchall()
-        assert rowids == [("old-task",), ("done-task",), ("empty-task",)]
-        assert payloads.execute("SELECT id, data FROM task_data ORDER BY id").fetchall() == [
-            ("done-task", b'{"n":1}'),
-            ("old-task", b'{"n":1}'),
-        ]
-        assert payloads.execute("SELECT id FROM task_results").fetchall() == [("done-task",)]
+        assert rowids == [(t.id,) for t in tasks]
+        with_data = payloads.execute("SELECT id, data FROM task_data").fetchall()
+        assert sorted(with_data) == sorted((t.id, b'{"n":1}') for t in tasks[:-1])
+        with_result = payloads.execute("SELECT id FROM task_results").fetchall()
+        assert sorted(with_result) == sorted((t.id,) for t in done)
         assert payloads.execute(
-            "SELECT count(*) FROM tasks WHERE record -> '$.data' IS NOT NULL "
-            "OR record -> '$.result' IS NOT NULL"
+            "SELECT count(*) FROM tasks WHERE json_type(record, '$.data') IS NOT NULL "
+            "OR json_type(record, '$.result') IS NOT NULL"
         ).fetchone() == (0,)
     finally:
         payloads.close()

@@ -99,7 +99,7 @@ async def test_payloads_are_stored_once_and_gone_with_their_task(
         assert db.execute("SELECT id, data FROM task_data").fetchall() == [(with_data, b'{"n":1}')]
         assert db.execute("SELECT count(*) FROM task_results").fetchone() == (0,)
         assert db.execute(
-            "SELECT count(*) FROM tasks WHERE record -> '$.data' IS NOT NULL"
+            "SELECT count(*) FROM tasks WHERE json_type(record, '$.data') IS NOT NULL"
         ).fetchone() == (0,)
     finally:
         db.close()

@@ -83,10 +83,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # no result have no row.  ``record`` keeps the rest (model/codec.py).
         "CREATE TABLE task_data (id TEXT PRIMARY KEY, data BLOB NOT NULL)",
         "CREATE TABLE task_results (id TEXT PRIMARY KEY, result BLOB NOT NULL)",
-        "INSERT INTO task_data SELECT id, CAST(record -> '$.data' AS BLOB) FROM tasks "
-        "WHERE record -> '$.data' != '{}'",
-        "INSERT INTO task_results SELECT id, CAST(record -> '$.result' AS BLOB) FROM tasks "
-        "WHERE json_type(record, '$.result') != 'null'",
+        "INSERT INTO task_data SELECT id, CAST(json_extract(record, '$.data') AS BLOB) "
+        "FROM tasks WHERE json_extract(record, '$.data') != '{}'",
+        # A result as JSON text, whatever its type (17 digits keep a float exact).
+        "INSERT INTO task_results SELECT id, CAST(CASE json_type(record, '$.result') "
+        "WHEN 'real' THEN printf('%!.17g', json_extract(record, '$.result')) "
+        "WHEN 'text' THEN json_quote(json_extract(record, '$.result')) "
+        "WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        "ELSE json_extract(record, '$.result') END AS BLOB) "
+        "FROM tasks WHERE json_type(record, '$.result') != 'null'",
         # The table is rebuilt (rowids kept) to make idempotency keys unique by a
         # partial index: a task without a key then writes no entry for it.
         """CREATE TABLE tasks_rebuilt (
@@ -136,12 +141,12 @@ DATA_SQL = "INSERT INTO task_data (id, data) VALUES (?, ?)"
 #: :mod:`asched.stores.sqlite.saves` for why that beats ``executemany``).
 INSERT_JSON_SQL = (
     f"INSERT INTO tasks ({_COLUMNS}) SELECT "
-    + ", ".join(f"value ->> {i}" for i in range(len(_COLUMNS.split(", "))))
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS.split(", "))))
     + " FROM json_each(?)"
 )
 DATA_JSON_SQL = (
-    "INSERT INTO task_data (id, data) SELECT value ->> 0, CAST(value ->> 1 AS BLOB) "
-    "FROM json_each(?)"
+    "INSERT INTO task_data (id, data) SELECT json_extract(value, '$[0]'), "
+    "CAST(json_extract(value, '$[1]') AS BLOB) FROM json_each(?)"
 )
 #: From this many rows on, a group's inserts go as one JSON array.
 BULK_ROWS = 16

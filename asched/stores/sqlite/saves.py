@@ -22,31 +22,36 @@ from asched.stores.sqlite.connection import SaveRow
 
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
 
+
 # One entry per save: [id, lifecycle, due_s, priority, updated_s, version, record,
 # finished_s, ends the lease (0/1), lease token or null, owner or null, result or null].
+# (json_extract, not ->>, which needs SQLite 3.38.)
+def _at(index: int) -> str:
+    return f"json_extract(s.value, '$[{index}]')"
+
+
 _APPLIES = (
-    f"tasks.lifecycle NOT IN ({_TERMINAL}) AND (s.value ->> 9 IS NULL OR "
-    "(tasks.lease_token = s.value ->> 9 AND tasks.owner = s.value ->> 10))"
+    f"tasks.lifecycle NOT IN ({_TERMINAL}) AND ({_at(9)} IS NULL OR "
+    f"(tasks.lease_token = {_at(9)} AND tasks.owner = {_at(10)}))"
 )
 REFUSED_SQL = (
-    "SELECT s.value ->> 0 FROM json_each(?) AS s LEFT JOIN tasks ON tasks.id = s.value ->> 0 "
-    "WHERE tasks.id IS NULL OR tasks.lease_token IS NOT s.value ->> 1 "
-    "OR tasks.owner IS NOT s.value ->> 2"
+    f"SELECT {_at(0)} FROM json_each(?) AS s LEFT JOIN tasks ON tasks.id = {_at(0)} "
+    f"WHERE tasks.id IS NULL OR tasks.lease_token IS NOT {_at(1)} "
+    f"OR tasks.owner IS NOT {_at(2)}"
 )
 RESULTS_SQL = (
     "INSERT OR REPLACE INTO task_results (id, result) "
-    "SELECT tasks.id, CAST(s.value ->> 11 AS BLOB) FROM json_each(?) AS s "
-    f"JOIN tasks ON tasks.id = s.value ->> 0 WHERE s.value ->> 11 IS NOT NULL AND {_APPLIES}"
+    f"SELECT tasks.id, CAST({_at(11)} AS BLOB) FROM json_each(?) AS s "
+    f"JOIN tasks ON tasks.id = {_at(0)} WHERE {_at(11)} IS NOT NULL AND {_APPLIES}"
 )
+_ENDS = f"CASE WHEN {_at(8)} THEN NULL ELSE tasks.{{0}} END"
 # A finished row is never written again: a late save cannot overwrite COMPLETED,
 # FAILED or CANCELLED, whoever sends it.
 SAVES_SQL = (
-    "UPDATE tasks SET lifecycle = s.value ->> 1, due_s = s.value ->> 2, "
-    "priority = s.value ->> 3, updated_s = s.value ->> 4, version = s.value ->> 5, "
-    "record = s.value ->> 6, finished_s = s.value ->> 7, "
-    "owner = iif(s.value ->> 8, NULL, tasks.owner), "
-    "lease_expires = iif(s.value ->> 8, NULL, tasks.lease_expires) "
-    f"FROM json_each(?) AS s WHERE tasks.id = s.value ->> 0 AND {_APPLIES}"
+    f"UPDATE tasks SET lifecycle = {_at(1)}, due_s = {_at(2)}, priority = {_at(3)}, "
+    f"updated_s = {_at(4)}, version = {_at(5)}, record = {_at(6)}, finished_s = {_at(7)}, "
+    f"owner = {_ENDS.format('owner')}, lease_expires = {_ENDS.format('lease_expires')} "
+    f"FROM json_each(?) AS s WHERE tasks.id = {_at(0)} AND {_APPLIES}"
 )
 
 
