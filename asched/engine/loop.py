@@ -91,6 +91,8 @@ class Engine:
         self.middleware = MiddlewareChain()
         self._hears = self.hub.by_state
         self.active: dict[str, Task] = {}
+        #: tasks whose insert is in flight: stored (or about to be), not yet active
+        self.arriving: dict[str, Task] = {}
         self.deps = DependencyGraph()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self.state_counts = [0] * (len(TaskLifecycle) + 1)
@@ -195,7 +197,7 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now(tasks)
         else:
-            await self.store.insert(tasks)
+            await self._insert(tasks)
         for index, task in enumerate(tasks):
             unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
@@ -206,9 +208,21 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now((task,))  # no await: the memory store cannot block
         else:
-            await self.store.insert((task,))
+            await self._insert((task,))
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
+
+    async def _insert(self, tasks: Sequence[Task]) -> None:
+        """Store new tasks, holding them as arriving until admitted: a claim of this
+        process's own poller that finds the new rows must leave them to this call."""
+        arriving = self.arriving
+        for task in tasks:
+            arriving[task.id] = task
+        try:
+            await self.store.insert(tasks)
+        finally:
+            for task in tasks:
+                arriving.pop(task.id, None)
 
     def _admit(self, task: Task, now_s: float, unmet: Sequence[str], failed: str | None) -> None:
         self.active[task.id] = task
@@ -292,8 +306,9 @@ class Engine:
             self.outcomes.fail(task, error, now_s, None, retry=False)
 
     def holds(self, task_id: str) -> bool:
-        """Whether this process holds the task (armed, held or running here)."""
-        return task_id in self.active
+        """Whether this process holds the task (armed, held or running here, or
+        being inserted by it)."""
+        return task_id in self.active or task_id in self.arriving
 
     def forget(self, task: Task) -> None:
         if self.active.pop(task.id, None) is not None:

@@ -250,13 +250,13 @@ class SharedStoreCoordinator:
         """Tasks held here that wait on a task another process ran: read how it
         ended from the store, and release or cancel them as if it had ended here."""
         engine = self._engine
-        elsewhere = {
+        active = engine.active
+        # From the dependencies, not the active tasks: most tasks wait on nothing.
+        elsewhere = [
             dep
-            for task_id in list(engine.active)
-            if task_id in engine.deps
-            for dep in engine.deps.waiting_on(task_id)
-            if dep not in engine.active
-        }
+            for dep, dependents in engine.deps.awaited()
+            if dep not in active and any(task_id in active for task_id in dependents)
+        ]
         for dep in elsewhere:
             try:
                 stored = await engine.store.get(dep)
@@ -287,7 +287,12 @@ class SharedStoreCoordinator:
             return False
         try:
             found = await engine.store.claim_due(
-                self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
+                self.owner,
+                engine.clock.now(),
+                self.lease_s,
+                room,
+                handover.active_ids(engine),
+                task_types=engine.registry.names(),
             )
         except Exception:
             logger.exception("polling the store for due tasks failed")

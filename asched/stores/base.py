@@ -184,18 +184,23 @@ class Store(ABC):
         lease_s: float,
         limit: int,
         exclude: Collection[str] = (),
+        task_types: Collection[str] | None = None,
     ) -> list[tuple[Lease, Task]]:
         """Lease, in one transaction, up to ``limit`` due tasks (``due_s <= now_s``) in
         a claimable state that no valid lease holds -- not even one of ``owner``'s,
-        which it already has -- best first by (priority, due_s), skipping ``exclude``.
-        Returns each lease with the task as stored, best first.  A task that cannot
-        be read stays leased to ``owner`` (so it is not handed round) but is not
-        returned."""
+        which it already has -- best first by (priority, due_s), skipping ``exclude``
+        and, when ``task_types`` is given, every task of another type (a worker
+        claims only what it has handlers for).  Returns each lease with the task
+        as stored, best first.  A task that cannot be read stays leased to
+        ``owner`` (so it is not handed round) but is not returned."""
         expires_s = now_s + check_lease_s(lease_s)
         check_owner(owner)
         if not check_limit(limit):
             return []
-        claimed = await self._claim_due(owner, now_s, expires_s, limit, exclude)
+        types = None if task_types is None else frozenset(task_types)
+        if types is not None and not types:
+            return []
+        claimed = await self._claim_due(owner, now_s, expires_s, limit, exclude, types)
         self._held.grant(lease for lease, _ in claimed)
         return [(lease, task) for lease, task in claimed if task is not None]
 
@@ -243,10 +248,16 @@ class Store(ABC):
 
     @abstractmethod
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
-        """Lease up to ``limit`` (>= 1) due free tasks, best first; None for a task
-        whose record cannot be read."""
+        """Lease up to ``limit`` (>= 1) due free tasks (of ``task_types`` only, unless
+        None; never empty), best first; None for a task whose record cannot be read."""
 
     @abstractmethod
     async def _next_due_s(self, owner: str, now_s: float) -> float | None: ...

@@ -157,10 +157,22 @@ class MemoryStore(MemoryCluster, Store):
         return granted
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
         skip = exclude if isinstance(exclude, set | frozenset | dict) else set(exclude)
-        due = (t for t in self._claimable(now_s) if t.due_s <= now_s and t.id not in skip)
+        due = (
+            t
+            for t in self._claimable(now_s)
+            if t.due_s <= now_s
+            and t.id not in skip
+            and (task_types is None or t.type in task_types)
+        )
         # Dicts keep insertion order: the index breaks ties as SQLite's rowid does.
         ranked = ((t.priority, t.due_s, i, t) for i, t in enumerate(due))
         best = heapq.nsmallest(limit, ranked, key=lambda r: r[:3])

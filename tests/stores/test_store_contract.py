@@ -476,6 +476,17 @@ async def test_claim_due_takes_the_best_due_free_tasks(store: Store) -> None:
     assert await store.claim_due("p3", T0 + 10, LEASE_S, 0) == []
 
 
+async def test_claim_due_takes_only_the_types_asked_for(store: Store) -> None:
+    kinds = ("render", "upload", "announce")
+    await store.insert([make_task(kinds[i % 3], due_s=T0 + i) for i in range(6)])
+    got = await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=["render", "announce"])
+    assert [task.type for _, task in got] == ["render", "announce", "render", "announce"]
+    assert await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=[]) == []
+    assert await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=["render"]) == []
+    rest = await store.claim_due("p2", T0 + 10, LEASE_S, 10)
+    assert [task.type for _, task in rest] == ["upload", "upload"]
+
+
 async def test_claim_due_takes_a_running_task_only_once_its_lease_expired(store: Store) -> None:
     task = make_task(state=L.RUNNING)
     await store.insert([task])

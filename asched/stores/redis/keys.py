@@ -9,7 +9,11 @@ Layout (``B`` is ``{prefix}``)::
 
     B:meta            HASH   layout version and the epoch marker (restart check)
     B:seq             STRING insertion sequence, for FIFO ties
-    B:t:<id>          HASH   one task: r record JSON, h HMAC, s state, d due_s,
+    B:t:<id>          HASH   one task: r record JSON (its state: rewritten by every
+                             save), h its HMAC, D task data JSON (written once; none
+                             for {}), hd its HMAC, R result JSON (once, when it
+                             completes), hr its HMAC, v 2 (written this way: a task
+                             without it keeps its data inside r), s state, d due_s,
                              p priority, m index member, ty type, ik idempotency key,
                              o owner, k lease token (never reset), x lease expiry
     B:all             ZSET   every task, score due_s, member m

@@ -86,11 +86,13 @@ end
 """
 
 #: ARGV: base, again (1 when retrying after a lost reply), now_s, ttl_ms, n, then n x
-#: (id, state, due_s, priority, type, idempotency key or '', record, mac).
+#: (id, state, due_s, priority, type, idempotency key or '', record, mac,
+#: data or '' (none: {}), its mac, result or '', its mac).  The data goes in
+#: field D, never written again.
 #: Returns {} or {field, value} naming the first clash (nothing is written then).
 INSERT = r"""
 local again, now, ttl = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, F = tonumber(ARGV[5]), 8
+local n, F = tonumber(ARGV[5]), 12
 local done = {}
 for i = 0, n - 1 do
   local b = 6 + i * F
@@ -113,6 +115,9 @@ for i = 0, n - 1 do
     local m = p .. string.format('%012d', seq) .. id
     redis.call('HSET', k, 's', s, 'd', d, 'p', p, 'm', m, 'ty', ARGV[b + 4],
       'r', ARGV[b + 6], 'h', ARGV[b + 7])
+    redis.call('HSET', k, 'v', '2')
+    if ARGV[b + 8] ~= '' then redis.call('HSET', k, 'D', ARGV[b + 8], 'hd', ARGV[b + 9]) end
+    if ARGV[b + 10] ~= '' then redis.call('HSET', k, 'R', ARGV[b + 10], 'hr', ARGV[b + 11]) end
     redis.call('ZADD', ALL, d, m)
     redis.call('ZADD', state_key(s), d, m)
     if CLAIMABLE[s] then redis.call('ZADD', due_key(p), d, m) end
@@ -127,21 +132,27 @@ return {}
 """
 
 #: ARGV: base, again, now_s, ttl_ms, n, then n x
-#: (id, token or '', owner or '', state, due_s, priority, record, mac).
-#: Returns the ids whose fenced write was refused.
+#: (id, token or '', owner or '', state, due_s, priority, record, mac,
+#: result or '' (none), its mac, data or '', its mac).  The record is the state
+#: only: the data (D) is never rewritten, and a result goes in its own field (R).
+#: A task an older asched inserted (no field v) still has its data inside r: its
+#: save is left out unless it brings the data along (the caller resends it so).
+#: Returns {ids whose fenced write was refused, ids left out for their data}.
 SAVE = r"""
 local again, now, ttl = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, F = tonumber(ARGV[5]), 8
-local refused = {}
+local n, F = tonumber(ARGV[5]), 12
+local refused, legacy = {}, {}
 for i = 0, n - 1 do
   local b = 6 + i * F
   local id, token, owner = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local s, d, p, r = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
   local k = tkey(id)
-  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k')
+  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k', 'v')
   local os, od, op, om, oo = c[1], c[2], c[3], c[4], c[5]
   local held = token == '' or (oo == owner and c[6] == token)
-  if not os then
+  if os and held and not c[7] and ARGV[b + 10] == '' then
+    legacy[#legacy + 1] = id
+  elseif not os then
     if token ~= '' then refused[#refused + 1] = id end
   elseif not held then
     -- A retried write that already landed (and ended its lease) is not refused.
@@ -163,10 +174,14 @@ for i = 0, n - 1 do
     if m ~= om then redis.call('ZREM', ALL, om) end
     if m ~= om or od ~= d then redis.call('ZADD', ALL, d, m) end
     redis.call('HSET', k, 's', s, 'd', d, 'p', p, 'm', m, 'r', r, 'h', ARGV[b + 7])
+    if ARGV[b + 8] ~= '' then redis.call('HSET', k, 'R', ARGV[b + 8], 'hr', ARGV[b + 9]) end
+    if ARGV[b + 10] ~= '' then
+      redis.call('HSET', k, 'D', ARGV[b + 10], 'hd', ARGV[b + 11], 'v', '2')
+    end
     retain(k, m, s, now, ttl)
   end
 end
-return refused
+return {refused, legacy}
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock (0/1), ids...
@@ -189,24 +204,31 @@ return out
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock, limit, reap max,
+#: the task types to claim (a JSON array; '' for every type),
 #: full (1: replace the owner's skip set, 0: change it), its size after this call,
 #: how many ids to add, the ids to add, then the ids to remove.
 #: The skip set ``x:<owner>`` holds the ids the owner excludes, so a call sends
 #: only what changed since the last one.  Expired leases are reaped first.
-#: Returns {expires, then per task: id, token, record, mac}, best first, or
+#: Returns {expires, then per task: id, token, then the six stored fields (see
+#: ``STORED_FIELDS`` in the store)}, best first, or
 #: {'resend'} when the skip set is not what the caller expects (send it whole).
 CLAIM_DUE = r"""
 local owner = ARGV[2]
 local skip_key = B .. ':x:' .. owner
-local adds = tonumber(ARGV[11])
-if ARGV[9] == '1' then redis.call('DEL', skip_key) end
-for i = 12, 11 + adds, 500 do
-  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 11 + adds)))
+local adds = tonumber(ARGV[12])
+if ARGV[10] == '1' then redis.call('DEL', skip_key) end
+for i = 13, 12 + adds, 500 do
+  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 12 + adds)))
 end
-for i = 12 + adds, #ARGV, 500 do
+for i = 13 + adds, #ARGV, 500 do
   redis.call('SREM', skip_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
-if redis.call('SCARD', skip_key) ~= tonumber(ARGV[10]) then return {'resend'} end
+if redis.call('SCARD', skip_key) ~= tonumber(ARGV[11]) then return {'resend'} end
+local types = nil
+if ARGV[9] ~= '' then
+  types = {}
+  for _, t in ipairs(cjson.decode(ARGV[9])) do types[t] = true end
+end
 redis.call('PEXPIRE', skip_key, 600000)
 local now, expires = clock(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 local need = tonumber(ARGV[7])
@@ -221,7 +243,9 @@ for p = 0, 4 do
     if #ms == 0 then break end
     off = off + #ms
     for _, m in ipairs(ms) do
-      if need > 0 and not skipped(string.sub(m, 14)) then
+      local id = string.sub(m, 14)
+      if need > 0 and not skipped(id)
+          and (not types or types[redis.call('HGET', tkey(id), 'ty')]) then
         picked[#picked + 1] = m
         need = need - 1
       end
@@ -230,12 +254,11 @@ for p = 0, 4 do
   for _, m in ipairs(picked) do
     local id = string.sub(m, 14)
     local k = tkey(id)
-    local c = redis.call('HMGET', k, 's', 'k', 'r', 'h')
+    local c = redis.call('HMGET', k, 's', 'k', 'r', 'h', 'D', 'hd', 'R', 'hr')
     if c[1] and CLAIMABLE[c[1]] then
       out[#out + 1] = id
       out[#out + 1] = grant(k, id, owner, expires, c[1], false, c[2], p, m)
-      out[#out + 1] = c[3]
-      out[#out + 1] = c[4]
+      for j = 3, 8 do out[#out + 1] = c[j] end
     else
       redis.call('ZREM', due_key(p), m)  -- not claimable: it should not be here
     end
@@ -315,7 +338,7 @@ return 0
 """
 
 #: ARGV: base, index key, type or '', limit (-1: all).  Read-only.
-#: Returns {member, record, mac, ...} in index order.
+#: Returns {member, then the six stored fields, ...} in index order.
 LIST = r"""
 local index, ty, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out, found, off = {}, 0, 0
@@ -325,11 +348,10 @@ while limit < 0 or found < limit do
   off = off + 500
   for _, m in ipairs(ms) do
     if limit >= 0 and found >= limit then break end
-    local c = redis.call('HMGET', tkey(string.sub(m, 14)), 'r', 'h', 'ty')
-    if c[1] and (ty == '' or c[3] == ty) then
+    local c = redis.call('HMGET', tkey(string.sub(m, 14)), 'ty', 'r', 'h', 'D', 'hd', 'R', 'hr')
+    if c[2] and (ty == '' or c[1] == ty) then
       out[#out + 1] = m
-      out[#out + 1] = c[1]
-      out[#out + 1] = c[2]
+      for j = 2, 7 do out[#out + 1] = c[j] end
       found = found + 1
     end
   end

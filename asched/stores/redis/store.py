@@ -55,6 +55,11 @@ _REAP_MAX = 1000
 #: Finished tasks past ``result_ttl_s`` are purged this often, this many per call.
 _SWEEP_EVERY_S = 60.0
 _SWEEP_BATCH = 1000
+#: A task's stored fields, in the order the scripts return them: the record (its
+#: state) and its HMAC, the data and its HMAC, the result and its HMAC.
+STORED_FIELDS = ("r", "h", "D", "hd", "R", "hr")
+#: Arguments per task of the save script.
+_SAVE_FIELDS = 12
 
 
 class RedisStore(RedisCluster, Store):
@@ -229,14 +234,10 @@ class RedisStore(RedisCluster, Store):
     ) -> list[str]:
         if not tasks:
             return []
-        encoded = self._codec.save_args(tasks, leases)
-        if not encoded:
-            return []
-        args = [0, repr(wall_now()), self._ttl_ms, len(encoded) // 8, *encoded]
-        refused = [
-            task_id.decode()
-            for task_id in await self._require().write("save", args, resend_flag=True)
-        ]
+        refused, legacy = await self._save(tasks, leases, ())
+        if legacy:  # stored whole by an older asched: resend those with their data
+            again = [t for t in tasks if t.id in legacy]
+            refused += (await self._save(again, leases, legacy))[0]
         if leases:
             gone = set(refused)
             self._held.drop(
@@ -245,6 +246,20 @@ class RedisStore(RedisCluster, Store):
                 if t.id in leases and t.id not in gone and t.lifecycle in LEASE_ENDING_STATES
             )
         return refused
+
+    async def _save(
+        self,
+        tasks: Sequence[Task],
+        leases: Mapping[str, Lease] | None,
+        with_data: set[str] | tuple[()],
+    ) -> tuple[list[str], set[str]]:
+        """(refused ids, ids left out because their data must come along)."""
+        encoded = self._codec.save_args(tasks, leases, with_data)
+        if not encoded:
+            return [], set()
+        args = [0, repr(wall_now()), self._ttl_ms, len(encoded) // _SAVE_FIELDS, *encoded]
+        refused, legacy = await self._require().write("save", args, resend_flag=True)
+        return [i.decode() for i in refused], {i.decode() for i in legacy}
 
     # -- leases ------------------------------------------------------------------------
 
@@ -268,24 +283,33 @@ class RedisStore(RedisCluster, Store):
         ]
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
-        args = self._lease_args(owner, now_s, expires_s)
+        args = [
+            *self._lease_args(owner, now_s, expires_s),
+            limit,
+            _REAP_MAX,
+            "" if task_types is None else orjson.dumps(sorted(task_types)),
+        ]
         skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
-        reply = await self._require().write(
-            "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
-        )
+        changes = self._skip_changes(owner, skip, full=False)
+        reply = await self._require().write("claim_due", [*args, *changes])
         if reply == [b"resend"]:
-            reply = await self._require().write(
-                "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=True)]
-            )
+            changes = self._skip_changes(owner, skip, full=True)
+            reply = await self._require().write("claim_due", [*args, *changes])
         granted_expiry = float(reply[0])
         found: list[tuple[Lease, Task | None]] = []
-        for i in range(1, len(reply), 4):
+        for i in range(1, len(reply), 8):
             task_id = reply[i].decode()
             lease = Lease(task_id, owner, int(reply[i + 1]), granted_expiry)
             # An unreadable one (None) stays leased here, renewed with the rest.
-            found.append((lease, self._decode(task_id, reply[i + 2], reply[i + 3])))
+            found.append((lease, self._decode(task_id, reply[i + 2 : i + 8])))
         return found
 
     def _skip_changes(self, owner: str, skip: set[str] | frozenset[str], full: bool) -> list[Any]:
@@ -382,12 +406,12 @@ class RedisStore(RedisCluster, Store):
     # -- reading -----------------------------------------------------------------------
 
     async def get(self, task_id: str) -> Task | None:
-        record, mac = await self._command(
-            "reading a task", "HMGET", self.keys.task(task_id), "r", "h"
+        stored = await self._command(
+            "reading a task", "HMGET", self.keys.task(task_id), *STORED_FIELDS
         )
-        if record is None:
+        if stored[0] is None:
             return None
-        task = self._decode(task_id, record, mac)
+        task = self._decode(task_id, stored)
         if task is None:
             raise StoreCorruptError(f"redis store {self!r}: task {task_id!r} is unreadable")
         return task
@@ -420,9 +444,9 @@ class RedisStore(RedisCluster, Store):
     ) -> list[tuple[tuple[float, bytes], Task]]:
         reply = await self._require().run("list", [index, task_type, limit])
         found = []
-        for i in range(0, len(reply), 3):
+        for i in range(0, len(reply), 7):
             member = reply[i]
-            task = self._decode(member_task_id(member), reply[i + 1], reply[i + 2])
+            task = self._decode(member_task_id(member), reply[i + 1 : i + 7])
             if task is not None:
                 found.append(((task.due_s, member), task))
         return found
@@ -457,9 +481,9 @@ class RedisStore(RedisCluster, Store):
         now = wall_now() if now_s is None else now_s
         return int(await self._require().write("sweep", [repr(now), max_tasks]))
 
-    def _decode(self, task_id: str, record: bytes | None, mac: bytes | None) -> Task | None:
+    def _decode(self, task_id: str, stored: Sequence[bytes | None]) -> Task | None:
         try:
-            return self._codec.decode(task_id, record, mac)
+            return self._codec.decode(task_id, stored)
         except Exception as exc:
             self._report_corrupt("task", task_id, exc)
             return None

@@ -273,11 +273,18 @@ class SQLiteStore(ClusterRows, TaskReader, Store):
         return await self._queue_op(op)
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
         skip = list(exclude)
         op = LeaseOp(
-            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._decoded
+            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip, task_types),
+            self._decoded,
         )
         return await self._queue_op(op)
 
@@ -296,7 +303,10 @@ class SQLiteStore(ClusterRows, TaskReader, Store):
         await self._queue_op(op)
 
     def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
-        return [(c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle)) for c in claimed]
+        return [
+            (c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle, c.data, c.result))
+            for c in claimed
+        ]
 
     def _keep_alive(self, owner: str, now_s: float, expires_s: float) -> int | None:
         writer = self._writer
