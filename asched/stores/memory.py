@@ -93,18 +93,28 @@ class MemoryStore(MemoryCluster, Store):
             if lease is not None and not self._holds(lease):
                 refused.append(task.id)
                 continue
-            self._keep_copies((task,))
+            if self._keep_copies((task,)) and lease is not None:
+                refused.append(task.id)
+                continue
             if task.lifecycle in LEASE_ENDING_STATES:
                 ended = self._leases.pop(task.id, None)
                 if lease is not None and ended is not None:
                     self._held.drop((ended,))
         return refused
 
-    def _keep_copies(self, tasks: Sequence[Task]) -> None:
+    def _keep_copies(self, tasks: Sequence[Task]) -> bool:
+        """Keep these objects as the stored tasks; a finished task stays as it is.
+        Returns whether a write to a finished task was ignored."""
         stored = self._tasks
+        ignored = False
         for task in tasks:
-            if stored.get(task.id, task) is not task:
+            current = stored.get(task.id, task)
+            if current is not task:
+                if current.is_terminal:
+                    ignored = True
+                    continue
                 stored[task.id] = task
+        return ignored
 
     def _holds(self, lease: Lease) -> bool:
         current = self._leases.get(lease.task_id)

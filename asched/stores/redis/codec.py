@@ -91,8 +91,9 @@ class RecordCodec:
         with_data: Collection[str] = (),
     ) -> list[Arg]:
         """(id, token, owner, state, due_s, priority, record, mac, result, mac, data,
-        mac) per task; the data only for ``with_data`` (tasks an older asched
-        stored whole).  A task that cannot be encoded is logged and left out."""
+        mac, finished_s) per task; the data only for ``with_data`` (tasks an older
+        asched stored whole); the finish time ('' if none) indexes it for purging.
+        A task that cannot be encoded is logged and left out."""
         args: list[Arg] = []
         sign, sign_part = self.sign, self.sign_part
         for task in tasks:
@@ -117,6 +118,7 @@ class RecordCodec:
                 sign_part(b"R", task.id, result) if result else b"",
                 data,
                 sign_part(b"D", task.id, data) if data else b"",
+                "" if task.finished_s is None else repr(task.finished_s),
             )
         return args
 

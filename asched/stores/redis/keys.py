@@ -23,7 +23,9 @@ Layout (``B`` is ``{prefix}``)::
     B:o:<owner>       SET    task ids one owner leases
     B:x:<owner>       SET    task ids one owner's claim_due skips (sent as changes)
     B:idem            HASH   idempotency key -> task id
-    B:purge           ZSET   finished tasks' members, score when they are purged
+    B:fin:<type>      ZSET   finished tasks of one type, score when they finished
+    B:fintypes        SET    the types with finished tasks indexed
+    B:purge           ZSET   (older versions) finished tasks, score when to purge them
     B:sched           HASH   schedule id -> schedule record JSON
     B:changed         pub/sub channel: a writer's origin id after its writes (wakeups)
 

@@ -25,6 +25,8 @@ local LEASED = B .. ':leased'
 local ALL = B .. ':all'
 local IDEM = B .. ':idem'
 local PURGE = B .. ':purge'
+local FINTYPES = B .. ':fintypes'
+local function fin_key(ty) return B .. ':fin:' .. ty end
 local function tkey(id) return B .. ':t:' .. id end
 local function due_key(p) return B .. ':due:' .. p end
 local function state_key(s) return B .. ':s:' .. s end
@@ -77,11 +79,31 @@ local function reap(now, max)
 end
 
 -- A finished task is purged ttl_ms from now (0: kept).
-local function retain(k, m, s, now, ttl_ms)
-  if ttl_ms > 0 and TERMINAL[s] then
-    redis.call('ZADD', PURGE, now + ttl_ms / 1000, m)
-    redis.call('PEXPIRE', k, ttl_ms + 3600000)
+-- A finished task is indexed by its type and finish time, for purging; with a
+-- store ttl its hash also expires an hour after the sweeper would purge it.
+local function retain(k, m, s, finished, ttl_ms)
+  if TERMINAL[s] then
+    local ty = redis.call('HGET', k, 'ty')
+    redis.call('ZADD', fin_key(ty), finished, m)
+    redis.call('SADD', FINTYPES, ty)
+    if ttl_ms > 0 then redis.call('PEXPIRE', k, ttl_ms + 3600000) end
   end
+end
+
+-- Delete a finished task and every index entry of it.
+local function forget(m)
+  local id = string.sub(m, 14)
+  local k = tkey(id)
+  local c = redis.call('HMGET', k, 's', 'ik')
+  if c[1] then
+    redis.call('ZREM', state_key(c[1]), m)
+    if c[2] then redis.call('HDEL', IDEM, c[2]) end
+  else
+    for s, _ in pairs(TERMINAL) do redis.call('ZREM', state_key(s), m) end
+  end
+  redis.call('ZREM', ALL, m)
+  redis.call('ZREM', PURGE, m)
+  redis.call('DEL', k)
 end
 """
 
@@ -140,7 +162,7 @@ return {}
 #: Returns {ids whose fenced write was refused, ids left out for their data}.
 SAVE = r"""
 local again, now, ttl = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, F = tonumber(ARGV[5]), 12
+local n, F = tonumber(ARGV[5]), 13
 local refused, legacy = {}, {}
 for i = 0, n - 1 do
   local b = 6 + i * F
@@ -150,7 +172,12 @@ for i = 0, n - 1 do
   local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k', 'v')
   local os, od, op, om, oo = c[1], c[2], c[3], c[4], c[5]
   local held = token == '' or (oo == owner and c[6] == token)
-  if os and held and not c[7] and ARGV[b + 10] == '' then
+  if os and TERMINAL[os] then
+    -- A finished task is never written again; a fenced write is refused, unless
+    -- it is a retry of the very write that finished it.
+    local landed = again and redis.call('HGET', k, 'r') == r
+    if token ~= '' and not landed then refused[#refused + 1] = id end
+  elseif os and held and not c[7] and ARGV[b + 10] == '' then
     legacy[#legacy + 1] = id
   elseif not os then
     if token ~= '' then refused[#refused + 1] = id end
@@ -178,7 +205,9 @@ for i = 0, n - 1 do
     if ARGV[b + 10] ~= '' then
       redis.call('HSET', k, 'D', ARGV[b + 10], 'hd', ARGV[b + 11], 'v', '2')
     end
-    retain(k, m, s, now, ttl)
+    local finished = ARGV[b + 12]
+    if finished == '' then finished = now end
+    retain(k, m, s, finished, ttl)
   end
 end
 return {refused, legacy}
@@ -364,20 +393,7 @@ return out
 SWEEP = r"""
 local now, max = tonumber(ARGV[2]), tonumber(ARGV[3])
 local ms = redis.call('ZRANGEBYSCORE', PURGE, '-inf', now, 'LIMIT', 0, max)
-for _, m in ipairs(ms) do
-  local id = string.sub(m, 14)
-  local k = tkey(id)
-  local c = redis.call('HMGET', k, 's', 'ik')
-  if c[1] then
-    redis.call('ZREM', state_key(c[1]), m)
-    if c[2] then redis.call('HDEL', IDEM, c[2]) end
-  else
-    for s, _ in pairs(TERMINAL) do redis.call('ZREM', state_key(s), m) end
-  end
-  redis.call('ZREM', ALL, m)
-  redis.call('ZREM', PURGE, m)
-  redis.call('DEL', k)
-end
+for _, m in ipairs(ms) do forget(m) end
 return #ms
 """
 
@@ -389,6 +405,27 @@ return {redis.call('HGET', KEYS[1], 'epoch'), created, redis.call('HGET', KEYS[1
 """
 
 #: Scripts by name, each with the prelude in front.
+#: ARGV: base, finished at or before (s), limit, mode ('all', 'only' or 'except'),
+#: then the task types the mode names.  Returns how many tasks were deleted.
+PURGE_FINISHED = r"""
+local before, limit, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local named = {}
+for i = 5, #ARGV do named[ARGV[i]] = true end
+local done = 0
+for _, ty in ipairs(redis.call('SMEMBERS', FINTYPES)) do
+  if done >= limit then break end
+  if mode == 'all' or (mode == 'only') == (named[ty] == true) then
+    local key = fin_key(ty)
+    local ms = redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit - done)
+    for _, m in ipairs(ms) do forget(m) end
+    if #ms > 0 then redis.call('ZREM', key, unpack(ms)) end
+    done = done + #ms
+    if redis.call('ZCARD', key) == 0 then redis.call('SREM', FINTYPES, ty) end
+  end
+end
+return done
+"""
+
 SCRIPTS: dict[str, str] = {
     name: PRELUDE + body
     for name, body in {
@@ -401,6 +438,7 @@ SCRIPTS: dict[str, str] = {
         "release": RELEASE,
         "list": LIST,
         "sweep": SWEEP,
+        "purge": PURGE_FINISHED,
         "open": OPEN,
     }.items()
 }

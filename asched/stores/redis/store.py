@@ -59,7 +59,7 @@ _SWEEP_BATCH = 1000
 #: state) and its HMAC, the data and its HMAC, the result and its HMAC.
 STORED_FIELDS = ("r", "h", "D", "hd", "R", "hr")
 #: Arguments per task of the save script.
-_SAVE_FIELDS = 12
+_SAVE_FIELDS = 13
 
 
 class RedisStore(RedisCluster, Store):
@@ -357,16 +357,13 @@ class RedisStore(RedisCluster, Store):
         task_types: list[str] | None,
         exclude_types: list[str],
     ) -> int:
-        """Finished tasks are indexed by when their ``result_ttl_s`` runs out, so this
-        purges by that index: those finished at or before ``before_s``.  Without a
-        TTL there is no such index, and per-type purging is not supported here."""
-        if not self._ttl_ms or task_types is not None or exclude_types:
-            logger.warning(
-                "redis store %r: purging needs result_ttl_s and no type filter; nothing done",
-                self,
-            )
-            return 0
-        return await self.sweep(before_s + self._ttl_ms / 1000, limit)
+        """Finished tasks are indexed per type by when they finished (``B:fin:<type>``)."""
+        if task_types is not None:
+            mode, named = "only", task_types
+        else:
+            mode, named = ("except", exclude_types) if exclude_types else ("all", [])
+        args = [repr(before_s), limit, mode, *named]
+        return int(await self._require().write("purge", args))
 
     # -- recurring schedules -----------------------------------------------------------
 
@@ -479,7 +476,9 @@ class RedisStore(RedisCluster, Store):
     async def sweep(self, now_s: float | None = None, max_tasks: int = _SWEEP_BATCH) -> int:
         """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
         now = wall_now() if now_s is None else now_s
-        return int(await self._require().write("sweep", [repr(now), max_tasks]))
+        # Tasks an older asched indexed by their purge time, then the finish-time index.
+        old = int(await self._require().write("sweep", [repr(now), max_tasks]))
+        return old + await self.purge_finished(now - self._ttl_ms / 1000, max_tasks - old)
 
     def _decode(self, task_id: str, stored: Sequence[bytes | None]) -> Task | None:
         try:
