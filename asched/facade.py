@@ -185,6 +185,11 @@ class SchedulerFacade:
     def list_schedules(self) -> list[dict[str, Any]]:
         return self._call(self.scheduler.list_schedules)
 
+    # -- the cluster -------------------------------------------------------------------
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        return self._call(self.scheduler.list_workers)
+
     # -- observability -----------------------------------------------------------------
 
     def get_system_load_metrics(self) -> dict[str, Any]:

@@ -13,60 +13,52 @@
         result = await scheduler.wait_for(tid, timeout=30)
 
 A Scheduler validates what it is given and holds an :class:`~asched.engine.loop.Engine`
-that does the work; recurring schedules run in the engine's schedule runner,
-and the load metrics come from an event subscriber.
+that does the work (built by :mod:`asched.api.assembly`); recurring schedules run
+in the engine's schedule runner (their methods: :mod:`asched.api.recurring`), and
+the load metrics come from an event subscriber (:mod:`asched.api.observing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from types import EllipsisType, MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
+from asched.api.assembly import assemble, check_startable, use_broker, use_middleware
+from asched.api.observing import ObservingMethods
+from asched.api.recurring import RecurringMethods
+from asched.api.registration import register_type
 from asched.config import SchedulerConfig
 from asched.core.backoff import RetryPolicy
 from asched.core.breaker import BreakerSettings
 from asched.core.checks import require_int
-from asched.core.misfire import DEFAULT_MISFIRE_GRACE_S
 from asched.core.ratelimit import RateLimit
-from asched.engine.admission import Admission
-from asched.engine.intake import TaskIntake
-from asched.engine.loop import Engine
-from asched.engine.policies import BreakerKey, Policies, TypePolicy
-from asched.engine.registry import DISTRIBUTED, TaskDefinition
-from asched.engine.retention import check_ttl
-from asched.engine.schedule_spec import build_schedule
-from asched.engine.schedules import ScheduleRunner
+from asched.engine import cluster
+from asched.engine.policies import BreakerKey
+from asched.engine.registry import TaskDefinition
 from asched.errors import (
-    ConfigError,
     SchedulerCrashedError,
     SchedulerStateError,
     TaskCancelledError,
     TaskFailedError,
     TaskValidationError,
 )
-from asched.middleware.audit import AuditMiddleware, audit_trail
-from asched.middleware.audit_file import AuditFile
+from asched.middleware.audit import audit_trail
 from asched.model import Task, TaskLifecycle, TaskPriority
 from asched.model.states import COMPLETED, FAILED
 from asched.model.validation import parse_lifecycle, parse_priority
 from asched.observability import insight
 from asched.observability.alerting import AlertManager
-from asched.observability.alerts import Notifier
-from asched.observability.metrics import OUTCOME_STATES, LoadMetrics
-from asched.observability.prometheus import PrometheusExporter
-from asched.observability.stream import AnyListener, EventStream, as_listener
-from asched.observability.tracing import TaskTracer
 from asched.stores import Store, open_store
 from asched.strategies.priority import FairShare, PriorityStrategy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Scheduler:
+class Scheduler(RecurringMethods, ObservingMethods):
     """Schedules, runs and tracks tasks on the running asyncio loop."""
 
     def __init__(
@@ -90,50 +82,16 @@ class Scheduler:
             config = config.replace(**settings)
         self.config = config
         backend = store if isinstance(store, Store) else open_store(config.store_url)
-        fair = FairShare() if fair_share is True else (fair_share or None)
-        self._policies = Policies(rng)
-        self._engine = Engine(config, backend, clock, self._policies, priority_strategy, fair)
-        self._intake = TaskIntake(config, self._engine.registry)
-        self._admission = Admission(self._engine, self._intake)
-        self._schedules = ScheduleRunner(self._engine, self._intake, rng or random.Random())
-        self._engine.attach(self._schedules)
-        self._metrics = LoadMetrics()
-        self._engine.subscribe(self._metrics.hear, OUTCOME_STATES)
-        self._engine.attach(self._metrics)
-        self._use_middleware(audit, audit_file, middleware)
-        self._use_broker()
+        parts = assemble(config, backend, clock, rng, priority_strategy, fair_share)
+        self._engine = parts.engine
+        self._policies = parts.policies
+        self._intake = parts.intake
+        self._admission = parts.admission
+        self._schedules = parts.schedules
+        self._metrics = parts.metrics
         self._alerts: AlertManager | None = None
-
-    def _use_middleware(self, audit: bool, audit_file: str | None, links: Iterable[Any]) -> None:
-        log = None if audit_file is None else AuditFile(audit_file)
-        if log is not None:
-            self._engine.attach(log)
-            self._engine.subscribe(log.hear)
-        if audit or log is not None:
-            self._engine.middleware.add(AuditMiddleware(log))
-        for link in links:
-            self._engine.middleware.add(link)
-
-    def _use_broker(self) -> None:
-        """Tasks with ``executor="distributed"`` go to broker workers (the amqp extra)."""
-        config = self.config
-        if config.broker is None:
-            return
-        try:
-            from asched.executors.distributed import DistributedExecutor
-        except ImportError as exc:  # the amqp extra is not installed
-            reason = f"needs the amqp extra (pip install 'asched[amqp]'): {exc}"
-            raise ConfigError("broker", "amqp://...", reason) from None
-        remote = DistributedExecutor(
-            config.broker,
-            config.broker_prefix,
-            secret=config.broker_secret,
-            report_grace_s=config.broker_report_grace_s,
-        )
-        engine = self._engine
-        remote.on_availability = lambda up, why: engine.set_executor_available(DISTRIBUTED, up, why)
-        for name in DISTRIBUTED:
-            engine.attempts.executors[name] = remote
+        use_middleware(self._engine, audit, audit_file, middleware)
+        use_broker(self._engine, config)
 
     # -- registration --------------------------------------------------------------
 
@@ -174,13 +132,9 @@ class Scheduler:
         one, e.g. ``lambda t: f"upload:{t.concurrency_key}"``); ``rate_limit``
         caps starts per ``concurrency_key`` (or per type, ``rate_limit_per="type"``).
         """
-        policy = TypePolicy.checked(retry, breaker, rate_limit, rate_limit_per)
-        if retry is not None:
-            max_retries = retry.max_retries if max_retries is None else max_retries
-            backoff_factor = retry.backoff_factor if backoff_factor is None else backoff_factor
-        if policy.applies:
-            self._policies.set_type_policy(name, policy)
-        definition = self._engine.registry.register(
+        register_type(
+            self._engine,
+            self._policies,
             name,
             handler,
             executor=executor,
@@ -188,13 +142,12 @@ class Scheduler:
             backoff_factor=backoff_factor,
             timeout=timeout,
             concurrency=concurrency,
+            retry=retry,
+            breaker=breaker,
+            rate_limit=rate_limit,
+            rate_limit_per=rate_limit_per,
+            result_ttl_s=result_ttl_s,
         )
-        if definition.concurrency is not None:
-            self._engine.set_type_limit(name, definition.concurrency)
-        if not isinstance(result_ttl_s, EllipsisType):
-            self._engine.result_ttls[name] = check_ttl(result_ttl_s)
-        if self._policies.is_gated(name):
-            self._engine.gate_type(name)
 
     def configure_breaker(
         self, name: str, settings: BreakerSettings | None = None, **changes: Any
@@ -212,44 +165,6 @@ class Scheduler:
         limit = require_int("max_concurrency", limit, minimum=1)
         self.config = self.config.replace(max_concurrency=limit)
         self._engine.set_max_concurrency(limit)
-
-    def subscribe(
-        self, listener: AnyListener, states: Collection[TaskLifecycle] | None = None
-    ) -> Callable[[], None]:
-        """Call ``listener`` with every event (or only with those of tasks entering
-        ``states``; ``states=()``: circuit breaker events alone); an ``async def``
-        listener runs as a task.  Returns a function that unsubscribes."""
-        return self._engine.subscribe(as_listener(listener), states)
-
-    def events(
-        self, states: Collection[TaskLifecycle] | None = None, maxsize: int = 10_000
-    ) -> EventStream:
-        """``async for event in scheduler.events()``: a bounded stream of events (a
-        reader ``maxsize`` behind loses the oldest); see :mod:`asched.observability.stream`."""
-        return EventStream(self, states, maxsize)
-
-    def add_notifier(self, notifier: Notifier, **thresholds: Any) -> AlertManager:
-        """Send alerts (failures, open circuits, retry storms, anomalies) to ``notifier``;
-        ``thresholds`` are :class:`~asched.observability.thresholds.AlertThresholds` fields."""
-        if self._alerts is None:
-            self._alerts = AlertManager(self, self._engine.active)
-            self._engine.attach(self._alerts)
-        self._alerts.add(notifier, **thresholds)
-        return self._alerts
-
-    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> PrometheusExporter:
-        """Serve Prometheus metrics on ``host:port`` from start() to stop() (call before
-        start; needs the ``metrics`` extra); see :mod:`asched.observability.prometheus`."""
-        if self.running or self._engine.is_closing:
-            raise SchedulerStateError("serve_metrics() must be called before start()")
-        exporter = PrometheusExporter(self, port, host)
-        self._engine.attach(exporter)
-        return exporter
-
-    def trace_tasks(self, tracer_provider: Any = None) -> TaskTracer:
-        """OpenTelemetry spans around task runs, if ``opentelemetry-api`` is installed
-        (``.enabled`` says); see :mod:`asched.observability.tracing`."""
-        return TaskTracer(self, tracer_provider)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -342,11 +257,7 @@ class Scheduler:
         return self._engine.end_grace()
 
     async def start(self) -> None:
-        registry = self._engine.registry
-        remote = [d.name for d in registry.definitions.values() if d.executor in DISTRIBUTED]
-        if remote and self.config.broker is None:
-            reason = f"task type {remote[0]!r} runs on broker workers (executor='distributed')"
-            raise ConfigError("broker", None, reason)
+        check_startable(self._engine, self.config)
         await self._engine.start()
 
     async def connect(self) -> None:
@@ -449,11 +360,13 @@ class Scheduler:
     async def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel a task in any non-terminal state, RUNNING included.  False if it had
         already ended.  A task this process does not hold is cancelled in the store
-        under a lease; TaskHeldElsewhereError if another process is running it."""
+        under a lease; one another worker leases (running it, say) is cancelled by
+        that worker on request, within about a second."""
         return await self._engine.cancel(task_id, reason)
 
     async def pause_task(self, task_id: str, reason: str = "paused by request") -> bool:
-        """Hold a task that has not started.  False if it is running or has ended.
+        """Hold a task that has not started (one another worker holds is paused there,
+        on request).  False if it is running or has ended.
         ``reason`` is recorded in the task's history."""
         return await self._engine.pause(task_id, reason)
 
@@ -466,100 +379,10 @@ class Scheduler:
         """Change the priority of a task that has not started yet."""
         return await self._engine.set_priority(task_id, parse_priority(priority))
 
-    # -- recurring schedules ----------------------------------------------------------
+    # -- the cluster ---------------------------------------------------------------
 
-    async def schedule_recurring(
-        self,
-        task_type: str,
-        task_data: Mapping[str, Any] | None = None,
-        *,
-        cron: str | None = None,
-        interval: float | timedelta | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        timezone: str | None = None,
-        priority: TaskPriority | int | str = TaskPriority.MEDIUM,
-        misfire_grace: float | timedelta | None = DEFAULT_MISFIRE_GRACE_S,
-        coalesce: bool = True,
-        max_instances: int = 1,
-        jitter: float | timedelta | None = None,
-        schedule_id: str | None = None,
-        **task_options: Any,
-    ) -> str:
-        """Create (or, with a known ``schedule_id``, update) a recurring schedule.
-
-        Give ``cron`` (5 fields, an optional 6th for seconds, or ``@daily``-style
-        aliases; read in ``timezone``, default the configured zone or the machine's)
-        or ``interval`` (seconds or a timedelta; first fire at ``start`` or one
-        interval from now).  Each fire becomes a task with the other options.
-        """
-        self._engine.require_running()
-        schedule = build_schedule(
-            self._intake,
-            self._engine.clock.now(),
-            self.config.timezone,
-            task_type,
-            task_data,
-            cron=cron,
-            interval=interval,
-            start=start,
-            end=end,
-            timezone=timezone,
-            priority=priority,
-            misfire_grace=misfire_grace,
-            coalesce=coalesce,
-            max_instances=max_instances,
-            jitter=jitter,
-            schedule_id=schedule_id,
-            task_options=task_options,
-        )
-        return await self._schedules.add(schedule)
-
-    async def pause_schedule(self, schedule_id: str) -> bool:
-        """Stop firing; fires due while paused are skipped.  False if already paused."""
-        return await self._schedules.set_paused(schedule_id, True)
-
-    async def resume_schedule(self, schedule_id: str) -> bool:
-        return await self._schedules.set_paused(schedule_id, False)
-
-    async def remove_schedule(self, schedule_id: str) -> bool:
-        """Delete a schedule (tasks it already created stay).  False if unknown."""
-        return await self._schedules.remove(schedule_id)
-
-    async def get_schedule(self, schedule_id: str) -> dict[str, Any]:
-        """Next fire, last fire, state and counters of one schedule."""
-        return self._schedules.get(schedule_id).info()
-
-    async def list_schedules(self) -> list[dict[str, Any]]:
-        return self._schedules.infos()
-
-    # -- observability -------------------------------------------------------------
-
-    def breaker_states(self) -> dict[str, str]:
-        """Each circuit breaker's state: ``closed``, ``open`` or ``half_open``."""
-        states = self._policies.breaker_states(self._engine.clock.now())
-        return {name: state.value for name, state in states.items()}
-
-    async def get_system_load_metrics(self) -> dict[str, Any]:
-        return insight.load_metrics(self._engine, self._metrics, self.breaker_states())
-
-    async def get_task_execution_forecast(
-        self,
-        lookahead_hours: float = 24,
-        *,
-        task_type: str | None = None,
-        bucket: str = "hour",
-        upcoming_limit: int = 1000,
-    ) -> dict[str, Any]:
-        """Every one-off and recurring run expected in the next ``lookahead_hours``:
-        counts per bucket by type and priority, the expected busy seconds per bucket
-        (from each type's measured mean duration) and the upcoming runs."""
-        return insight.forecast(
-            self._engine,
-            self._schedules.schedules.values(),
-            self._metrics,
-            lookahead_hours,
-            task_type,
-            bucket,
-            upcoming_limit,
-        )
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Every worker registered in the store (id, host, pid, started,
+        last_heartbeat, running, version, status ``live`` or ``lost``), oldest first.
+        Works on a connected scheduler too."""
+        return await cluster.list_workers(self._engine)

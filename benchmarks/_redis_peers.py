@@ -21,6 +21,8 @@ class Counter:
     """Counts handler calls; ``done`` is set at the target.  Records lateness."""
 
     def __init__(self) -> None:
+        #: in a worker process: a shared integer the parent reads (see _redis_workers)
+        self.shared: Any = None
         self.reset(0)
 
     def reset(self, target: int) -> asyncio.Event:
@@ -35,6 +37,8 @@ class Counter:
         self.count += 1
         if self.count == self.target:
             self.done.set()
+        if self.shared is not None:
+            self.shared.value += 1
 
 
 COUNTER = Counter()
@@ -47,6 +51,8 @@ class Peer:
     batch_api = ""  # the bulk enqueue call, when the library has one
 
     def __init__(self, url: str, concurrency: int) -> None:
+        #: the server's URL as given (a peer may add to ``url``)
+        self.url_given = url
         self.url = url
         self.concurrency = concurrency
 

@@ -16,6 +16,8 @@ one in-process worker with the same concurrency, and its defaults otherwise.
    the worker's start to the last handler call.  asched runs with
    ``shared_store=True``: every task is claimed under a lease and its writes are
    fenced by the lease token;
+3b. drain with worker processes (``--processes 1,2``): the same, with the worker
+   run in that many child processes (see ``benchmarks/_redis_workers.py``);
 4. lateness: ``--late`` tasks due uniformly over 1..4 s ahead, enqueued while
    the worker runs; the handler records ``time.time() - due`` (p50, p99).
 
@@ -47,6 +49,7 @@ import uvloop
 
 from asched import Scheduler
 from benchmarks._redis_peers import COUNTER, PEERS, Peer, later
+from benchmarks._redis_workers import drain_in_processes
 
 Result = dict[str, float | None]
 
@@ -57,6 +60,7 @@ class Asched(Peer):
 
     def __init__(self, url: str, concurrency: int) -> None:
         super().__init__(url + "?prefix=bench", concurrency)
+        self.url_given = url
         #: When tasks enqueued by ``enqueue`` become due (a producer must be gone by then).
         self.due_at: datetime = later(3600)
 
@@ -178,6 +182,15 @@ async def measure(peer: Peer, server: RedisServer, args: argparse.Namespace) -> 
         server.flush()
     result["drain"], result["redis_cpu"] = await drain(peer, server, args, result["enqueue_batch"])
     server.flush()
+    for processes in (1, 2):
+        key = f"drain_{processes}p"
+        result[key] = None
+        if str(processes) in args.processes.split(","):
+            await fill(peer, server, args, result["enqueue_batch"])
+            result[key] = await asyncio.to_thread(
+                drain_in_processes, peer.name, peer.url_given, args.concurrency, args.n, processes
+            )
+            server.flush()
     result.update(await lateness(peer, args))
     server.flush()
     return result
@@ -185,16 +198,8 @@ async def measure(peer: Peer, server: RedisServer, args: argparse.Namespace) -> 
 
 async def drain(
     peer: Peer, server: RedisServer, args: argparse.Namespace, batch_rate: float | None
-) -> float:
-    if isinstance(peer, Asched):
-        # Due once the producer is gone: a shared producer still running would claim them.
-        margin_s = 1.0 + 3 * args.n / (batch_rate or 5000.0)
-        peer.due_at = later(margin_s)
-        await peer.enqueue(args.n, batch=True)
-        await asyncio.sleep(max(0.0, peer.due_at.timestamp() - time.time()))
-        assert server.client.zcard("{bench}:leased") == 0, "the producer kept leases"
-    else:
-        await peer.enqueue(args.n, batch=bool(peer.batch_api))
+) -> tuple[float, float]:
+    await fill(peer, server, args, batch_rate)
     done = COUNTER.reset(args.n)
     cpu_s = server.cpu_s()
     start = time.perf_counter()
@@ -205,6 +210,21 @@ async def drain(
         profiler.stop()
         print(profiler.output_text(color=False, unicode=False), file=sys.stderr)
     return args.n / elapsed, (server.cpu_s() - cpu_s) / elapsed
+
+
+async def fill(
+    peer: Peer, server: RedisServer, args: argparse.Namespace, batch_rate: float | None
+) -> None:
+    """``--n`` tasks in Redis, due, with no producer left running."""
+    if isinstance(peer, Asched):
+        # Due once the producer is gone: a shared producer still running would claim them.
+        margin_s = 1.0 + 3 * args.n / (batch_rate or 5000.0)
+        peer.due_at = later(margin_s)
+        await peer.enqueue(args.n, batch=True)
+        await asyncio.sleep(max(0.0, peer.due_at.timestamp() - time.time()))
+        assert server.client.zcard("{bench}:leased") == 0, "the producer kept leases"
+    else:
+        await peer.enqueue(args.n, batch=bool(peer.batch_api))
 
 
 async def lateness(peer: Peer, args: argparse.Namespace) -> Result:
@@ -261,6 +281,8 @@ COLUMNS = [
     ("enqueue_batch", "enqueue batch /s"),
     ("drain", "drain /s"),
     ("redis_cpu", "redis CPU in drain"),
+    ("drain_1p", "drain 1 proc /s"),
+    ("drain_2p", "drain 2 procs /s"),
     ("late_p50_ms", "late p50 ms"),
     ("late_p99_ms", "late p99 ms"),
 ]
@@ -281,14 +303,15 @@ def report(rounds: list[dict[str, Result]], names: list[str], args: argparse.Nam
     for name in names:
         cells = [median(rounds, name, key) for key, _ in COLUMNS]
         print(f"{name:12}" + "".join(f"{_cell(v):>20}" for v in cells))
-    mine = {key: median(rounds, "asched", key) for key, _ in COLUMNS[:3]}
+    compared = [(k, t) for k, t in COLUMNS if k != "redis_cpu" and not k.startswith("late")]
+    mine = {key: median(rounds, "asched", key) for key, _ in compared}
 
     print("\nasched / peer (throughput: higher is better for asched)")
     for name in names:
         if name.startswith("asched"):
             continue
         ratios = []
-        for key, title in COLUMNS[:3]:
+        for key, title in compared:
             theirs = median(rounds, name, key)
             if key == "enqueue_batch" and theirs is None:
                 theirs = median(rounds, name, "enqueue_one")  # no bulk call: its 1-by-1 rate
@@ -302,12 +325,21 @@ def report(rounds: list[dict[str, Result]], names: list[str], args: argparse.Nam
     )
     if best and mine["drain"]:
         print(f"\ndrain: asched {mine['drain']:.0f}/s = {mine['drain'] / best:.1f}x the best peer")
+    for name in names:
+        one, two = median(rounds, name, "drain_1p"), median(rounds, name, "drain_2p")
+        if one and two:
+            print(f"two worker processes / one: {name} {two / one:.2f}x")
 
 
 def _cell(value: float | None, suffix: str = "") -> str:
     if value is None:
         return "-"
     return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+
+
+def peer_kinds() -> dict[str, type[Peer]]:
+    kinds: list[type[Peer]] = [Asched, AschedDefaults, *PEERS]
+    return {k.name: k for k in kinds}
 
 
 def main() -> None:
@@ -322,10 +354,13 @@ def main() -> None:
     parser.add_argument("--aof", action="store_true")
     parser.add_argument("--only", default="")
     parser.add_argument("--profile", choices=["drain"], default=None)
+    parser.add_argument(
+        "--processes", default="1,2", help="worker-process drains to run: 1, 2, both or none ('')"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     wanted = set(filter(None, args.only.split(",")))
-    peers = [k for k in [Asched, AschedDefaults, *PEERS] if not wanted or k.name in wanted]
+    peers = [k for name, k in peer_kinds().items() if not wanted or name in wanted]
     server = RedisServer(args.aof)
     try:
         rounds = []

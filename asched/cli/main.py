@@ -167,7 +167,10 @@ def _add_dashboard(commands: Any) -> None:
 
 
 def _add_workers(commands: Any) -> None:
-    workers = commands.add_parser("workers", help="list the broker workers that are alive")
+    workers = commands.add_parser(
+        "workers", help="list the workers of a store (or, with --broker, of a broker)"
+    )
+    workers.add_argument("--store", help=f"store URL (default: {OPS_STORE})")
     workers.add_argument("--broker", help="amqp:// URL (default: ASCHED_BROKER)")
     workers.add_argument("--prefix", help="broker_prefix (default: ASCHED_BROKER_PREFIX, asched)")
     workers.add_argument("--listen", type=_seconds, default=6.0, help="seconds to listen (6)")
@@ -183,10 +186,10 @@ def _add_ops(commands: Any) -> None:
     lister.add_argument("--limit", type=_positive_int, default=50, help="default 50")
     cancel = commands.add_parser(
         "cancel",
-        help="cancel a task that has not started",
+        help="cancel a task, running or not, wherever it is",
         description=(
-            "Cancels a task that is not running, under a lease so that no worker "
-            "starts it.  A running task is left alone (exit 1)."
+            "Cancels a task that is not running under a lease, so that no worker "
+            "starts it; a running task is cancelled by the worker that runs it."
         ),
     )
     cancel.add_argument("task_id", metavar="ID")
@@ -289,9 +292,8 @@ def _workers(args: argparse.Namespace) -> int:
 
     config = SchedulerConfig.from_env()
     url = args.broker or config.broker
-    if url is None:
-        print("asched workers: error: pass --broker URL or set ASCHED_BROKER", file=sys.stderr)
-        return 2
+    if url is None or args.store is not None:
+        return _store_workers(args.store or OPS_STORE)
     prefix = args.prefix or config.broker_prefix
     try:
         beats = asyncio.run(listen_for_workers(url, prefix, args.listen, config.broker_secret))
@@ -302,6 +304,21 @@ def _workers(args: argparse.Namespace) -> int:
         )
         return 1
     print(format_workers(beats))
+    return 0
+
+
+def _store_workers(url: str) -> int:
+    from asched.cli import ops
+    from asched.cli.store_workers import show_workers
+
+    try:
+        asyncio.run(show_workers(ops.existing_store(url)))
+    except ops.OpsError as exc:
+        print(f"asched workers: {printable(str(exc))}", file=sys.stderr)
+        return exc.code
+    except AschedError as exc:
+        print(f"asched workers: error: {printable(str(exc))}", file=sys.stderr)
+        return 1
     return 0
 
 

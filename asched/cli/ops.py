@@ -65,7 +65,8 @@ async def reading(store: Store) -> AsyncIterator[Store]:
 
 async def cancel_task(store: Store, task_id: str, reason: str) -> None:
     """Cancel a stored task through a scheduler that runs nothing: the change goes
-    through the engine's one door, under a lease (see ``Scheduler.cancel_task``)."""
+    through the engine's one door, under a lease, or -- for a task a worker holds --
+    as a request that worker carries out (see ``Scheduler.cancel_task``)."""
     scheduler = Scheduler(store)
     await scheduler.connect()
     try:
@@ -77,7 +78,7 @@ async def cancel_task(store: Store, task_id: str, reason: str) -> None:
     except TaskNotFoundError:
         raise OpsError(f"no task with id {task_id!r}") from None
     except TaskHeldElsewhereError as exc:
-        raise OpsError(f"{exc}; cancel it in that worker") from None
+        raise OpsError(f"{exc}; try again") from None
     finally:
         await scheduler.disconnect()
     print(f"cancelled {task_id}")

@@ -30,6 +30,10 @@ class DependencyGraph:
         for dep in pending:
             self._dependents.setdefault(dep, []).append(task_id)
 
+    def awaited(self) -> list[tuple[str, list[str]]]:
+        """Each task some held task waits on, with the tasks waiting on it."""
+        return list(self._dependents.items())
+
     def waiting_on(self, task_id: str) -> frozenset[str]:
         return frozenset(self._waiting_on.get(task_id, ()))
 

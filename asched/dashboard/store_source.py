@@ -3,7 +3,8 @@
 No scheduler is started, so nothing runs here.  An action on a task first
 claims it (the Store contract's lease), so workers that share the store
 (``asched run --shared``) never start a task the dashboard is changing, and
-its write is fenced; a running task is refused, as by ``asched cancel``.
+its write is fenced; a task a worker holds (running, say) is asked of that worker
+with a request in the store, as ``asched cancel`` does.
 Every action is recorded in the task's history and in its metadata audit
 trail.  Throughput is measured from the change in finished counts between
 samples (no scan of finished tasks); what only a live scheduler knows (its
@@ -32,7 +33,7 @@ from asched.engine.recurring import Schedule
 from asched.errors import ScheduleNotFoundError, TaskNotFoundError
 from asched.model import Task, TaskLifecycle, TaskMetadata, new_task_id
 from asched.observability.forecast import BUCKETS_S, build_forecast
-from asched.stores.base import LEASE_ENDING_STATES, Store
+from asched.stores.base import CONTROL_ACTIONS, LEASE_ENDING_STATES, Store
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,14 @@ class StoreSource(DashboardSource):
         now = self.now()
         leases = await self.store.claim([task_id], self.owner, now, _LEASE_S)
         if not leases:
-            raise ActionRefusedError(task_id, action, "a worker holds it (running?)")
+            if action not in CONTROL_ACTIONS:
+                raise ActionRefusedError(task_id, action, "a worker holds it (running?)")
+            # The worker holding its lease carries it out (within about a second).
+            reason = f"{action} {actor.describe()}"
+            entry = actor.audit_entry(action, now, reason=reason, **extra)
+            await self.store.request_control(task_id, entry)
+            logger.info("task %s: %s asked of its worker %s", task_id, action, actor.describe())
+            return
         try:
             task = await self.get_task(task_id)
             if task.lifecycle is L.RUNNING or task.is_terminal:
@@ -303,7 +311,8 @@ class StoreSource(DashboardSource):
         if bool(record.get("paused", False)) == paused:
             state = "paused" if paused else "running"
             raise ActionRefusedError(schedule_id, "change", f"the schedule is already {state}")
-        record = dict(record, paused=paused)
+        # A new revision: every worker takes the change in (see the Store contract).
+        record = dict(record, paused=paused, revision=int(record.get("revision") or 0) + 1)
         if not paused:  # fires due while paused are skipped, as Scheduler.resume_schedule does
             record["settled_until_s"] = max(float(record.get("settled_until_s", 0.0)), self.now())
         await self.store.save_schedules([record])

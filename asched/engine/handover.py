@@ -110,6 +110,9 @@ def adopt(engine: Engine, task: Task, lease: Lease, now_s: float) -> None:
 
 
 def active_ids(engine: Engine) -> Collection[str]:
+    """The tasks a claim of this process must skip: those it holds or is inserting."""
+    if engine.arriving:
+        return engine.active.keys() | engine.arriving.keys()
     return engine.active.keys()
 
 

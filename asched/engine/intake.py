@@ -140,23 +140,14 @@ class TaskIntake:
             defaults = self._resolve_defaults(task_type)
         if type(priority) is not TaskPriority:
             priority = parse_priority(priority)
-        if task_data is None:
-            data_json = b"{}"
-        elif isinstance(task_data, dict):
-            data_json = encode_json(task_data, "task_data")
-        else:
-            raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")
+        data_json = b"{}" if task_data is None else _encode_data(task_data)
         if execution_time is None and delay is None:
             due_s = now_s
         else:
             due_s = self._due(now_s, execution_time, delay)
-        if executor is None and max_retries is None and backoff_factor is None and timeout is None:
-            executor, max_retries, backoff_factor, timeout = defaults
-        else:
-            attempt = self._attempt_options(
-                task_type, defaults, executor, max_retries, backoff_factor, timeout
-            )
-            executor, max_retries, backoff_factor, timeout = attempt
+        executor, max_retries, backoff_factor, timeout = self._attempt_options(
+            task_type, defaults, executor, max_retries, backoff_factor, timeout
+        )
         task_id = new_task_id() if task_id is None else require_text("task_id", task_id)
         if concurrency_key is not None or idempotency_key is not None:
             _check_keys(concurrency_key, idempotency_key)
@@ -189,6 +180,8 @@ class TaskIntake:
     ) -> _Defaults:
         """The task's executor, max_retries, backoff_factor and timeout: each given one
         checked, the type's default for the rest."""
+        if executor is None and max_retries is None and backoff_factor is None and timeout is None:
+            return defaults
         default_executor, default_retries, default_backoff, default_timeout = defaults
         if executor is None:
             executor = default_executor
@@ -310,3 +303,9 @@ def _metadata(now_s: float, tags: Any, created_by: str | None) -> TaskMetadata:
         require_text("created_by", created_by)
         meta.created_by = created_by
     return meta
+
+
+def _encode_data(task_data: Any) -> bytes:
+    if isinstance(task_data, dict):
+        return encode_json(task_data, "task_data")
+    raise TaskValidationError("task_data", task_data, "expected a dict (a JSON object)")

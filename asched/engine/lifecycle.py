@@ -65,6 +65,7 @@ async def start(engine: Engine) -> None:
     engine.retention = Retention(engine)
     await engine.retention.start()
     if coordinator is not None:
+        await coordinator.cluster.register()
         coordinator.start()
         watchdog.watch_component(engine, coordinator, "shared-store coordinator")
 
@@ -78,6 +79,10 @@ async def recover(engine: Engine) -> None:
     for task in await engine.store.load_unfinished():
         if shared and task.lifecycle is RUNNING:
             continue  # its owner may be alive; the poller takes it if its lease expires
+        if shared and task.lifecycle is PAUSED:
+            # Held by a user (a resume arms it) or by dependencies that may run in any
+            # worker: the dependency sweep frees it, under a lease, once they end.
+            continue
         engine.active[task.id] = task
         engine.state_counts[task.lifecycle] += 1
     for task in list(engine.active.values()):
@@ -128,6 +133,10 @@ async def _stop(engine: Engine, grace_s: float | None) -> None:
     shared = engine.shared_coordinator
     if shared is not None:
         await shared.stop()
+        try:
+            await shared.cluster.leave()
+        except Exception as exc:  # its record goes stale and reads as lost
+            logger.warning("leaving the worker registry failed: %s", exc)
     engine.wheel.stop()
     await _drain(engine, engine.config.grace_period_s if grace_s is None else grace_s)
     now = engine.clock.now()

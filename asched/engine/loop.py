@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 from asched.clock import Clock, WallClock
 from asched.config import SchedulerConfig
@@ -90,6 +91,8 @@ class Engine:
         self.middleware = MiddlewareChain()
         self._hears = self.hub.by_state
         self.active: dict[str, Task] = {}
+        #: tasks whose insert is in flight: stored (or about to be), not yet active
+        self.arriving: dict[str, Task] = {}
         self.deps = DependencyGraph()
         self.waiters: dict[str, list[asyncio.Future[Task]]] = {}
         self.state_counts = [0] * (len(TaskLifecycle) + 1)
@@ -104,6 +107,8 @@ class Engine:
         #: per task type, a ``result_ttl_s`` overriding the configured one
         self.result_ttls: dict[str, float | None] = {}
         self.retention: Retention | None = None
+        #: this worker's load figures, sent with its registry heartbeat (set by the API)
+        self.worker_figures: Callable[[], dict[str, Any]] | None = None
         self._use_store(store)
 
     # -- configuration (before or while running) ------------------------------------
@@ -170,24 +175,7 @@ class Engine:
         counts[target] += 1
         hears = self._hears[target]
         if hears:
-            started, due = task.started_s, task.due_s
-            fields = (
-                task.id,
-                task.type,
-                task.priority,
-                now_s,
-                previous,
-                target,
-                reason,
-                started,
-                due,
-            )
-            event = _new_event(EVENT_FOR_STATE[target], fields)
-            for listener in hears:
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception("event listener %r failed on %r", listener, event)
+            _announce(hears, task, now_s, previous, target, reason)
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
         if target is not SCHEDULED and self.writeback is not None:
@@ -209,7 +197,7 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now(tasks)
         else:
-            await self.store.insert(tasks)
+            await self._insert(tasks)
         for index, task in enumerate(tasks):
             unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
@@ -220,27 +208,28 @@ class Engine:
         if self.memory is not None:
             self.memory.insert_now((task,))  # no await: the memory store cannot block
         else:
-            await self.store.insert((task,))
+            await self._insert((task,))
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
+
+    async def _insert(self, tasks: Sequence[Task]) -> None:
+        """Store new tasks, holding them as arriving until admitted: a claim of this
+        process's own poller that finds the new rows must leave them to this call."""
+        arriving = self.arriving
+        for task in tasks:
+            arriving[task.id] = task
+        try:
+            await self.store.insert(tasks)
+        finally:
+            for task in tasks:
+                arriving.pop(task.id, None)
 
     def _admit(self, task: Task, now_s: float, unmet: Sequence[str], failed: str | None) -> None:
         self.active[task.id] = task
         self.state_counts[QUEUED] += 1
         hears = self._hears[QUEUED]
         if hears:
-            fields = (
-                task.id,
-                task.type,
-                task.priority,
-                now_s,
-                CREATED,
-                QUEUED,
-                None,
-                None,
-                task.due_s,
-            )
-            emit(hears, _new_event(EVENT_FOR_STATE[QUEUED], fields))
+            _announce(hears, task, now_s, CREATED, QUEUED, None)
         if failed is not None:
             self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self.settle(task)
@@ -317,8 +306,9 @@ class Engine:
             self.outcomes.fail(task, error, now_s, None, retry=False)
 
     def holds(self, task_id: str) -> bool:
-        """Whether this process holds the task (armed, held or running here)."""
-        return task_id in self.active
+        """Whether this process holds the task (armed, held or running here, or
+        being inserted by it)."""
+        return task_id in self.active or task_id in self.arriving
 
     def forget(self, task: Task) -> None:
         if self.active.pop(task.id, None) is not None:
@@ -419,3 +409,25 @@ class Engine:
 
     def end_grace(self) -> int:
         return lifecycle.end_grace(self)
+
+
+def _announce(
+    hears: list[Listener],
+    task: Task,
+    now_s: float,
+    previous: TaskLifecycle,
+    target: TaskLifecycle,
+    reason: str | None,
+) -> None:
+    fields = (
+        task.id,
+        task.type,
+        task.priority,
+        now_s,
+        previous,
+        target,
+        reason,
+        task.started_s,
+        task.due_s,
+    )
+    emit(hears, _new_event(EVENT_FOR_STATE[target], fields))

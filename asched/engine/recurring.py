@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from asched.core.misfire import DEFAULT_MAX_CATCH_UP, DEFAULT_MISFIRE_GRACE_S
-from asched.core.triggers import Trigger, trigger_from_dict
+from asched.core.triggers import IntervalTrigger, Trigger, trigger_from_dict
 from asched.errors import TaskValidationError
 from asched.model import TaskPriority
 
@@ -56,6 +56,11 @@ class Schedule:
     skipped_late: int = 0
     skipped_coalesced: int = 0
     skipped_max_instances: int = 0
+    #: bumped by every change of the definition or of ``paused`` (see the Store contract)
+    revision: int = 0
+    #: an interval schedule whose first fire was not given: its phase is taken from
+    #: the stored schedule of the same id, if any (not stored itself)
+    anchor_implicit: bool = False
 
     @property
     def state(self) -> str:
@@ -110,6 +115,7 @@ class Schedule:
             "skipped_late": self.skipped_late,
             "skipped_coalesced": self.skipped_coalesced,
             "skipped_max_instances": self.skipped_max_instances,
+            "revision": self.revision,
         }
 
     @classmethod
@@ -141,6 +147,7 @@ class Schedule:
                 skipped_late=int(record.get("skipped_late", 0)),
                 skipped_coalesced=int(record.get("skipped_coalesced", 0)),
                 skipped_max_instances=int(record.get("skipped_max_instances", 0)),
+                revision=int(record.get("revision", 0)),
             )
         except KeyError as missing:
             raise TaskValidationError(str(missing.args[0]), None, "missing") from None
@@ -148,6 +155,28 @@ class Schedule:
             if isinstance(exc, TaskValidationError):
                 raise
             raise TaskValidationError("schedule", record.get("id"), str(exc)) from None
+
+    def take_anchor(self, stored: Schedule) -> None:
+        """Keep the phase of an interval schedule already stored under this id, when
+        this one's first fire was derived from "now" (each process's own now)."""
+        mine, theirs = self.trigger, stored.trigger
+        if (
+            self.anchor_implicit
+            and isinstance(mine, IntervalTrigger)
+            and isinstance(theirs, IntervalTrigger)
+            and mine.seconds == theirs.seconds
+        ):
+            self.trigger = IntervalTrigger(mine.seconds, start=theirs.start, end=mine.end)
+
+    def take_progress(self, stored: Schedule) -> None:
+        """Carry on from the stored schedule this one replaces."""
+        self.settled_until_s = stored.settled_until_s
+        self.last_fire_s = stored.last_fire_s
+        self.fired = stored.fired
+        self.skipped_late = stored.skipped_late
+        self.skipped_coalesced = stored.skipped_coalesced
+        self.skipped_max_instances = stored.skipped_max_instances
+        self.revision = stored.revision + 1
 
     def same_definition(self, other: Schedule) -> bool:
         mine, theirs = self.to_record(), other.to_record()

@@ -73,6 +73,7 @@ def build_schedule(
         task_options=dict(task_options),
         created_s=now_s,
         settled_until_s=now_s,
+        anchor_implicit=interval is not None and start is None,
     )
 
 

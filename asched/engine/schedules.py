@@ -37,6 +37,7 @@ class ScheduleRunner:
         self._instances: dict[str, set[str]] = {}
         self._lock = asyncio.Lock()
         self._firing: asyncio.Task[None] | None = None
+        self._unfollow: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -44,20 +45,28 @@ class ScheduleRunner:
         engine = self._engine
         self._wheel = ArmedWheel(engine.clock, self._on_due)
         self.schedules = {}
+        legacy = []
         for record in await engine.store.load_schedules():
-            try:
-                schedule = Schedule.from_record(record)
-            except TaskValidationError as exc:
-                logger.error("skipping unreadable schedule record %r: %s", record.get("id"), exc)
-                continue
-            self.schedules[schedule.id] = schedule
+            schedule = _readable(record)
+            if schedule is not None:
+                self.schedules[schedule.id] = schedule
+                if "revision" not in record:  # written before revisions: give it one
+                    legacy.append(schedule.to_record())
+        if legacy:
+            await engine.store.save_schedules(legacy)
         self._instances = {sid: set() for sid in self.schedules}
         self._hook()
         for task in engine.tasks():
             self.track(task)
+        coordinator = engine.shared_coordinator
+        if coordinator is not None:  # other processes change schedules too
+            self._unfollow = coordinator.cluster.follow(self.refresh)
         await self._settle(list(self.schedules.values()))
 
     async def stop(self) -> None:
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
         if self._wheel is not None:
             self._wheel.stop()
         if self._firing is not None:
@@ -67,20 +76,68 @@ class ScheduleRunner:
     # -- the public operations ---------------------------------------------------------
 
     async def add(self, schedule: Schedule) -> str:
+        """Create a schedule, or change the one stored under its id.  The same
+        definition again changes nothing (an interval keeps its stored phase)."""
         async with self._lock:
-            existing = self.schedules.get(schedule.id)
-            if existing is not None:
-                if existing.same_definition(schedule) and existing.paused == schedule.paused:
-                    return existing.id
-                schedule.settled_until_s = existing.settled_until_s
-                schedule.last_fire_s = existing.last_fire_s
-                schedule.fired = existing.fired
-                self._disarm(existing)
-            self.schedules[schedule.id] = schedule
-            self._instances.setdefault(schedule.id, set())
-            self._hook()
+            schedule.revision = 1
+            found = await self._engine.store.create_schedule(schedule.to_record())
+            stored = None if found is None else _readable(found)
+            if stored is not None:
+                schedule.take_anchor(stored)
+                if schedule.same_definition(stored):
+                    schedule = stored  # nothing to change: carry on with the stored one
+                else:
+                    schedule.take_progress(stored)
+                    await self._engine.store.save_schedules([schedule.to_record()])
+            elif found is not None:  # an unreadable record: replaced
+                await self._engine.store.save_schedules([schedule.to_record()])
+            self._replace(schedule)
             await self._settle_locked([schedule])
         return schedule.id
+
+    def _replace(self, schedule: Schedule) -> None:
+        existing = self.schedules.get(schedule.id)
+        if existing is not None:
+            self._disarm(existing)
+        self.schedules[schedule.id] = schedule
+        self._instances.setdefault(schedule.id, set())
+        self._hook()
+
+    async def refresh(self) -> None:
+        """Take in what other processes changed: new, redefined, paused, resumed and
+        removed schedules (a change shows as a new revision)."""
+        async with self._lock:
+            await self._refresh_locked()
+
+    async def _refresh_locked(self) -> None:
+        changed: list[Schedule] = []
+        seen: set[str] = set()
+        for record in await self._engine.store.load_schedules():
+            schedule = _readable(record)
+            if schedule is None:
+                continue
+            seen.add(schedule.id)
+            local = self.schedules.get(schedule.id)
+            if (
+                local is None
+                or local.revision != schedule.revision
+                or local.paused != schedule.paused
+                or not local.same_definition(schedule)
+            ):
+                self._replace(schedule)
+                changed.append(schedule)
+        for schedule_id in [sid for sid in self.schedules if sid not in seen]:
+            self._drop(schedule_id)
+        if changed:
+            await self._settle_locked(changed)
+
+    def _drop(self, schedule_id: str) -> Schedule | None:
+        schedule = self.schedules.pop(schedule_id, None)
+        if schedule is not None:
+            self._disarm(schedule)
+            self._instances.pop(schedule_id, None)
+            self._hook()
+        return schedule
 
     def infos(self) -> list[dict[str, Any]]:
         """Every schedule's ``info()``, soonest next fire first."""
@@ -96,27 +153,27 @@ class ScheduleRunner:
 
     async def set_paused(self, schedule_id: str, paused: bool) -> bool:
         async with self._lock:
+            if self._engine.shared_coordinator is not None:
+                await self._refresh_locked()  # change the latest revision
             schedule = self.get(schedule_id)
             if schedule.paused == paused:
                 return False
             schedule.paused = paused
+            schedule.revision += 1
             if paused:
                 self._disarm(schedule)
                 await self._engine.store.save_schedules([schedule.to_record()])
             else:
                 # Fires that fell due while paused are skipped, not caught up.
                 schedule.settled_until_s = max(schedule.settled_until_s, self._now())
+                await self._engine.store.save_schedules([schedule.to_record()])
                 await self._settle_locked([schedule])
         return True
 
     async def remove(self, schedule_id: str) -> bool:
         async with self._lock:
-            schedule = self.schedules.pop(schedule_id, None)
-            if schedule is None:
+            if self._drop(schedule_id) is None:
                 return False
-            self._disarm(schedule)
-            self._instances.pop(schedule_id, None)
-            self._hook()
             await self._engine.store.delete_schedules([schedule_id])
         return True
 
@@ -159,13 +216,20 @@ class ScheduleRunner:
         for schedule in schedules:
             if schedule.paused:
                 continue
-            tasks += self._plan(schedule, now)
+            fires = self._due_fires(schedule, now)
+            if fires:  # only a fire needs the count (a read of the store when shared)
+                await self._count_instances(schedule)
+                tasks += self._fire_tasks(schedule, fires, now)
         await self._submit(tasks, now)
-        await self._engine.store.save_schedules([s.to_record() for s in schedules])
+        records = [s.to_record() for s in schedules]
+        stale = await self._engine.store.save_schedule_progress(records) if records else []
         for schedule in schedules:
             self._arm(schedule)
+        if stale:  # changed or removed by another process meanwhile
+            await self._refresh_locked()
 
-    def _plan(self, schedule: Schedule, now: float) -> list[Task]:
+    def _due_fires(self, schedule: Schedule, now: float) -> list[float]:
+        """The fires to run now; those skipped as late or coalesced are counted."""
         plan = plan_misfires(
             schedule.trigger,
             last_fire_epoch=schedule.settled_until_s,
@@ -178,9 +242,13 @@ class ScheduleRunner:
         schedule.skipped_coalesced += plan.skipped_coalesced + plan.skipped_over_cap
         schedule.settled_until_s = max(now, schedule.settled_until_s)
         schedule.next_fire_s = plan.next_fire
+        return list(plan.run_now)
+
+    def _fire_tasks(self, schedule: Schedule, fires: list[float], now: float) -> list[Task]:
+        """A task per fire, but none past ``max_instances`` (skipped and counted)."""
         tasks: list[Task] = []
         instances = self._instances.setdefault(schedule.id, set())
-        for fire in plan.run_now:
+        for fire in fires:
             if len(instances) + len(tasks) >= schedule.max_instances:
                 schedule.skipped_max_instances += 1
                 logger.info(
@@ -194,6 +262,18 @@ class ScheduleRunner:
             schedule.last_fire_s = fire
             schedule.fired += 1
         return tasks
+
+    async def _count_instances(self, schedule: Schedule) -> None:
+        """With a shared store, the schedule's unfinished tasks in the whole cluster:
+        the store's, less those this process has finished and not yet written."""
+        engine = self._engine
+        if engine.memory is not None:
+            return  # this process sees every instance itself
+        ids = set(await engine.store.unfinished_ids(f"{schedule.id}@"))
+        dirty = engine.writeback.dirty if engine.writeback is not None else {}
+        self._instances[schedule.id] = {
+            task_id for task_id in ids if not (task_id in dirty and dirty[task_id].is_terminal)
+        }
 
     def _task_for(self, schedule: Schedule, fire: float, now: float) -> Task:
         task = self._intake.build(
@@ -262,3 +342,11 @@ class ScheduleRunner:
 def _schedule_of(task_id: str) -> str | None:
     head, sep, _ = task_id.rpartition("@")
     return head if sep else None
+
+
+def _readable(record: dict[str, Any]) -> Schedule | None:
+    try:
+        return Schedule.from_record(record)
+    except TaskValidationError as exc:
+        logger.error("skipping unreadable schedule record %r: %s", record.get("id"), exc)
+        return None

@@ -17,7 +17,9 @@ its tasks to the others.
 Polling.  A poller claims due tasks that no process has armed here: tasks other
 processes scheduled, and those a dead owner left behind.  It also reads how
 dependencies that ran in another process ended, and releases (or cancels) the
-tasks held here that wait on them.  Where the store can
+tasks held here that wait on them; after each round it does this worker's
+cluster duties (:mod:`asched.engine.cluster`: cancel and pause requests for the
+tasks it leases, live schedules, the sweep of stored dependants).  Where the store can
 tell that another process wrote (SQLite: ``PRAGMA data_version``), it checks
 every 50 ms and claims at once, so work another process adds is picked up
 within about 50 ms plus a commit; otherwise it polls every ``poll_interval_s``.
@@ -33,7 +35,8 @@ from typing import TYPE_CHECKING
 
 from asched.clock import monotonic
 from asched.core.claims import Hold
-from asched.engine import dependents, handover
+from asched.engine import cluster_deps, dependents, handover
+from asched.engine.cluster import ClusterDuties
 from asched.engine.cluster_rules import ClusterRules
 from asched.model import Task
 from asched.model.states import QUEUED, RETRYING, SCHEDULED
@@ -63,6 +66,8 @@ class SharedStoreCoordinator:
         #: the last claim_due filled every free slot: there may be more due work
         self._backlog = False
         self._room = asyncio.Event()
+        self.cluster = ClusterDuties(engine, lease_s)
+        self._checks: set[asyncio.Task[None]] = set()
         self.rules = ClusterRules(engine)
         self.rules.on_change = self._claim_held
 
@@ -76,6 +81,7 @@ class SharedStoreCoordinator:
             self.rules.start()  # learn the cluster's breakers before the first claim
         self._keeper = KeepAlive(self)
         self._tasks.append(loop.create_task(self._keeper.tick_forever()))
+        self.cluster.follow(self._sweep_dependants, cluster_deps.SWEEP_EVERY_S)
         self._keeper.start()
         for task in self._tasks:
             task.add_done_callback(_report_death)
@@ -100,10 +106,30 @@ class SharedStoreCoordinator:
         if not handover.runs_here(self._engine, task):
             handover.pass_on(self._engine, task)
             return
+        if task.dependencies:  # read them first: they may have run anywhere
+            check = asyncio.get_running_loop().create_task(self._want_checked(task))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+            return
         self._waiting.append(task)
         if not self._claiming:
             self._claiming = True
             asyncio.get_running_loop().create_task(self._claim_waiting())
+
+    async def _want_checked(self, task: Task) -> None:
+        engine = self._engine
+        try:
+            ready = await cluster_deps.ready_to_start(engine, task)
+        except Exception as exc:  # the store is away: try again in a second
+            logger.warning("task %s: reading its dependencies failed: %s", task.id, exc)
+            handover.claim_refused(engine, task, taken=False)
+            task._handle = engine.wheel.insert(engine.clock.now() + 1.0, task)
+            return
+        if ready and task.lifecycle in (SCHEDULED, RETRYING) and engine.holds(task.id):
+            self._waiting.append(task)
+            if not self._claiming:
+                self._claiming = True
+                await self._claim_waiting()
 
     async def _claim_waiting(self) -> None:
         engine = self._engine
@@ -225,6 +251,10 @@ class SharedStoreCoordinator:
             except Exception:
                 logger.exception("lease heartbeat failed; retrying")
                 continue
+            try:
+                await self.cluster.beat()
+            except Exception:
+                logger.exception("worker heartbeat failed; retrying")
             lost = [task_id for task_id in lost if task_id in self.leases]
             if lost:
                 logger.warning("lost the leases of %d task(s): %s", len(lost), lost[:5])
@@ -250,6 +280,7 @@ class SharedStoreCoordinator:
                 while await self._claim_due() and watching:
                     pass  # a full batch: there may be more
                 await self._settle_foreign_dependencies()
+                await self.cluster.after_round()
                 if self._engine.line.gated:
                     await self.rules.refresh()
                 self._claim_held()
@@ -260,13 +291,13 @@ class SharedStoreCoordinator:
         """Tasks held here that wait on a task another process ran: read how it
         ended from the store, and release or cancel them as if it had ended here."""
         engine = self._engine
-        elsewhere = {
+        active = engine.active
+        # From the dependencies, not the active tasks: most tasks wait on nothing.
+        elsewhere = [
             dep
-            for task_id in list(engine.active)
-            if task_id in engine.deps
-            for dep in engine.deps.waiting_on(task_id)
-            if dep not in engine.active
-        }
+            for dep, dependents in engine.deps.awaited()
+            if dep not in active and any(task_id in active for task_id in dependents)
+        ]
         for dep in elsewhere:
             try:
                 stored = await engine.store.get(dep)
@@ -275,6 +306,9 @@ class SharedStoreCoordinator:
                 return
             if stored is not None and stored.is_terminal and dep not in engine.active:
                 dependents.settle(engine, stored)
+
+    async def _sweep_dependants(self) -> None:
+        await cluster_deps.sweep(self, self._engine)
 
     async def _room_or_sleep(self, timeout_s: float) -> bool:
         """Sleep ``timeout_s``, or less if slots free up while the store had more
@@ -294,7 +328,12 @@ class SharedStoreCoordinator:
             return False
         try:
             found = await engine.store.claim_due(
-                self.owner, engine.clock.now(), self.lease_s, room, handover.active_ids(engine)
+                self.owner,
+                engine.clock.now(),
+                self.lease_s,
+                room,
+                handover.active_ids(engine),
+                task_types=engine.registry.names(),
             )
         except Exception:
             logger.exception("polling the store for due tasks failed")

@@ -5,9 +5,9 @@ It hears the outcome states (COMPLETED, FAILED, RETRYING: events the load
 metrics make the engine build anyway) and the circuit breaker events; hearing
 one only appends it to a list (no Python frame on the engine's path).  The
 lists are read every ``tick_s`` of the scheduler's clock, so an alert goes out
-within a tick.  Task starts are heard only when ``lateness_s`` is set: lateness
-needs the task's due time, which a listener reads from the engine's live task
-at once (a Python call per start, about 5% of peak throughput).  The backlog
+within a tick.  Lateness is read from the same outcome events (each carries
+the attempt's start and due times), so it costs nothing per task; a late start
+is therefore noticed when that attempt ends.  The backlog
 is sampled from ``get_system_load_metrics()`` (``ready`` + ``waiting_for_limits``).
 
 Alerts are debounced per key (see :mod:`asched.observability.debounce`);
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asched.clock import Clock, TimerHandle
@@ -34,7 +34,7 @@ from asched.events import (
     TaskFailed,
     TaskRetrying,
 )
-from asched.model import Task, TaskLifecycle
+from asched.model import TaskLifecycle
 from asched.model.states import RUNNING
 from asched.observability import rules
 from asched.observability.alerts import Alert, AlertKind, Notifier, Severity, alert_time
@@ -57,22 +57,22 @@ OUTCOME_STATES = (TaskLifecycle.COMPLETED, TaskLifecycle.FAILED, TaskLifecycle.R
 
 
 class AlertManager:
-    def __init__(self, scheduler: Scheduler, live_tasks: Mapping[str, Task]) -> None:
+    def __init__(self, scheduler: Scheduler) -> None:
         self.thresholds = AlertThresholds()
         self.outboxes: list[Outbox] = []
         #: the latest alerts sent, newest last
         self.recent: deque[Alert] = deque(maxlen=200)
         self.scheduler = scheduler
-        self._live = live_tasks
         self._pending: list[Event] = []
         self._circuit_events: list[Event] = []
         self.late_starts: list[tuple[str, str, float, float]] = []
         self._unsubscribe: list[Callable[[], None]] = []
-        self._unwatch_starts: Callable[[], None] | None = None
         self._timer: TimerHandle | None = None
         self._clock: Clock | None = None
         self._sampling: asyncio.Task[None] | None = None
         self.last_late_s: dict[str, float] = {}
+        #: workers of a shared store seen lost at the last sample
+        self.lost_workers: set[str] = set()
         self.retries_by_type: Counter[str] = Counter()
         self._next_sample_s = 0.0
         self._build_detectors()
@@ -86,17 +86,6 @@ class AlertManager:
                 subscribe(self._pending.append, OUTCOME_STATES),
                 subscribe(self._circuit_events.append, ()),
             ]
-        self._watch_starts()
-
-    def _watch_starts(self) -> None:
-        """Hear task starts only while lateness is watched (a call per start)."""
-        wanted = self.thresholds.lateness_s is not None
-        if wanted and self._unwatch_starts is None:
-            running = (TaskLifecycle.RUNNING,)
-            self._unwatch_starts = self.scheduler.subscribe(self._heard_start, running)
-        elif not wanted and self._unwatch_starts is not None:
-            self._unwatch_starts()
-            self._unwatch_starts = None
 
     def _build_detectors(self) -> None:
         t = self.thresholds
@@ -136,7 +125,6 @@ class AlertManager:
                 raise SchedulerStateError("alert thresholds can only change before start()")
             self.thresholds = self.thresholds.updated(**thresholds)
             self._build_detectors()
-            self._watch_starts()
         self.outboxes.append(outbox)
         if self.running:
             outbox.start()
@@ -165,9 +153,6 @@ class AlertManager:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        if self._unwatch_starts is not None:
-            self._unwatch_starts()
-            self._unwatch_starts = None
         if self._timer is not None:
             self._timer.cancel()
         self._clock = None
@@ -234,13 +219,6 @@ class AlertManager:
     def _now(self) -> float:
         return (self._clock or self.scheduler.clock).now()
 
-    def _heard_start(self, event: Event) -> None:
-        task_id, task_type, _, at_s = event[:4]  # type: ignore[index]
-        task = self._live.get(task_id)
-        limit = self.thresholds.lateness_s
-        if task is not None and limit is not None and at_s - task.due_s >= limit:
-            self.late_starts.append((task_id, task_type, at_s, at_s - task.due_s))
-
     def _tick(self) -> None:
         now = self._now()
         for heard in (self._pending, self._circuit_events):
@@ -263,6 +241,7 @@ class AlertManager:
             if event.from_state is RUNNING:
                 failed = kind is not TaskCompleted
                 rules.judge_failure_rate(self, self.failure_rate.record(event.at_s, failed))
+                self._judge_start(event)
             if kind is TaskRetrying:
                 self.retry_storm.window.add(event.at_s)
                 self.retries_by_type[event.task_type] += 1
@@ -271,6 +250,12 @@ class AlertManager:
         elif kind is CircuitOpened or kind is CircuitClosed:
             assert isinstance(event, CircuitOpened | CircuitClosed)
             rules.circuit_changed(self, event)
+
+    def _judge_start(self, event: TaskEvent) -> None:
+        limit, started_s = self.thresholds.lateness_s, event.started_s
+        if limit is not None and started_s is not None and started_s - event.due_s >= limit:
+            late_s = started_s - event.due_s
+            self.late_starts.append((event.task_id, event.task_type, started_s, late_s))
 
     def send(self, alert: Alert) -> None:
         self.recent.append(alert)

@@ -17,6 +17,7 @@ from asched.model import TaskLifecycle, TaskPriority
 from asched.model.states import PAUSED, RETRYING, RUNNING
 from asched.observability.forecast import BUCKETS_S, build_forecast
 from asched.observability.metrics import LoadMetrics
+from asched.stores.base import worker_status
 from asched.strategies.slots import SlotChoice, SlotScorer, choose_slot
 
 
@@ -139,3 +140,50 @@ def quietest_slot(
     return choose_slot(
         start, end, load, 3600, scorer=scorer, task_type=task_type, task_data=task_data
     )
+
+
+def worker_figures(engine: Engine, metrics: LoadMetrics) -> dict[str, Any]:
+    """What this worker sends with its registry heartbeat: the outcome counts of
+    :func:`load_metrics` and its queue, for :func:`cluster_figures` to add up."""
+    window = metrics.window(engine.clock.now())
+    limits = engine.limits
+    return {
+        "tasks_per_minute": window["tasks_per_minute"],
+        "completed_1h": window["completed_1h"],
+        "failed_1h": window["failed_1h"],
+        "retries_1h": window["retries_1h"],
+        "lateness_p99_ms": window["lateness_ms"]["p99"],
+        "ready": len(engine.line),
+        "waiting_for_limits": limits.parked_count(),
+        "scheduled": engine.timers_pending(),
+    }
+
+
+_SUMMED = ("tasks_per_minute", "completed_1h", "failed_1h", "retries_1h")
+_QUEUES = ("ready", "waiting_for_limits", "scheduled")
+
+
+def cluster_figures(records: Iterable[Mapping[str, Any]], now_s: float) -> dict[str, Any]:
+    """The cluster's figures from the worker registry: counts summed over the live
+    workers (each as of its last heartbeat), the worst lateness p99 among them,
+    and the ids of the workers that stopped beating."""
+    live = [r for r in records if worker_status(r, now_s) == "live"]
+    lost = [str(r["id"]) for r in records if worker_status(r, now_s) != "live"]
+    totals = dict.fromkeys(_SUMMED + _QUEUES, 0)
+    worst: float | None = None
+    for record in live:
+        figures = record.get("figures") or {}
+        for name in totals:
+            totals[name] += int(figures.get(name) or 0)
+        p99 = figures.get("lateness_p99_ms")
+        if p99 is not None and (worst is None or p99 > worst):
+            worst = float(p99)
+    finished = totals["completed_1h"] + totals["failed_1h"]
+    return {
+        "workers": len(live),
+        "lost_workers": lost,
+        "running": sum(int(r.get("running", 0)) for r in live),
+        **totals,
+        "success_rate_1h": totals["completed_1h"] / finished if finished else None,
+        "lateness_p99_ms": worst,
+    }

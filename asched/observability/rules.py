@@ -118,6 +118,9 @@ def judge_lateness(manager: AlertManager, now_s: float) -> None:
 
 async def sample_backlog(manager: AlertManager, now_s: float) -> None:
     figures = await manager.scheduler.get_system_load_metrics()
+    cluster = figures.get("cluster")
+    if cluster is not None:
+        judge_workers(manager, set(cluster["lost_workers"]))
     backlog = float(figures.get("ready", 0) or 0) + float(figures.get("waiting_for_limits", 0) or 0)
     verdict = manager.backlog.add(now_s, backlog)
     rate = round(manager.backlog.growth_per_s(), 3)
@@ -138,3 +141,13 @@ async def sample_backlog(manager: AlertManager, now_s: float) -> None:
             backlog=backlog,
             growth_per_s=rate,
         )
+
+
+def judge_workers(manager: AlertManager, lost: set[str]) -> None:
+    """Workers of the shared store that stopped beating: one alert each, resolved
+    once the worker beats again or leaves the registry."""
+    for worker_id in sorted(lost - manager.lost_workers):
+        manager.worker_lost(worker_id, "no heartbeat within its lease")
+    for worker_id in sorted(manager.lost_workers - lost):
+        manager.worker_back(worker_id)
+    manager.lost_workers = lost

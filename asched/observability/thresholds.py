@@ -31,9 +31,9 @@ class AlertThresholds:
     backlog_window_s: float = 300.0
     backlog_growth_per_s: float = 1.0
     backlog_min: int = 100
-    #: a task starting this late past its due time (None: not watched, the default,
-    #: as it costs a listener call per task start); resolved after a quiet spell
-    lateness_s: float | None = None
+    #: an attempt that started this late past its due time (None: not watched),
+    #: judged when the attempt ends; resolved after a quiet spell
+    lateness_s: float | None = 60.0
     lateness_clear_s: float = 120.0
 
     def __post_init__(self) -> None:

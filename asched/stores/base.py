@@ -57,11 +57,13 @@ from asched.stores.leases import (
 
 __all__ = [
     "CLAIMABLE_STATES",
+    "CONTROL_ACTIONS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "LEASE_ENDING_STATES",
     "Lease",
     "StartClaim",
     "Store",
+    "worker_status",
 ]
 
 #: What each task of a start-claim needs besides its lease, by task id.
@@ -201,18 +203,23 @@ class Store(ABC):
         lease_s: float,
         limit: int,
         exclude: Collection[str] = (),
+        task_types: Collection[str] | None = None,
     ) -> list[tuple[Lease, Task]]:
         """Lease, in one transaction, up to ``limit`` due tasks (``due_s <= now_s``) in
         a claimable state that no valid lease holds -- not even one of ``owner``'s,
-        which it already has -- best first by (priority, due_s), skipping ``exclude``.
-        Returns each lease with the task as stored, best first.  A task that cannot
-        be read stays leased to ``owner`` (so it is not handed round) but is not
-        returned."""
+        which it already has -- best first by (priority, due_s), skipping ``exclude``
+        and, when ``task_types`` is given, every task of another type (a worker
+        claims only what it has handlers for).  Returns each lease with the task
+        as stored, best first.  A task that cannot be read stays leased to
+        ``owner`` (so it is not handed round) but is not returned."""
         expires_s = now_s + check_lease_s(lease_s)
         check_owner(owner)
         if not check_limit(limit):
             return []
-        claimed = await self._claim_due(owner, now_s, expires_s, limit, exclude)
+        types = None if task_types is None else frozenset(task_types)
+        if types is not None and not types:
+            return []
+        claimed = await self._claim_due(owner, now_s, expires_s, limit, exclude, types)
         self._held.grant(lease for lease, _ in claimed)
         return [(lease, task) for lease, task in claimed if task is not None]
 
@@ -260,10 +267,16 @@ class Store(ABC):
 
     @abstractmethod
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
-        """Lease up to ``limit`` (>= 1) due free tasks, best first; None for a task
-        whose record cannot be read."""
+        """Lease up to ``limit`` (>= 1) due free tasks (of ``task_types`` only, unless
+        None; never empty), best first; None for a task whose record cannot be read."""
 
     @abstractmethod
     async def _next_due_s(self, owner: str, now_s: float) -> float | None: ...
@@ -405,6 +418,109 @@ class Store(ABC):
     async def breaker_records(self) -> list[BreakerRecord]:
         """Every shared breaker's record, as last written (an OPEN one past its
         ``open_until_s`` turns HALF_OPEN at the next claim that passes it)."""
+
+    # -- cluster: schedules seen by every worker -------------------------------------------
+    #
+    # A schedule's definition is written once per change (create, update, pause,
+    # resume, remove); each change bumps the record's ``"revision"``.  Workers write
+    # their progress (fires run, counters) only onto the revision they read, so a
+    # late progress write never brings back a removed schedule or undoes a pause.
+
+    @abstractmethod
+    async def create_schedule(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Store ``record`` unless a schedule with its ``"id"`` exists, atomically.
+        Returns None when it was stored, else the stored record (nothing written)."""
+
+    @abstractmethod
+    async def save_schedule_progress(self, records: Sequence[dict[str, Any]]) -> list[str]:
+        """Replace each stored record whose ``"revision"`` equals the given one's.
+        Returns the ids not written (removed, or redefined since they were read)."""
+
+    @abstractmethod
+    async def unfinished_ids(self, prefix: str) -> list[str]:
+        """Ids of the unfinished tasks whose id starts with ``prefix`` (a schedule's
+        fires are ``"<schedule id>@<ms>"``: its instances across the cluster)."""
+
+    # -- cluster: control requests for tasks another worker holds --------------------------
+    #
+    # A cancel, pause or resume of a task leased by another worker is a request
+    # record, one per task (a later request replaces an earlier one, but nothing
+    # replaces a cancel).  The owner's poller takes the requests for the tasks it
+    # leases and carries them out.
+
+    async def request_control(self, task_id: str, request: dict[str, Any]) -> None:
+        """Record a request (``"action"``: ``"cancel"``, ``"pause"`` or ``"resume"``,
+        plus who asked) for ``task_id``, for whichever worker holds its lease."""
+        action = request.get("action")
+        if action not in CONTROL_ACTIONS:
+            raise TaskValidationError("action", action, "expected cancel, pause or resume")
+        await self._request_control(task_id, {**request, "task_id": task_id})
+
+    async def take_control_requests(self, owner: str) -> list[dict[str, Any]]:
+        """Remove and return the requests for tasks ``owner`` leases (valid lease or
+        not); requests for finished or vanished tasks are dropped."""
+        return await self._take_control_requests(check_owner(owner))
+
+    @abstractmethod
+    async def _request_control(self, task_id: str, request: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def _take_control_requests(self, owner: str) -> list[dict[str, Any]]: ...
+
+    # -- cluster: the worker registry --------------------------------------------------------
+    #
+    # Each worker keeps a record (``"id"``, ``"host"``, ``"pid"``, ``"started_s"``,
+    # ``"heartbeat_s"``, ``"running"``, ``"version"``, ``"lease_s"``) and beats with
+    # its lease heartbeat.  Readers call a worker lost when its last beat is older
+    # than its lease (see :func:`worker_status`); its leases expire with it.
+
+    async def register_worker(self, record: dict[str, Any]) -> None:
+        """Insert or replace a worker's record, keyed by its ``"id"``."""
+        check_owner(record.get("id"))
+        await self._put_worker(dict(record))
+
+    async def heartbeat_worker(
+        self,
+        worker_id: str,
+        now_s: float,
+        running: int,
+        figures: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a beat, and the worker's load ``figures`` (JSON-able; kept as the
+        record's ``"figures"``, replacing the last); False when the worker has no
+        record (it was removed)."""
+        return await self._beat_worker(
+            check_owner(worker_id),
+            float(now_s),
+            int(running),
+            None if figures is None else dict(figures),
+        )
+
+    @abstractmethod
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Every registered worker's record, oldest start first."""
+
+    @abstractmethod
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker (it stopped); an unknown id is ignored."""
+
+    @abstractmethod
+    async def _put_worker(self, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def _beat_worker(
+        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
+    ) -> bool: ...
+
+
+#: What a control request may ask of the worker holding a task.
+CONTROL_ACTIONS = frozenset({"cancel", "pause", "resume"})
+
+
+def worker_status(record: Mapping[str, Any], now_s: float) -> str:
+    """``"live"`` while the worker's last beat is within its lease, else ``"lost"``."""
+    lease_s = float(record.get("lease_s") or 30.0)
+    return "live" if now_s - float(record.get("heartbeat_s", 0.0)) <= lease_s else "lost"
 
 
 def check_batch(tasks: Sequence[Task]) -> None:

@@ -22,15 +22,18 @@ from asched.stores.base import (
     Store,
     check_payload,
 )
+from asched.stores.memory_cluster import MemoryCluster
 from asched.stores.memory_rules import MemoryRules
 
 
-class MemoryStore(MemoryRules, Store):
+class MemoryStore(MemoryRules, MemoryCluster, Store):
     durable = False
     shares_objects = True
 
     def __init__(self) -> None:
-        super().__init__()
+        Store.__init__(self)
+        MemoryCluster.__init__(self)
+        MemoryRules.__init__(self)
         self._tasks: dict[str, Task] = {}
         self._by_idempotency_key: dict[str, str] = {}
         #: The current lease of each leased task, valid or expired.
@@ -92,7 +95,9 @@ class MemoryStore(MemoryRules, Store):
             if lease is not None and not self._holds(lease):
                 refused.append(task.id)
                 continue
-            self._keep_copies((task,))
+            if self._keep_copies((task,)) and lease is not None:
+                refused.append(task.id)
+                continue
             if self._slots:
                 self._saved_state(task)
             if task.lifecycle in LEASE_ENDING_STATES:
@@ -101,11 +106,19 @@ class MemoryStore(MemoryRules, Store):
                     self._held.drop((ended,))
         return refused
 
-    def _keep_copies(self, tasks: Sequence[Task]) -> None:
+    def _keep_copies(self, tasks: Sequence[Task]) -> bool:
+        """Keep these objects as the stored tasks; a finished task stays as it is.
+        Returns whether a write to a finished task was ignored."""
         stored = self._tasks
+        ignored = False
         for task in tasks:
-            if stored.get(task.id, task) is not task:
+            current = stored.get(task.id, task)
+            if current is not task:
+                if current.is_terminal:
+                    ignored = True
+                    continue
                 stored[task.id] = task
+        return ignored
 
     def _holds(self, lease: Lease) -> bool:
         current = self._leases.get(lease.task_id)
@@ -158,10 +171,22 @@ class MemoryStore(MemoryRules, Store):
         return granted
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
         skip = exclude if isinstance(exclude, set | frozenset | dict) else set(exclude)
-        due = (t for t in self._claimable(now_s) if t.due_s <= now_s and t.id not in skip)
+        due = (
+            t
+            for t in self._claimable(now_s)
+            if t.due_s <= now_s
+            and t.id not in skip
+            and (task_types is None or t.type in task_types)
+        )
         # Dicts keep insertion order: the index breaks ties as SQLite's rowid does.
         ranked = ((t.priority, t.due_s, i, t) for i, t in enumerate(due))
         best = heapq.nsmallest(limit, ranked, key=lambda r: r[:3])

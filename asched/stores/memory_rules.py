@@ -26,8 +26,7 @@ class MemoryRules(Store):
     _tasks: dict[str, Task]
     _leases: dict[str, Lease]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self) -> None:  # called by MemoryStore.__init__, after Store's
         #: task id -> (token of the lease it started under, slot names it holds)
         self._slots: dict[str, tuple[int, tuple[str, ...]]] = {}
         self._tats: dict[str, float] = {}

@@ -93,9 +93,18 @@ class Cli:
             return dict(db.execute("SELECT id, lifecycle FROM tasks").fetchall())
 
     def record(self, task_id: str) -> dict[str, Any]:
+        """The task's whole record, read straight from the file: the state row, plus
+        the data and the result, which the store keeps in tables of their own."""
         with _connect(self.db) as db:
-            (text,) = db.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            text, data, result = db.execute(
+                "SELECT record, (SELECT data FROM task_data WHERE task_data.id = tasks.id), "
+                "(SELECT result FROM task_results WHERE task_results.id = tasks.id) "
+                "FROM tasks WHERE id = ?",
+                (task_id,),
+            ).fetchone()
         record: dict[str, Any] = json.loads(text)
+        record["data"] = {} if data is None else json.loads(data)
+        record["result"] = None if result is None else json.loads(result)
         return record
 
     def integrity(self) -> str:

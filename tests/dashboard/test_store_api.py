@@ -225,3 +225,24 @@ async def test_workers_holding_leases_are_listed(
         ("worker-a:1", 2),
         ("worker-b:2", 1),
     ]
+
+
+async def test_a_task_a_worker_holds_is_asked_of_that_worker(
+    app: Starlette, client: httpx.AsyncClient, populated: Populated
+) -> None:
+    store = open_store(populated.url)
+    await store.open()
+    try:
+        task_id = populated.pending[0]
+        await store.claim([task_id], "worker-a:1", time.time(), 30.0)
+        done = await client.post(f"/api/tasks/{task_id}/cancel", headers=_page_token(app))
+        assert done.status_code == 200
+        (request,) = await store.take_control_requests("worker-a:1")
+    finally:
+        await store.close()
+    assert (request["task_id"], request["action"], request["via"]) == (
+        task_id,
+        "cancel",
+        "dashboard",
+    )
+    assert "from the dashboard" in request["reason"]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from asched import Scheduler, TaskLifecycle
-from asched.errors import TaskHeldElsewhereError
+from asched.errors import TaskCancelledError
 from asched.events import Event, TaskCancelled
+from asched.middleware.audit import acting_as
 
 
 def _worker(path: Path) -> Scheduler:
@@ -49,7 +50,9 @@ async def test_an_operator_scheduler_cancels_a_stored_task_with_an_event(tmp_pat
         assert heard[0].reason == "cancelled by the operator"  # type: ignore[attr-defined]
 
 
-async def test_a_task_running_in_another_process_is_not_overwritten(tmp_path: Path) -> None:
+async def test_a_task_running_in_another_process_is_cancelled_by_its_worker(
+    tmp_path: Path,
+) -> None:
     worker = _worker(tmp_path / "bot.db")
     async with worker:
         tid = await worker.schedule_task("slow")
@@ -57,9 +60,15 @@ async def test_a_task_running_in_another_process_is_not_overwritten(tmp_path: Pa
         operator = Scheduler(f"sqlite:///{tmp_path / 'bot.db'}")
         await operator.connect()
         try:
-            with pytest.raises(TaskHeldElsewhereError, match=tid):
-                await operator.cancel_task(tid)
+            with acting_as("ops-desk"):
+                assert await operator.cancel_task(tid, "stop it") is True
+            assert (await operator.get_task(tid)).lifecycle is TaskLifecycle.CANCELLED
         finally:
             await operator.disconnect()
-        worker.release_event.set()  # type: ignore[attr-defined]
-        assert await worker.wait_for(tid, timeout=10) == "done"
+        with pytest.raises(TaskCancelledError):
+            await worker.wait_for(tid, timeout=10)
+        trail = await worker.get_audit_trail(tid)
+        asked = [e for e in trail if e.get("action") == "cancel"]
+        assert [(e["by"], e["reason"]) for e in asked] == [("ops-desk", "stop it")]
+        assert worker.running  # the worker carries on
+        assert await worker.wait_for(await worker.schedule_task("later"), timeout=10) is None

@@ -118,10 +118,12 @@ class Cluster:
             return int(client.zcard(f"{self.prefix}:s:COMPLETED"))
 
     def record(self, task_id: str) -> dict[str, object]:
+        """The task's record (its state) with its result, which is kept apart."""
         with redis.Redis(port=self.port) as client:
-            raw = client.hget(f"{self.prefix}:t:{task_id}", "r")
+            raw, result = client.hmget(f"{self.prefix}:t:{task_id}", "r", "R")
         assert raw is not None
         record: dict[str, object] = orjson.loads(raw)
+        record["result"] = None if result is None else orjson.loads(result)
         return record
 
 

@@ -184,6 +184,40 @@ async def test_late_starts_raise_a_lateness_alert_resolved_after_a_quiet_spell(
     assert notifier.states(AlertKind.LATENESS) == [False, True]
 
 
+@pytest.mark.parametrize(("thresholds", "alerted"), [({}, True), ({"lateness_s": None}, False)])
+async def test_lateness_is_watched_by_default_from_a_minute_late(
+    make_scheduler: Callable[..., Scheduler],
+    clock: FakeClock,
+    thresholds: dict[str, Any],
+    alerted: bool,
+) -> None:
+    s = make_scheduler(max_concurrency=1)
+    notifier = RecordingNotifier()
+    s.add_notifier(notifier, backlog_min=10_000, **thresholds)
+    gates = {0: asyncio.Event(), 10: asyncio.Event()}
+
+    @s.task("slow")
+    async def slow(n: int) -> int:
+        if n in gates:
+            await gates[n].wait()
+        return n
+
+    async def start_late_by(blocker: int, late_s: float) -> None:
+        await s.schedule_task("slow", {"n": blocker})
+        waiting = await s.schedule_task("slow", {"n": blocker + 1})
+        await clock.advance(late_s)
+        gates[blocker].set()
+        await clock.advance(1)
+        assert await s.wait_for(waiting) == blocker + 1
+
+    async with s:
+        await start_late_by(0, 45)
+        assert notifier.of(AlertKind.LATENESS) == []
+        await start_late_by(10, 75)
+        opened = [a.key for a in notifier.of(AlertKind.LATENESS) if not a.resolved]
+    assert opened == (["lateness:slow"] if alerted else [])
+
+
 async def test_a_backlog_growing_faster_than_it_drains_raises_an_alert(
     make_scheduler: Callable[..., Scheduler], clock: FakeClock
 ) -> None:

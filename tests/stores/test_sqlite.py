@@ -32,7 +32,6 @@ from asched.model import Task
 from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
-from asched.stores.sqlite.connection import INSERT_SQL, encode_insert
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.testing import FakeClock
 
@@ -87,6 +86,19 @@ def new_task(task_id: str, **fields: Any) -> Task:
 
 def raw_db(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
+
+
+def insert_version_1(db: sqlite3.Connection, tasks: list[Task]) -> None:
+    """Rows as schema versions 1 to 5 wrote them: the whole record, payload and
+    result included, in one column."""
+    db.executemany(
+        "INSERT INTO tasks (id, type, lifecycle, due_s, priority, idempotency_key, "
+        "updated_s, version, record) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+        [
+            (t.id, t.type, t.lifecycle.name, t.due_s, t.priority, t.idempotency_key, T0, record)
+            for t, record in ((t, t.to_json().decode()) for t in tasks)
+        ],
+    )
 
 
 # -- durability through the public API ----------------------------------------------------
@@ -346,7 +358,7 @@ async def test_a_locked_database_raises_busy_then_recovers(
 async def test_a_full_database_raises_store_full_and_keeps_working(
     make_store: Callable[..., SQLiteStore],
 ) -> None:
-    store = make_store(pragmas={"max_page_count": 16})  # the schema takes ~14 pages
+    store = make_store(pragmas={"max_page_count": 26})  # the schema takes ~24 pages
     await store.open()
     big = orjson.dumps({"blob": "x" * 3000})
     tasks = [Task(f"big-{i}", "job", big, created_s=T0) for i in range(40)]
@@ -377,21 +389,59 @@ async def _reopen_describe(make_store: Callable[..., SQLiteStore]) -> dict[str, 
     return await store.describe()
 
 
+def finished_with(task_id: str, result: Any) -> Task:
+    task = new_task(task_id)
+    task.transition(L.SCHEDULED, T0, None)
+    task.transition(L.RUNNING, T0, None)
+    task.transition(L.COMPLETED, T0 + 1, None)
+    task.result = result
+    return task
+
+
+#: Results of every JSON kind, to move out of version-1 records exactly.
+OLD_RESULTS = [{"answer": 0.30000000000000004, "text": "é\n"}, 0.1 + 0.2, 1e300, 'é\n"', True]
+OLD_RESULTS += [False, 12, [1, 2.5], 0.0]
+
+
 async def test_a_version_1_file_is_migrated_and_keeps_its_tasks(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
     old = raw_db(db_path)
+    done = [finished_with(f"done-{i}", result) for i, result in enumerate(OLD_RESULTS)]
+    empty = Task("empty-task", "job", created_s=T0, idempotency_key="once")
+    empty.transition(L.QUEUED, T0, None)
+    tasks = [new_task("old-task"), *done, empty]
     try:
         for statement in MIGRATIONS[0]:
             old.execute(statement)
-        old.executemany(INSERT_SQL, encode_insert([new_task("old-task")], T0))
+        insert_version_1(old, tasks)
         old.execute("PRAGMA user_version = 1")
     finally:
         old.close()
     store = make_store()
     await store.open()
     assert (await store.describe())["user_version"] == SCHEMA_VERSION
-    assert await store.get("old-task") is not None
+    for before in tasks:
+        after = await store.get(before.id)
+        assert after is not None
+        assert after.to_dict() == before.to_dict()
+    assert await store.find_by_idempotency_key("once") == "empty-task"
+    with pytest.raises(TaskValidationError, match="idempotency_key"):
+        await store.insert([new_task("again", idempotency_key="once")])
+    payloads = raw_db(db_path)
+    try:
+        rowids = payloads.execute("SELECT id FROM tasks ORDER BY rowid").fetchall()
+        assert rowids == [(t.id,) for t in tasks]
+        with_data = payloads.execute("SELECT id, data FROM task_data").fetchall()
+        assert sorted(with_data) == sorted((t.id, b'{"n":1}') for t in tasks[:-1])
+        with_result = payloads.execute("SELECT id FROM task_results").fetchall()
+        assert sorted(with_result) == sorted((t.id,) for t in done)
+        assert payloads.execute(
+            "SELECT count(*) FROM tasks WHERE json_type(record, '$.data') IS NOT NULL "
+            "OR json_type(record, '$.result') IS NOT NULL"
+        ).fetchone() == (0,)
+    finally:
+        payloads.close()
     await store.save_schedules([{"id": "s1", "version": 1}])
     assert await store.load_schedules() == [{"id": "s1", "version": 1}]
 
@@ -612,13 +662,19 @@ def query_plan(path: Path, sql: str, params: dict[str, Any] | tuple[Any, ...]) -
 async def test_lease_queries_use_their_indexes_and_never_sort(
     db_path: Path, make_store: Callable[..., SQLiteStore]
 ) -> None:
-    from asched.stores.sqlite.leases import CLAIM_DUE_SQL, NEXT_DUE_SQL, RENEW_SQL
+    from asched.stores.sqlite.leases import (
+        CLAIM_DUE_SQL,
+        CLAIM_DUE_TYPES_SQL,
+        NEXT_DUE_SQL,
+        RENEW_SQL,
+    )
 
     store = make_store()
     await store.open()
     params = {"owner": "p1", "now": T0, "expires": T0, "exclude": "[]", "limit": 10}
-    plan = query_plan(db_path, CLAIM_DUE_SQL.partition(" RETURNING")[0], params)
-    assert "USING INDEX tasks_claimable" in plan
+    for claim in (CLAIM_DUE_SQL, CLAIM_DUE_TYPES_SQL):
+        plan = query_plan(db_path, claim.partition(" RETURNING")[0], {**params, "types": "[]"})
+        assert "USING INDEX tasks_claimable" in plan and "TEMP B-TREE" not in plan
     plan = query_plan(db_path, NEXT_DUE_SQL, params)
     assert "USING INDEX tasks_by_owner" in plan and "tasks_claimable" in plan
     plan += query_plan(db_path, RENEW_SQL.partition(" RETURNING")[0], (T0, "p1", T0))
@@ -654,7 +710,7 @@ async def test_a_version_2_file_gains_the_lease_columns(
         for statements in MIGRATIONS[:2]:
             for statement in statements:
                 old.execute(statement)
-        old.executemany(INSERT_SQL, encode_insert([new_task("a"), new_task("b")], T0))
+        insert_version_1(old, [new_task("a"), new_task("b")])
         old.execute("PRAGMA user_version = 2")
     finally:
         old.close()

@@ -393,30 +393,6 @@ async def test_reading_a_foreign_file_changes_nothing(tmp_path: Path) -> None:
     assert _files(path) == before
 
 
-async def test_a_read_only_file_can_be_read_but_not_written(
-    tmp_path: Path, make_store: Callable[..., SQLiteStore]
-) -> None:
-    path = tmp_path / "ro.db"
-    writer = make_store(path)
-    await writer.open()
-    await writer.insert([new_task("a")])
-    await writer.close()
-    path.chmod(0o400)
-    try:
-        if os.access(path, os.W_OK):
-            pytest.skip("running as a user who can write to read-only files")
-        reader = make_store(path, read_only=True)
-        await reader.open()
-        assert [t.id for t in await reader.list_tasks()] == ["a"]
-        await reader.close()
-        with pytest.raises(StoreError, match=re.escape(str(path))):
-            broken = make_store(path)
-            await broken.open()
-            await broken.insert([new_task("b")])
-    finally:
-        path.chmod(0o600)
-
-
 @pytest.mark.parametrize("damage", ["zeroed header", "truncated"])
 async def test_a_damaged_file_is_refused_at_open_naming_it(
     damage: str, db_path: Path, make_store: Callable[..., SQLiteStore]

@@ -476,6 +476,17 @@ async def test_claim_due_takes_the_best_due_free_tasks(store: Store) -> None:
     assert await store.claim_due("p3", T0 + 10, LEASE_S, 0) == []
 
 
+async def test_claim_due_takes_only_the_types_asked_for(store: Store) -> None:
+    kinds = ("render", "upload", "announce")
+    await store.insert([make_task(kinds[i % 3], due_s=T0 + i) for i in range(6)])
+    got = await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=["render", "announce"])
+    assert [task.type for _, task in got] == ["render", "announce", "render", "announce"]
+    assert await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=[]) == []
+    assert await store.claim_due("p1", T0 + 10, LEASE_S, 10, task_types=["render"]) == []
+    rest = await store.claim_due("p2", T0 + 10, LEASE_S, 10)
+    assert [task.type for _, task in rest] == ["upload", "upload"]
+
+
 async def test_claim_due_takes_a_running_task_only_once_its_lease_expired(store: Store) -> None:
     task = make_task(state=L.RUNNING)
     await store.insert([task])
@@ -659,3 +670,57 @@ async def test_bad_lease_arguments_name_the_field(
     with pytest.raises(ConfigError) as caught:
         await call(store)
     assert caught.value.field == field
+
+
+# -- finished tasks: never written again, purged by finish time and type -------------------
+
+
+async def test_a_finished_task_is_never_written_again(store: Store) -> None:
+    task = make_task(state=L.RUNNING, task_id="done")
+    await store.insert([task])
+    task.transition(L.COMPLETED, T0 + 2, "done")
+    task.result = 1
+    assert await store.save([task]) == []
+    late = make_task(state=L.CANCELLED, task_id="done")  # a stale copy, saved late
+    assert await store.save([late]) == []  # an unfenced write is ignored
+    lease = Lease("done", "p1", 1, T0 + LEASE_S)
+    assert await store.save([late], {"done": lease}) == ["done"]  # a fenced one refused
+    got = await stored(store, "done")
+    assert (got.lifecycle, got.result) == (L.COMPLETED, 1)
+
+
+async def _finish(store: Store, task_type: str, state: TaskLifecycle, at_s: float) -> Task:
+    task = make_task(task_type, state=L.RUNNING, idempotency_key=f"key-{next(_ids)}")
+    await store.insert([task])
+    task.transition(state, at_s, None)
+    task.finished_s = at_s
+    await store.save([task])
+    return task
+
+
+async def test_purge_finished_takes_what_finished_by_then_of_the_types_asked(
+    store: Store,
+) -> None:
+    early_job = await _finish(store, "job", L.COMPLETED, T0 + 10)
+    early_mail = await _finish(store, "mail", L.FAILED, T0 + 10)
+    late_job = await _finish(store, "job", L.COMPLETED, T0 + 50)
+    running = make_task("job", state=L.RUNNING)
+    await store.insert([running])
+    assert await store.purge_finished(T0 + 20, 10, exclude_types=["job", "mail"]) == 0
+    assert await store.purge_finished(T0 + 20, 10, task_types=["mail"]) == 1
+    assert await store.get(early_mail.id) is None
+    assert await store.find_by_idempotency_key(early_mail.idempotency_key or "") is None
+    assert await store.purge_finished(T0 + 20, 10, exclude_types=["mail"]) == 1
+    assert await store.get(early_job.id) is None
+    assert await store.get(late_job.id) is not None  # finished after the cut
+    assert await store.purge_finished(T0 + 100, 10) == 1
+    assert await store.purge_finished(T0 + 100, 10) == 0
+    assert [t.id for t in await store.load_unfinished()] == [running.id]
+
+
+async def test_purge_finished_stops_at_its_limit(store: Store) -> None:
+    for n in range(5):
+        await _finish(store, "job" if n % 2 else "mail", L.CANCELLED, T0 + n)
+    assert await store.purge_finished(T0 + 10, 3) == 3
+    assert await store.purge_finished(T0 + 10, 3) == 2
+    assert await store.count_by_state() == {}

@@ -33,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from asched.clock import monotonic
 from asched.errors import StoreError
 from asched.stores.redis.scripts import SCRIPTS
+from asched.stores.redis.wakeups import WAKING_SCRIPTS
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class ScriptRunner:
         #: Round trips the writer made, and script calls they carried.
         self.round_trips = 0
         self.calls_sent = 0
+        #: After a batch that may give other workers work: PUBLISH channel origin
+        #: (see asched.stores.redis.wakeups).
+        self.announce: tuple[str, str] | None = None
 
     async def start(self) -> None:
         await self.read(self._load_scripts, "loading scripts")
@@ -210,6 +214,10 @@ class ScriptRunner:
                 pipe.execute_command(
                     "EVALSHA", self._shas[call.script], 1, self._meta_key, self._base, *args
                 )
+            announce = self.announce
+            if announce is not None and any(c.script in WAKING_SCRIPTS for c in calls):
+                pipe.execute_command("PUBLISH", *announce)
+                return list(await pipe.execute(raise_on_error=False))[:-1]
             return list(await pipe.execute(raise_on_error=False))
 
     async def _after_reconnect(self) -> None:

@@ -9,7 +9,11 @@ Layout (``B`` is ``{prefix}``)::
 
     B:meta            HASH   layout version and the epoch marker (restart check)
     B:seq             STRING insertion sequence, for FIFO ties
-    B:t:<id>          HASH   one task: r record JSON, h HMAC, s state, d due_s,
+    B:t:<id>          HASH   one task: r record JSON (its state: rewritten by every
+                             save), h its HMAC, D task data JSON (written once; none
+                             for {}), hd its HMAC, R result JSON (once, when it
+                             completes), hr its HMAC, v 2 (written this way: a task
+                             without it keeps its data inside r), s state, d due_s,
                              p priority, m index member, ty type, ik idempotency key,
                              o owner, k lease token (never reset), x lease expiry
     B:all             ZSET   every task, score due_s, member m
@@ -19,8 +23,11 @@ Layout (``B`` is ``{prefix}``)::
     B:o:<owner>       SET    task ids one owner leases
     B:x:<owner>       SET    task ids one owner's claim_due skips (sent as changes)
     B:idem            HASH   idempotency key -> task id
-    B:purge           ZSET   finished tasks' members, score when they are purged
+    B:fin:<type>      ZSET   finished tasks of one type, score when they finished
+    B:fintypes        SET    the types with finished tasks indexed
+    B:purge           ZSET   (older versions) finished tasks, score when to purge them
     B:sched           HASH   schedule id -> schedule record JSON
+    B:changed         pub/sub channel: a writer's origin id after its writes (wakeups)
 
 The index member ``m`` is ``<priority digit><12-digit sequence><task id>``:
 within one score Redis orders members byte-wise, so ties fall in (priority,
@@ -66,6 +73,10 @@ class RedisKeys:
     @property
     def schedules(self) -> str:
         return f"{self.base}:sched"
+
+    @property
+    def changed(self) -> str:
+        return f"{self.base}:changed"
 
     @property
     def leased(self) -> str:

@@ -29,11 +29,22 @@ _fromiso = datetime.fromisoformat
 _NUMBER = (int, float)
 
 
-def decode_record(raw: bytes) -> Task:
-    """The task a stored record holds; raises TaskValidationError when it is not one."""
+def decode_record(raw: bytes, data: bytes | None = None, result: bytes | None = None) -> Task:
+    """The task stored as its record (the state), its data (None: ``{}``, or inside
+    the record as an older asched wrote it) and its result (None: none, or inside
+    the record); raises TaskValidationError when they are not one."""
     record = orjson.loads(raw)
+    if type(record) is dict:
+        if data is not None:
+            record["data"] = orjson.loads(data)
+        elif "data" not in record:
+            record["data"] = {}
+        if result is not None:
+            record["result"] = orjson.loads(result)
+        elif "result" not in record:
+            record["result"] = None
     try:
-        return _read(record)
+        return _read(record, data)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return Task.from_dict(record)
 
@@ -54,7 +65,7 @@ def _optional(value: Any, kind: type) -> Any:
     return value
 
 
-def _read(record: dict[str, Any]) -> Task:
+def _read(record: dict[str, Any], data_json: bytes | None) -> Task:
     if record["version"] != RECORD_VERSION or type(record["id"]) is not str or not record["id"]:
         raise ValueError("not the current record shape")
     data = record["data"]
@@ -78,7 +89,7 @@ def _read(record: dict[str, Any]) -> Task:
     task = Task(
         record["id"],
         record["type"],
-        encode_json(data, "data"),
+        data_json if data_json is not None else encode_json(data, "data"),
         _PRIORITIES[record["priority"]],
         created_s=created_s,
         due_s=_time(record["scheduled_for"]),

@@ -27,6 +27,8 @@ local LEASED = B .. ':leased'
 local ALL = B .. ':all'
 local IDEM = B .. ':idem'
 local PURGE = B .. ':purge'
+local FINTYPES = B .. ':fintypes'
+local function fin_key(ty) return B .. ':fin:' .. ty end
 local function tkey(id) return B .. ':t:' .. id end
 local function due_key(p) return B .. ':due:' .. p end
 local function state_key(s) return B .. ':s:' .. s end
@@ -79,20 +81,42 @@ local function reap(now, max)
 end
 
 -- A finished task is purged ttl_ms from now (0: kept).
-local function retain(k, m, s, now, ttl_ms)
-  if ttl_ms > 0 and TERMINAL[s] then
-    redis.call('ZADD', PURGE, now + ttl_ms / 1000, m)
-    redis.call('PEXPIRE', k, ttl_ms + 3600000)
+-- A finished task is indexed by its type and finish time, for purging; with a
+-- store ttl its hash also expires an hour after the sweeper would purge it.
+local function retain(k, m, s, finished, ttl_ms)
+  if TERMINAL[s] then
+    local ty = redis.call('HGET', k, 'ty')
+    redis.call('ZADD', fin_key(ty), finished, m)
+    redis.call('SADD', FINTYPES, ty)
+    if ttl_ms > 0 then redis.call('PEXPIRE', k, ttl_ms + 3600000) end
   end
+end
+
+-- Delete a finished task and every index entry of it.
+local function forget(m)
+  local id = string.sub(m, 14)
+  local k = tkey(id)
+  local c = redis.call('HMGET', k, 's', 'ik')
+  if c[1] then
+    redis.call('ZREM', state_key(c[1]), m)
+    if c[2] then redis.call('HDEL', IDEM, c[2]) end
+  else
+    for s, _ in pairs(TERMINAL) do redis.call('ZREM', state_key(s), m) end
+  end
+  redis.call('ZREM', ALL, m)
+  redis.call('ZREM', PURGE, m)
+  redis.call('DEL', k)
 end
 """
 
 #: ARGV: base, again (1 when retrying after a lost reply), now_s, ttl_ms, n, then n x
-#: (id, state, due_s, priority, type, idempotency key or '', record, mac).
+#: (id, state, due_s, priority, type, idempotency key or '', record, mac,
+#: data or '' (none: {}), its mac, result or '', its mac).  The data goes in
+#: field D, never written again.
 #: Returns {} or {field, value} naming the first clash (nothing is written then).
 INSERT = r"""
 local again, now, ttl = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, F = tonumber(ARGV[5]), 8
+local n, F = tonumber(ARGV[5]), 12
 local done = {}
 for i = 0, n - 1 do
   local b = 6 + i * F
@@ -115,6 +139,9 @@ for i = 0, n - 1 do
     local m = p .. string.format('%012d', seq) .. id
     redis.call('HSET', k, 's', s, 'd', d, 'p', p, 'm', m, 'ty', ARGV[b + 4],
       'r', ARGV[b + 6], 'h', ARGV[b + 7])
+    redis.call('HSET', k, 'v', '2')
+    if ARGV[b + 8] ~= '' then redis.call('HSET', k, 'D', ARGV[b + 8], 'hd', ARGV[b + 9]) end
+    if ARGV[b + 10] ~= '' then redis.call('HSET', k, 'R', ARGV[b + 10], 'hr', ARGV[b + 11]) end
     redis.call('ZADD', ALL, d, m)
     redis.call('ZADD', state_key(s), d, m)
     if CLAIMABLE[s] then redis.call('ZADD', due_key(p), d, m) end
@@ -129,21 +156,32 @@ return {}
 """
 
 #: ARGV: base, again, now_s, ttl_ms, n, then n x
-#: (id, token or '', owner or '', state, due_s, priority, record, mac).
-#: Returns the ids whose fenced write was refused.
+#: (id, token or '', owner or '', state, due_s, priority, record, mac,
+#: result or '' (none), its mac, data or '', its mac).  The record is the state
+#: only: the data (D) is never rewritten, and a result goes in its own field (R).
+#: A task an older asched inserted (no field v) still has its data inside r: its
+#: save is left out unless it brings the data along (the caller resends it so).
+#: Returns {ids whose fenced write was refused, ids left out for their data}.
 SAVE = r"""
 local again, now, ttl = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, F = tonumber(ARGV[5]), 8
-local refused = {}
+local n, F = tonumber(ARGV[5]), 13
+local refused, legacy = {}, {}
 for i = 0, n - 1 do
   local b = 6 + i * F
   local id, token, owner = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local s, d, p, r = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
   local k = tkey(id)
-  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k')
+  local c = redis.call('HMGET', k, 's', 'd', 'p', 'm', 'o', 'k', 'v')
   local os, od, op, om, oo = c[1], c[2], c[3], c[4], c[5]
   local held = token == '' or (oo == owner and c[6] == token)
-  if not os then
+  if os and TERMINAL[os] then
+    -- A finished task is never written again; a fenced write is refused, unless
+    -- it is a retry of the very write that finished it.
+    local landed = again and redis.call('HGET', k, 'r') == r
+    if token ~= '' and not landed then refused[#refused + 1] = id end
+  elseif os and held and not c[7] and ARGV[b + 10] == '' then
+    legacy[#legacy + 1] = id
+  elseif not os then
     if token ~= '' then refused[#refused + 1] = id end
   elseif not held then
     -- A retried write that already landed (and ended its lease) is not refused.
@@ -165,10 +203,16 @@ for i = 0, n - 1 do
     if m ~= om then redis.call('ZREM', ALL, om) end
     if m ~= om or od ~= d then redis.call('ZADD', ALL, d, m) end
     redis.call('HSET', k, 's', s, 'd', d, 'p', p, 'm', m, 'r', r, 'h', ARGV[b + 7])
-    retain(k, m, s, now, ttl)
+    if ARGV[b + 8] ~= '' then redis.call('HSET', k, 'R', ARGV[b + 8], 'hr', ARGV[b + 9]) end
+    if ARGV[b + 10] ~= '' then
+      redis.call('HSET', k, 'D', ARGV[b + 10], 'hd', ARGV[b + 11], 'v', '2')
+    end
+    local finished = ARGV[b + 12]
+    if finished == '' then finished = now end
+    retain(k, m, s, finished, ttl)
   end
 end
-return refused
+return {refused, legacy}
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock (0/1), ids...
@@ -191,24 +235,31 @@ return out
 """
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock, limit, reap max,
+#: the task types to claim (a JSON array; '' for every type),
 #: full (1: replace the owner's skip set, 0: change it), its size after this call,
 #: how many ids to add, the ids to add, then the ids to remove.
 #: The skip set ``x:<owner>`` holds the ids the owner excludes, so a call sends
 #: only what changed since the last one.  Expired leases are reaped first.
-#: Returns {expires, then per task: id, token, record, mac}, best first, or
+#: Returns {expires, then per task: id, token, then the six stored fields (see
+#: ``STORED_FIELDS`` in the store)}, best first, or
 #: {'resend'} when the skip set is not what the caller expects (send it whole).
 CLAIM_DUE = r"""
 local owner = ARGV[2]
 local skip_key = B .. ':x:' .. owner
-local adds = tonumber(ARGV[11])
-if ARGV[9] == '1' then redis.call('DEL', skip_key) end
-for i = 12, 11 + adds, 500 do
-  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 11 + adds)))
+local adds = tonumber(ARGV[12])
+if ARGV[10] == '1' then redis.call('DEL', skip_key) end
+for i = 13, 12 + adds, 500 do
+  redis.call('SADD', skip_key, unpack(ARGV, i, math.min(i + 499, 12 + adds)))
 end
-for i = 12 + adds, #ARGV, 500 do
+for i = 13 + adds, #ARGV, 500 do
   redis.call('SREM', skip_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
-if redis.call('SCARD', skip_key) ~= tonumber(ARGV[10]) then return {'resend'} end
+if redis.call('SCARD', skip_key) ~= tonumber(ARGV[11]) then return {'resend'} end
+local types = nil
+if ARGV[9] ~= '' then
+  types = {}
+  for _, t in ipairs(cjson.decode(ARGV[9])) do types[t] = true end
+end
 redis.call('PEXPIRE', skip_key, 600000)
 local now, expires = clock(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 local need = tonumber(ARGV[7])
@@ -223,7 +274,9 @@ for p = 0, 4 do
     if #ms == 0 then break end
     off = off + #ms
     for _, m in ipairs(ms) do
-      if need > 0 and not skipped(string.sub(m, 14)) then
+      local id = string.sub(m, 14)
+      if need > 0 and not skipped(id)
+          and (not types or types[redis.call('HGET', tkey(id), 'ty')]) then
         picked[#picked + 1] = m
         need = need - 1
       end
@@ -232,12 +285,11 @@ for p = 0, 4 do
   for _, m in ipairs(picked) do
     local id = string.sub(m, 14)
     local k = tkey(id)
-    local c = redis.call('HMGET', k, 's', 'k', 'r', 'h')
+    local c = redis.call('HMGET', k, 's', 'k', 'r', 'h', 'D', 'hd', 'R', 'hr')
     if c[1] and CLAIMABLE[c[1]] then
       out[#out + 1] = id
       out[#out + 1] = grant(k, id, owner, expires, c[1], false, c[2], p, m)
-      out[#out + 1] = c[3]
-      out[#out + 1] = c[4]
+      for j = 3, 8 do out[#out + 1] = c[j] end
     else
       redis.call('ZREM', due_key(p), m)  -- not claimable: it should not be here
     end
@@ -317,7 +369,7 @@ return 0
 """
 
 #: ARGV: base, index key, type or '', limit (-1: all).  Read-only.
-#: Returns {member, record, mac, ...} in index order.
+#: Returns {member, then the six stored fields, ...} in index order.
 LIST = r"""
 local index, ty, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out, found, off = {}, 0, 0
@@ -327,11 +379,10 @@ while limit < 0 or found < limit do
   off = off + 500
   for _, m in ipairs(ms) do
     if limit >= 0 and found >= limit then break end
-    local c = redis.call('HMGET', tkey(string.sub(m, 14)), 'r', 'h', 'ty')
-    if c[1] and (ty == '' or c[3] == ty) then
+    local c = redis.call('HMGET', tkey(string.sub(m, 14)), 'ty', 'r', 'h', 'D', 'hd', 'R', 'hr')
+    if c[2] and (ty == '' or c[1] == ty) then
       out[#out + 1] = m
-      out[#out + 1] = c[1]
-      out[#out + 1] = c[2]
+      for j = 2, 7 do out[#out + 1] = c[j] end
       found = found + 1
     end
   end
@@ -344,20 +395,7 @@ return out
 SWEEP = r"""
 local now, max = tonumber(ARGV[2]), tonumber(ARGV[3])
 local ms = redis.call('ZRANGEBYSCORE', PURGE, '-inf', now, 'LIMIT', 0, max)
-for _, m in ipairs(ms) do
-  local id = string.sub(m, 14)
-  local k = tkey(id)
-  local c = redis.call('HMGET', k, 's', 'ik')
-  if c[1] then
-    redis.call('ZREM', state_key(c[1]), m)
-    if c[2] then redis.call('HDEL', IDEM, c[2]) end
-  else
-    for s, _ in pairs(TERMINAL) do redis.call('ZREM', state_key(s), m) end
-  end
-  redis.call('ZREM', ALL, m)
-  redis.call('ZREM', PURGE, m)
-  redis.call('DEL', k)
-end
+for _, m in ipairs(ms) do forget(m) end
 return #ms
 """
 
@@ -369,6 +407,27 @@ return {redis.call('HGET', KEYS[1], 'epoch'), created, redis.call('HGET', KEYS[1
 """
 
 #: Scripts by name, each with the prelude in front.
+#: ARGV: base, finished at or before (s), limit, mode ('all', 'only' or 'except'),
+#: then the task types the mode names.  Returns how many tasks were deleted.
+PURGE_FINISHED = r"""
+local before, limit, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local named = {}
+for i = 5, #ARGV do named[ARGV[i]] = true end
+local done = 0
+for _, ty in ipairs(redis.call('SMEMBERS', FINTYPES)) do
+  if done >= limit then break end
+  if mode == 'all' or (mode == 'only') == (named[ty] == true) then
+    local key = fin_key(ty)
+    local ms = redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit - done)
+    for _, m in ipairs(ms) do forget(m) end
+    if #ms > 0 then redis.call('ZREM', key, unpack(ms)) end
+    done = done + #ms
+    if redis.call('ZCARD', key) == 0 then redis.call('SREM', FINTYPES, ty) end
+  end
+end
+return done
+"""
+
 SCRIPTS: dict[str, str] = {
     name: PRELUDE + body
     for name, body in {
@@ -381,6 +440,7 @@ SCRIPTS: dict[str, str] = {
         "release": RELEASE,
         "list": LIST,
         "sweep": SWEEP,
+        "purge": PURGE_FINISHED,
         "open": OPEN,
         **RULE_SCRIPTS,
     }.items()

@@ -11,6 +11,10 @@ Leases are timed by Redis ``TIME`` by default (``clock=server``): one clock for
 every machine.  With ``clock=caller`` the ``now_s`` the scheduler passes is used,
 as the other stores do (needed with a virtual clock).
 
+Workers hear of other processes' writes on a pub/sub channel (``wakeups``):
+work a producer adds is claimed within about 50 ms, and an idle cluster sends
+nothing but heartbeats and a claim round every ``poll_interval_s``.
+
 Durability is Redis's: with AOF and ``appendfsync always`` an acknowledged
 write survives a Redis crash.  A marker (``meta``'s ``epoch``) tells when Redis
 came back without its data; the store then logs at CRITICAL level.
@@ -37,10 +41,12 @@ from asched.errors import StoreCorruptError, StoreError, TaskValidationError
 from asched.model import TERMINAL_STATES, Task, TaskLifecycle
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store, check_batch
 from asched.stores.redis.calls import ScriptRunner
+from asched.stores.redis.cluster import RedisCluster
 from asched.stores.redis.codec import RecordCodec, encode_schedules
 from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
 from asched.stores.redis.rules import RedisRules
+from asched.stores.redis.wakeups import ChangeWatch, new_origin
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +56,14 @@ _REAP_MAX = 1000
 #: Finished tasks past ``result_ttl_s`` are purged this often, this many per call.
 _SWEEP_EVERY_S = 60.0
 _SWEEP_BATCH = 1000
+#: A task's stored fields, in the order the scripts return them: the record (its
+#: state) and its HMAC, the data and its HMAC, the result and its HMAC.
+STORED_FIELDS = ("r", "h", "D", "hd", "R", "hr")
+#: Arguments per task of the save script.
+_SAVE_FIELDS = 13
 
 
-class RedisStore(RedisRules, Store):
+class RedisStore(RedisRules, RedisCluster, Store):
     """A durable, shared store in Redis; see the module docstring."""
 
     durable = True
@@ -79,6 +90,8 @@ class RedisStore(RedisRules, Store):
         self._runner: ScriptRunner | None = None
         self._epoch: bytes | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._origin = new_origin()
+        self._watch: ChangeWatch | None = None
         #: Per owner, the ids last sent as its claim_due skip set.
         self._skips: dict[str, set[str]] = {}
         #: Unreadable records skipped, and times Redis was found to have lost its data.
@@ -113,6 +126,7 @@ class RedisStore(RedisRules, Store):
             self.check_epoch,
         )
         self._client, self._runner = client, runner
+        runner.announce = (self.keys.changed, self._origin)
         try:
             await runner.start()
             await self._open_marker(runner)
@@ -130,6 +144,9 @@ class RedisStore(RedisRules, Store):
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._watch is not None:
+            await self._watch.stop()
+            self._watch = None
         await self._runner.stop()
         await self._disconnect()
 
@@ -138,6 +155,19 @@ class RedisStore(RedisRules, Store):
         if client is not None:
             await client.aclose()
             await client.connection_pool.disconnect()
+
+    async def _announce(self) -> None:
+        await self._command("announcing a change", "PUBLISH", self.keys.changed, self._origin)
+
+    async def changed_elsewhere(self) -> bool | None:
+        """Whether another process published a write since the last call (see
+        :mod:`asched.stores.redis.wakeups`); the first call starts listening."""
+        if self._client is None:
+            return None
+        if self._watch is None:
+            self._watch = ChangeWatch(self._client, self.keys.changed, self._origin)
+            self._watch.start()
+        return self._watch.take()
 
     async def _open_marker(self, runner: ScriptRunner) -> None:
         epoch, created, layout = await runner.run("open", [LAYOUT_VERSION, os.urandom(8).hex()])
@@ -205,14 +235,10 @@ class RedisStore(RedisRules, Store):
     ) -> list[str]:
         if not tasks:
             return []
-        encoded = self._codec.save_args(tasks, leases)
-        if not encoded:
-            return []
-        args = [0, repr(wall_now()), self._ttl_ms, len(encoded) // 8, *encoded]
-        refused = [
-            task_id.decode()
-            for task_id in await self._require().write("save", args, resend_flag=True)
-        ]
+        refused, legacy = await self._save(tasks, leases, ())
+        if legacy:  # stored whole by an older asched: resend those with their data
+            again = [t for t in tasks if t.id in legacy]
+            refused += (await self._save(again, leases, legacy))[0]
         if leases:
             gone = set(refused)
             self._held.drop(
@@ -221,6 +247,20 @@ class RedisStore(RedisRules, Store):
                 if t.id in leases and t.id not in gone and t.lifecycle in LEASE_ENDING_STATES
             )
         return refused
+
+    async def _save(
+        self,
+        tasks: Sequence[Task],
+        leases: Mapping[str, Lease] | None,
+        with_data: set[str] | tuple[()],
+    ) -> tuple[list[str], set[str]]:
+        """(refused ids, ids left out because their data must come along)."""
+        encoded = self._codec.save_args(tasks, leases, with_data)
+        if not encoded:
+            return [], set()
+        args = [0, repr(wall_now()), self._ttl_ms, len(encoded) // _SAVE_FIELDS, *encoded]
+        refused, legacy = await self._require().write("save", args, resend_flag=True)
+        return [i.decode() for i in refused], {i.decode() for i in legacy}
 
     # -- leases ------------------------------------------------------------------------
 
@@ -244,24 +284,33 @@ class RedisStore(RedisRules, Store):
         ]
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
-        args = self._lease_args(owner, now_s, expires_s)
+        args = [
+            *self._lease_args(owner, now_s, expires_s),
+            limit,
+            _REAP_MAX,
+            "" if task_types is None else orjson.dumps(sorted(task_types)),
+        ]
         skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
-        reply = await self._require().write(
-            "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=False)]
-        )
+        changes = self._skip_changes(owner, skip, full=False)
+        reply = await self._require().write("claim_due", [*args, *changes])
         if reply == [b"resend"]:
-            reply = await self._require().write(
-                "claim_due", [*args, limit, _REAP_MAX, *self._skip_changes(owner, skip, full=True)]
-            )
+            changes = self._skip_changes(owner, skip, full=True)
+            reply = await self._require().write("claim_due", [*args, *changes])
         granted_expiry = float(reply[0])
         found: list[tuple[Lease, Task | None]] = []
-        for i in range(1, len(reply), 4):
+        for i in range(1, len(reply), 8):
             task_id = reply[i].decode()
             lease = Lease(task_id, owner, int(reply[i + 1]), granted_expiry)
             # An unreadable one (None) stays leased here, renewed with the rest.
-            found.append((lease, self._decode(task_id, reply[i + 2], reply[i + 3])))
+            found.append((lease, self._decode(task_id, reply[i + 2 : i + 8])))
         return found
 
     def _skip_changes(self, owner: str, skip: set[str] | frozenset[str], full: bool) -> list[Any]:
@@ -309,16 +358,13 @@ class RedisStore(RedisRules, Store):
         task_types: list[str] | None,
         exclude_types: list[str],
     ) -> int:
-        """Finished tasks are indexed by when their ``result_ttl_s`` runs out, so this
-        purges by that index: those finished at or before ``before_s``.  Without a
-        TTL there is no such index, and per-type purging is not supported here."""
-        if not self._ttl_ms or task_types is not None or exclude_types:
-            logger.warning(
-                "redis store %r: purging needs result_ttl_s and no type filter; nothing done",
-                self,
-            )
-            return 0
-        return await self.sweep(before_s + self._ttl_ms / 1000, limit)
+        """Finished tasks are indexed per type by when they finished (``B:fin:<type>``)."""
+        if task_types is not None:
+            mode, named = "only", task_types
+        else:
+            mode, named = ("except", exclude_types) if exclude_types else ("all", [])
+        args = [repr(before_s), limit, mode, *named]
+        return int(await self._require().write("purge", args))
 
     # -- recurring schedules -----------------------------------------------------------
 
@@ -358,12 +404,12 @@ class RedisStore(RedisRules, Store):
     # -- reading -----------------------------------------------------------------------
 
     async def get(self, task_id: str) -> Task | None:
-        record, mac = await self._command(
-            "reading a task", "HMGET", self.keys.task(task_id), "r", "h"
+        stored = await self._command(
+            "reading a task", "HMGET", self.keys.task(task_id), *STORED_FIELDS
         )
-        if record is None:
+        if stored[0] is None:
             return None
-        task = self._decode(task_id, record, mac)
+        task = self._decode(task_id, stored)
         if task is None:
             raise StoreCorruptError(f"redis store {self!r}: task {task_id!r} is unreadable")
         return task
@@ -396,9 +442,9 @@ class RedisStore(RedisRules, Store):
     ) -> list[tuple[tuple[float, bytes], Task]]:
         reply = await self._require().run("list", [index, task_type, limit])
         found = []
-        for i in range(0, len(reply), 3):
+        for i in range(0, len(reply), 7):
             member = reply[i]
-            task = self._decode(member_task_id(member), reply[i + 1], reply[i + 2])
+            task = self._decode(member_task_id(member), reply[i + 1 : i + 7])
             if task is not None:
                 found.append(((task.due_s, member), task))
         return found
@@ -431,11 +477,13 @@ class RedisStore(RedisRules, Store):
     async def sweep(self, now_s: float | None = None, max_tasks: int = _SWEEP_BATCH) -> int:
         """Purge finished tasks whose ``result_ttl_s`` ran out; returns how many."""
         now = wall_now() if now_s is None else now_s
-        return int(await self._require().write("sweep", [repr(now), max_tasks]))
+        # Tasks an older asched indexed by their purge time, then the finish-time index.
+        old = int(await self._require().write("sweep", [repr(now), max_tasks]))
+        return old + await self.purge_finished(now - self._ttl_ms / 1000, max_tasks - old)
 
-    def _decode(self, task_id: str, record: bytes | None, mac: bytes | None) -> Task | None:
+    def _decode(self, task_id: str, stored: Sequence[bytes | None]) -> Task | None:
         try:
-            return self._codec.decode(task_id, record, mac)
+            return self._codec.decode(task_id, stored)
         except Exception as exc:
             self._report_corrupt("task", task_id, exc)
             return None

@@ -12,7 +12,11 @@ writer coroutine takes everything queued since its last commit and writes it
 in a single ``BEGIN IMMEDIATE … COMMIT``, so thousands of concurrent
 ``schedule_task`` calls cost a handful of commits.  The whole transaction is
 one call on the writer's own thread (:mod:`asched.stores.sqlite.dbthread`,
-stdlib ``sqlite3``): one thread hop per group, not one per statement.  Each ``insert`` call stays
+stdlib ``sqlite3``): one thread hop per group, not one per statement.  Inside
+it, a group's saves (and inserts from 16 rows on) are one statement over a JSON
+array, not ``executemany``: ``sqlite3`` takes the GIL back after every step,
+and while the event loop is busy each of those waits for it (see
+:mod:`asched.stores.sqlite.saves`).  Each ``insert`` call stays
 all-or-nothing: a duplicate id or idempotency key fails that call only (it is
 retried alone inside a SAVEPOINT), never its neighbours in the group.
 
@@ -47,14 +51,18 @@ atomic against every process on the file; fenced saves are checked against the
 lease columns in that transaction too (see :mod:`asched.stores.sqlite.leases`).
 
 Layout: ``tasks`` holds the columns the engine filters and sorts on, plus the
-whole record as JSON text (the :meth:`Task.to_dict` shape, never pickle) with
-its ``version``; ``schedules`` holds recurring-schedule records the same way.
+record as JSON text (the :meth:`Task.to_dict` shape without ``data`` and
+``result``, never pickle) with its ``version``.  The data is in ``task_data``,
+written once at insert (no row for ``{}``), and the result in ``task_results``,
+written once when the task completes: a state save rewrites only the ``tasks``
+row (SQLite rewrites a whole row on any UPDATE), and a trigger deletes both
+with their task.  ``schedules`` holds recurring-schedule records as JSON.
 ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` upgrades older
 files on open.  A row that cannot be read is logged, counted in
 ``corrupt_rows`` and skipped, never fatal.
 
 Modules: ``store`` (SQLiteStore), ``writer`` (group commit), ``group`` (one
-transaction), ``leases`` and ``retention`` (their SQL), ``reads``, ``connection``
+transaction), ``saves``, ``leases`` and ``retention`` (their SQL), ``reads``, ``connection``
 (schema and rows), ``files`` (the file and its errors), ``settings``,
 ``dbthread`` (a connection on its own thread).
 """

@@ -15,7 +15,7 @@ import orjson
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
-from asched.model.codec import encode_record
+from asched.model.codec import encode_result, encode_state
 from asched.stores.base import DEFAULT_MAX_PAYLOAD_BYTES, LEASE_ENDING_STATES, Lease, check_payload
 
 logger = logging.getLogger("asched.stores.sqlite")
@@ -77,6 +77,74 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX tasks_by_state",
     ),
     (
+        # Cluster control: the worker registry, and cancel/pause requests for tasks
+        # another worker holds (one per task, taken by the lease's owner).
+        """CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            started_s REAL NOT NULL,
+            heartbeat_s REAL NOT NULL,
+            running INTEGER NOT NULL DEFAULT 0,
+            record TEXT NOT NULL
+        )""",
+        """CREATE TABLE control_requests (
+            task_id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+    ),
+    (
+        # Payloads apart from state, so a state save never rewrites them (SQLite
+        # rewrites a whole row on any UPDATE): task data is written once, at
+        # insert; a result once, when the task completes.  Empty data ({}) and
+        # no result have no row.  ``record`` keeps the rest (model/codec.py).
+        "CREATE TABLE task_data (id TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        "CREATE TABLE task_results (id TEXT PRIMARY KEY, result BLOB NOT NULL)",
+        "INSERT INTO task_data SELECT id, CAST(json_extract(record, '$.data') AS BLOB) "
+        "FROM tasks WHERE json_extract(record, '$.data') != '{}'",
+        # A result as JSON text, whatever its type (17 digits keep a float exact).
+        "INSERT INTO task_results SELECT id, CAST(CASE json_type(record, '$.result') "
+        "WHEN 'real' THEN printf('%!.17g', json_extract(record, '$.result')) "
+        "WHEN 'text' THEN json_quote(json_extract(record, '$.result')) "
+        "WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        "ELSE json_extract(record, '$.result') END AS BLOB) "
+        "FROM tasks WHERE json_type(record, '$.result') != 'null'",
+        # The table is rebuilt (rowids kept) to make idempotency keys unique by a
+        # partial index: a task without a key then writes no entry for it.
+        """CREATE TABLE tasks_rebuilt (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            lifecycle TEXT NOT NULL,
+            due_s REAL NOT NULL,
+            priority INTEGER NOT NULL,
+            idempotency_key TEXT,
+            updated_s REAL NOT NULL,
+            version INTEGER NOT NULL,
+            record TEXT NOT NULL,
+            owner TEXT,
+            lease_token INTEGER NOT NULL DEFAULT 0,
+            lease_expires REAL,
+            crashes INTEGER NOT NULL DEFAULT 0,
+            finished_s REAL
+        )""",
+        "INSERT INTO tasks_rebuilt (rowid, id, type, lifecycle, due_s, priority, "
+        "idempotency_key, updated_s, version, record, owner, lease_token, lease_expires, "
+        "crashes, finished_s) SELECT rowid, id, type, lifecycle, due_s, priority, "
+        "idempotency_key, updated_s, version, json_remove(record, '$.data', '$.result'), "
+        "owner, lease_token, lease_expires, crashes, finished_s FROM tasks",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_rebuilt RENAME TO tasks",
+        "CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+        "CREATE INDEX tasks_by_type ON tasks (type)",
+        "CREATE INDEX tasks_claimable ON tasks (priority, due_s) WHERE "
+        "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')",
+        "CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL",
+        "CREATE INDEX tasks_finished ON tasks (finished_s) WHERE finished_s IS NOT NULL",
+        "CREATE TRIGGER tasks_payloads_gone AFTER DELETE ON tasks BEGIN "
+        "DELETE FROM task_data WHERE id = old.id; "
+        "DELETE FROM task_results WHERE id = old.id; END",
+    ),
+    (
         # Cluster-wide start rules (asched.stores.sqlite.slots): the concurrency slots
         # each started attempt holds (held while its task is RUNNING under that lease
         # token), GCRA rate budgets, and shared circuit breaker records.
@@ -95,11 +163,25 @@ CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
 INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# A finished row is never written again: a late save cannot overwrite COMPLETED,
-# FAILED or CANCELLED, whoever sends it.
-UPDATE_SQL = (
-    "UPDATE tasks SET lifecycle = ?, due_s = ?, priority = ?, updated_s = ?, "
-    f"version = ?, record = ?, finished_s = ? WHERE id = ? AND lifecycle NOT IN ({_TERMINAL})"
+DATA_SQL = "INSERT INTO task_data (id, data) VALUES (?, ?)"
+#: The same for many rows at once: one JSON array parameter, one statement (see
+#: :mod:`asched.stores.sqlite.saves` for why that beats ``executemany``).
+INSERT_JSON_SQL = (
+    f"INSERT INTO tasks ({_COLUMNS}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS.split(", "))))
+    + " FROM json_each(?)"
+)
+DATA_JSON_SQL = (
+    "INSERT INTO task_data (id, data) SELECT json_extract(value, '$[0]'), "
+    "CAST(json_extract(value, '$[1]') AS BLOB) FROM json_each(?)"
+)
+#: From this many rows on, a group's inserts go as one JSON array.
+BULK_ROWS = 16
+RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES (?, ?)"
+#: A task row's data and result, as two more columns of a query on ``tasks``.
+PAYLOAD_COLUMNS = (
+    "(SELECT data FROM task_data WHERE task_data.id = tasks.id), "
+    "(SELECT result FROM task_results WHERE task_results.id = tasks.id)"
 )
 ORDER_SQL = " ORDER BY due_s, priority, rowid"
 UPSERT_SCHEDULE_SQL = (
@@ -108,30 +190,56 @@ UPSERT_SCHEDULE_SQL = (
     "version = excluded.version, record = excluded.record"
 )
 DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE id = ?"
+#: Each state's name (``.name`` on an enum member is a slow descriptor call).
+STATE_NAMES = {state: state.name for state in TaskLifecycle}
 UNFINISHED_SQL = ", ".join(f"'{s.name}'" for s in TaskLifecycle if s not in TERMINAL_STATES)
+
+
+class InsertRows(NamedTuple):
+    """One insert call's rows: ``tasks`` rows, then ``task_data`` and ``task_results``
+    rows for the tasks that have data or a result.  Tuples: rows of plain values
+    are soon untracked by the garbage collector, which thousands of inserts in
+    flight would otherwise keep busy."""
+
+    tasks: tuple[Row, ...]
+    data: tuple[Row, ...]
+    results: tuple[Row, ...]
 
 
 def encode_insert(
     tasks: Sequence[Task], now_s: float, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> list[Row]:
+) -> InsertRows:
     """The rows of one insert call, encoded up front so a bad task fails only its caller."""
-    rows = []
+    rows: list[Row] = []
+    data_rows: list[Row] = []
+    results: list[Row] = []
     for task in tasks:
-        check_payload("task_data", task.data_json, max_payload_bytes)
+        data = task.data_json
+        check_payload("task_data", data, max_payload_bytes)
         try:
             rows.append(_insert_row(task, now_s))
+            if task.result is not None:
+                results.append((task.id, _result(task, max_payload_bytes)))
         except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
             raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
-    return rows
+        if data != EMPTY_DATA:
+            data_rows.append((task.id, data))
+    return InsertRows(tuple(rows), tuple(data_rows), tuple(results))
+
+
+EMPTY_DATA = b"{}"
 
 
 class SaveRow(NamedTuple):
-    """One task's queued save: the UPDATE parameters, and the lease fencing it."""
+    """One task's queued save: its fields (id, state, due, priority, updated, version,
+    record, finished), the lease fencing it, and its result's JSON (None when it
+    has none; written only if the save is)."""
 
     task_id: str
     lease: Lease | None
     ends_lease: bool
     row: Row
+    result: bytes | None
 
 
 def encode_saves(
@@ -143,19 +251,26 @@ def encode_saves(
     saves = []
     for task_id, task in tasks.items():
         try:
-            row = _update_row(task, now_s, max_payload_bytes)
+            result = None if task.result is None else _result(task, max_payload_bytes)
         except Exception as exc:
             logger.error("task %r: result cannot be stored (%s); saving the error", task_id, exc)
-            task.result = None
+            task.result = result = None
             task.error = f"result cannot be stored: {exc}"
-            try:
-                row = _update_row(task, now_s, max_payload_bytes)
-            except Exception:
-                logger.exception("task %r cannot be stored; its state change is not saved", task_id)
-                continue
+        try:
+            row = _update_row(task, now_s)
+        except Exception:
+            logger.exception("task %r cannot be stored; its state change is not saved", task_id)
+            continue
         ends = task.lifecycle in LEASE_ENDING_STATES
-        saves.append(SaveRow(task_id, fences.get(task_id), ends, row))
+        saves.append(SaveRow(task_id, fences.get(task_id), ends, row, result))
     return saves
+
+
+def _result(task: Task, max_payload_bytes: int) -> bytes | None:
+    result = encode_result(task)
+    if result is not None:
+        check_payload("result", result, max_payload_bytes)
+    return result
 
 
 def _insert_row(task: Task, now_s: float) -> Row:
@@ -165,32 +280,30 @@ def _insert_row(task: Task, now_s: float) -> Row:
     return (
         task.id,
         task.type,
-        "PAUSED" if held else task.lifecycle.name,
+        "PAUSED" if held else STATE_NAMES[task.lifecycle],
         task.due_s,
-        task.priority.value,
+        int(task.priority),
         task.idempotency_key,
         now_s,
         RECORD_VERSION,
-        encode_record(task).decode(),
+        encode_state(task).decode(),
     )
 
 
-def _update_row(task: Task, now_s: float, max_payload_bytes: int) -> Row:
-    record = encode_record(task)
-    if task.result is not None and len(record) - len(task.data_json) > max_payload_bytes:
-        check_payload("result", orjson.dumps(task.result), max_payload_bytes)
+def _update_row(task: Task, now_s: float) -> Row:
+    """The save's leading fields, in :mod:`asched.stores.sqlite.saves`' order."""
     finished = task.finished_s if task.lifecycle in TERMINAL_STATES else None
     if finished is None and task.lifecycle in TERMINAL_STATES:
         finished = now_s
     return (
-        task.lifecycle.name,
+        task.id,
+        STATE_NAMES[task.lifecycle],
         task.due_s,
-        task.priority.value,
+        int(task.priority),
         now_s,
         RECORD_VERSION,
-        record.decode(),
+        encode_state(task).decode(),
         finished,
-        task.id,
     )
 
 

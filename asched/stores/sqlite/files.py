@@ -32,7 +32,8 @@ _DIR_MODE = 0o700
 
 
 def create_private(path: str) -> None:
-    """Make the missing folders (0700) and an empty database file (0600) if absent."""
+    """Make the missing folders (0700) and an empty database file (0600) if absent;
+    refuse a file that exists but cannot be written."""
     folder = os.path.dirname(os.path.abspath(path))
     missing = []
     while folder and not os.path.isdir(folder):
@@ -46,6 +47,10 @@ def create_private(path: str) -> None:
             os.mkdir(made, _DIR_MODE)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _FILE_MODE)
     except FileExistsError:
+        if not os.access(path, os.W_OK):  # before SQLite makes -wal and -shm beside it
+            raise StoreError(
+                f"sqlite store {path}: the database file or its folder is read-only"
+            ) from None
         return
     except OSError as exc:
         raise StoreError(f"sqlite store {path}: cannot create the database: {exc}") from None

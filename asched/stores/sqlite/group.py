@@ -15,19 +15,27 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
+import orjson
+
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
 from asched.stores.sqlite.connection import (
+    BULK_ROWS,
+    DATA_JSON_SQL,
+    DATA_SQL,
     DELETE_SCHEDULE_SQL,
+    INSERT_JSON_SQL,
     INSERT_SQL,
+    RESULT_SQL,
     UPSERT_SCHEDULE_SQL,
+    InsertRows,
     Row,
     SaveRow,
     name_conflict,
     rollback,
 )
-from asched.stores.sqlite.leases import write_saves
+from asched.stores.sqlite.saves import write_saves
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -62,7 +70,7 @@ def _insert_only(db: sqlite3.Connection, call: InsertCall) -> GroupOutcome:
     """The common lone ``schedule_task``: no savepoint needed, the call is the group."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(INSERT_SQL, call.rows)
+        _write_inserts(db, call.rows)
         db.execute("COMMIT")
     except sqlite3.IntegrityError as exc:
         rollback(db)
@@ -90,7 +98,10 @@ def insert_calls(
         return []
     db.execute("SAVEPOINT group_insert")
     try:
-        db.executemany(INSERT_SQL, [row for call in calls for row in call.rows])
+        if len(calls) == 1:
+            _write_inserts(db, calls[0].rows)
+        else:
+            _write_inserts(db, _joined([call.rows for call in calls]))
     except sqlite3.IntegrityError:
         db.execute("ROLLBACK TO group_insert")
     else:
@@ -100,12 +111,35 @@ def insert_calls(
     return [_insert_alone(db, call.tasks, call.rows) for call in calls]
 
 
+def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
+    if len(rows.tasks) < BULK_ROWS:
+        db.executemany(INSERT_SQL, rows.tasks)
+    else:
+        db.execute(INSERT_JSON_SQL, (orjson.dumps(rows.tasks).decode(),))
+    if len(rows.data) < BULK_ROWS:
+        if rows.data:
+            db.executemany(DATA_SQL, rows.data)
+    else:
+        data = [(task_id, payload.decode()) for task_id, payload in rows.data]
+        db.execute(DATA_JSON_SQL, (orjson.dumps(data).decode(),))
+    if rows.results:
+        db.executemany(RESULT_SQL, rows.results)
+
+
+def _joined(parts: list[InsertRows]) -> InsertRows:
+    return InsertRows(
+        tuple(row for rows in parts for row in rows.tasks),
+        tuple(row for rows in parts for row in rows.data),
+        tuple(row for rows in parts for row in rows.results),
+    )
+
+
 def _insert_alone(
-    db: sqlite3.Connection, tasks: Sequence[Task], rows: list[Row]
+    db: sqlite3.Connection, tasks: Sequence[Task], rows: InsertRows
 ) -> TaskValidationError | None:
     db.execute("SAVEPOINT call_insert")
     try:
-        db.executemany(INSERT_SQL, rows)
+        _write_inserts(db, rows)
     except sqlite3.IntegrityError as exc:
         db.execute("ROLLBACK TO call_insert")
         db.execute("RELEASE call_insert")
@@ -118,7 +152,7 @@ class InsertCall:
     __slots__ = ("future", "rows", "tasks")
 
     def __init__(
-        self, tasks: Sequence[Task], rows: list[Row], future: asyncio.Future[None]
+        self, tasks: Sequence[Task], rows: InsertRows, future: asyncio.Future[None]
     ) -> None:
         self.tasks = tasks
         self.rows = rows
@@ -192,7 +226,7 @@ class WriteGroup:
     def __bool__(self) -> bool:
         return bool(self.inserts or self.saves or self.lease_ops or self.schedules)
 
-    def add_insert(self, tasks: Sequence[Task], rows: list[Row]) -> asyncio.Future[None]:
+    def add_insert(self, tasks: Sequence[Task], rows: InsertRows) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inserts.append(InsertCall(tasks, rows, future))
         return future

@@ -9,7 +9,7 @@ task free.  A row is free when ``lease_expires`` is NULL or past; ``owner`` and
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -17,7 +17,7 @@ import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
 from asched.stores.base import Lease
-from asched.stores.sqlite.connection import CLAIMABLE_SQL, UPDATE_SQL, Row, SaveRow
+from asched.stores.sqlite.connection import CLAIMABLE_SQL, PAYLOAD_COLUMNS
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
@@ -31,7 +31,8 @@ CLAIM_SQL = (
 )
 # Starting attempts: the lease and RUNNING in one statement.  PAUSED too: a task
 # with dependencies is inserted PAUSED, and only the process that holds it (and
-# found them met) ever asks to start it.  A row still RUNNING
+# found them met) ever asks to start it -- but never one paused by a user: another
+# process that had it armed must not start it.  A row still RUNNING
 # under someone else's (or an expired) lease is an attempt whose worker went
 # away: counted before this one starts.  SET reads the row as it was.
 CLAIM_START_SQL = (
@@ -41,19 +42,24 @@ CLAIM_START_SQL = (
     "record = json_set(record, '$.started_at', :started, '$.lifecycle', 'RUNNING'), "
     f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
     f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
+    "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
     f"AND ({_FREE} OR owner = :owner) "
     "RETURNING id, lease_token, crashes"
 )
 # ``priority IN (...)`` lets SQLite walk tasks_claimable one priority at a time,
 # each in due order: the rows come out best first, so no sort and it stops at LIMIT.
-CLAIM_DUE_SQL = (
+_CLAIM_DUE = (
     f"UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING'), {_LEASE} WHERE rowid IN ("
     f"SELECT rowid FROM tasks INDEXED BY tasks_claimable WHERE {CLAIMABLE_SQL} "
     f"AND priority IN ({_PRIORITIES}) AND due_s <= :now AND {_FREE} "
-    "AND id NOT IN (SELECT value FROM json_each(:exclude)) "
+    "AND id NOT IN (SELECT value FROM json_each(:exclude)){types} "
     "ORDER BY priority, due_s LIMIT :limit) "
-    "RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes"
+    f"RETURNING id, lease_token, priority, due_s, rowid, record, lifecycle, crashes, "
+    f"{PAYLOAD_COLUMNS}"
 )
+CLAIM_DUE_SQL = _CLAIM_DUE.format(types="")
+# Only the types a worker has handlers for (tasks_claimable still leads the walk).
+CLAIM_DUE_TYPES_SQL = _CLAIM_DUE.format(types=" AND type IN (SELECT value FROM json_each(:types))")
 # Per priority, the first free claimable task in due order (tasks_claimable);
 # then the other owners' leases, free from their expiry (tasks_by_owner holds
 # leased rows only).  One column each: SQLite's min(a, b, ...) is NULL as soon
@@ -87,16 +93,6 @@ KEEP_ALIVE_SQL = "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_e
 _END = "owner = NULL, lease_expires = NULL"
 _FENCE = " AND lease_token = ? AND owner = ?"
 RELEASE_SQL = f"UPDATE tasks SET {_END} WHERE id = ?{_FENCE}"
-_ENDING_UPDATE_SQL = UPDATE_SQL.replace(" SET ", f" SET {_END}, ", 1)
-#: (fenced, ends the lease) -> the UPDATE for a save; all take UPDATE_SQL's row
-#: (+ token and owner when fenced).
-SAVE_SQL = {
-    (False, False): UPDATE_SQL,
-    (False, True): _ENDING_UPDATE_SQL,
-    (True, False): UPDATE_SQL + _FENCE,
-    (True, True): _ENDING_UPDATE_SQL + _FENCE,
-}
-_STALE_SQL = "SELECT id, lease_token, owner FROM tasks WHERE id IN (SELECT value FROM json_each(?))"
 
 
 class Claimed(NamedTuple):
@@ -106,6 +102,8 @@ class Claimed(NamedTuple):
     rank: tuple[int, float, int]
     record: str
     lifecycle: str
+    data: bytes | None
+    result: bytes | None
 
 
 def _json(values: Iterable[str]) -> str:
@@ -134,6 +132,7 @@ def claim_due_rows(
     expires_s: float,
     limit: int,
     exclude: Collection[str],
+    task_types: Collection[str] | None = None,
 ) -> list[Claimed]:
     params = {
         "owner": owner,
@@ -142,15 +141,21 @@ def claim_due_rows(
         "limit": limit,
         "exclude": _json(exclude),
     }
-    rows = db.execute(CLAIM_DUE_SQL, params).fetchall()
+    sql = CLAIM_DUE_SQL
+    if task_types is not None:
+        sql = CLAIM_DUE_TYPES_SQL
+        params["types"] = _json(task_types)
+    rows = db.execute(sql, params).fetchall()
     claimed = [
         Claimed(
             Lease(task_id, owner, token, expires_s, crashes),
             (priority, due_s, rowid),
             record,
             lifecycle,
+            data,
+            result,
         )
-        for task_id, token, priority, due_s, rowid, record, lifecycle, crashes in rows
+        for task_id, token, priority, due_s, rowid, record, lifecycle, crashes, data, result in rows
     ]
     claimed.sort(key=lambda c: c.rank)  # RETURNING keeps no order
     return claimed
@@ -174,34 +179,6 @@ def renew_rows(
 
 def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
     db.executemany(RELEASE_SQL, [(x.task_id, x.token, x.owner) for x in leases])
-
-
-def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
-    """Write a group's saves; returns the ids whose fence did not hold (left as they were)."""
-    fences = {s.task_id: s.lease for s in saves if s.lease is not None}
-    refused = _stale(db, fences) if fences else set()
-    batches: dict[tuple[bool, bool], list[Row]] = {}
-    for save in saves:
-        lease = save.lease
-        if lease is None:
-            batches.setdefault((False, save.ends_lease), []).append(save.row)
-        elif save.task_id not in refused:
-            row = (*save.row, lease.token, lease.owner)
-            batches.setdefault((True, save.ends_lease), []).append(row)
-    for kind, rows in batches.items():
-        db.executemany(SAVE_SQL[kind], rows)
-    return refused
-
-
-def _stale(db: sqlite3.Connection, fences: Mapping[str, Lease]) -> set[str]:
-    """Fenced ids whose lease is not the one held now.  Exact: the group holds the
-    write lock, so nothing can change between this and the UPDATEs."""
-    held = {
-        task_id
-        for task_id, token, owner in db.execute(_STALE_SQL, (_json(fences),))
-        if (token, owner) == (fences[task_id].token, fences[task_id].owner)
-    }
-    return {task_id for task_id in fences if task_id not in held}
 
 
 def keep_alive_rows(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:

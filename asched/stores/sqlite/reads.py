@@ -17,11 +17,12 @@ import orjson
 
 from asched.errors import StoreCorruptError, TaskValidationError
 from asched.model import Task, TaskLifecycle
-from asched.stores.sqlite.connection import ORDER_SQL, UNFINISHED_SQL
+from asched.model.codec import decode_stored
+from asched.stores.sqlite.connection import ORDER_SQL, PAYLOAD_COLUMNS, UNFINISHED_SQL
 
 logger = logging.getLogger("asched.stores.sqlite")
 
-_TASK_COLUMNS = "SELECT id, record, lifecycle FROM tasks"
+_TASK_COLUMNS = f"SELECT id, record, lifecycle, {PAYLOAD_COLUMNS} FROM tasks"
 _STATES = TaskLifecycle.__members__
 
 
@@ -101,19 +102,21 @@ class TaskReader(ABC):
 
     def _decode_all(self, rows: list[Any]) -> list[Task]:
         tasks = []
-        for task_id, record, lifecycle in rows:
-            task = self._decode(task_id, record, lifecycle)
+        for task_id, record, lifecycle, data, result in rows:
+            task = self._decode(task_id, record, lifecycle, data, result)
             if task is not None:
                 tasks.append(task)
         return tasks
 
-    def _decode(self, task_id: str, record: Any, lifecycle: str | None = None) -> Task | None:
+    def _decode(
+        self, task_id: str, record: Any, lifecycle: str, data: Any, result: Any
+    ) -> Task | None:
         """The task, or None (logged and counted) when the row cannot be read."""
         try:
-            task = Task.from_json(record)
+            task = decode_stored(record, data, result, Task)
             if task.id != task_id:
                 raise TaskValidationError("id", task.id, f"does not match the row id {task_id!r}")
-            state = _STATES.get(lifecycle) if lifecycle is not None else task.lifecycle
+            state = _STATES.get(lifecycle)
             if state is None:
                 raise TaskValidationError("lifecycle", lifecycle, "unknown state")
         except Exception as exc:

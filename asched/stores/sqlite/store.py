@@ -16,6 +16,7 @@ from asched.clock import monotonic, wall_now
 from asched.errors import ConfigError, StoreBusyError, StoreError
 from asched.model import Task
 from asched.stores.base import Lease, Store, check_batch
+from asched.stores.sqlite.cluster import ClusterRows
 from asched.stores.sqlite.connection import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -70,7 +71,7 @@ def _same(value: T) -> T:
     return value
 
 
-class SQLiteStore(TaskReader, SQLiteRules, Store):
+class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
     durable = True
 
     def __init__(
@@ -273,11 +274,18 @@ class SQLiteStore(TaskReader, SQLiteRules, Store):
         return await self._queue_op(op)
 
     async def _claim_due(
-        self, owner: str, now_s: float, expires_s: float, limit: int, exclude: Collection[str]
+        self,
+        owner: str,
+        now_s: float,
+        expires_s: float,
+        limit: int,
+        exclude: Collection[str],
+        task_types: frozenset[str] | None,
     ) -> list[tuple[Lease, Task | None]]:
         skip = list(exclude)
         op = LeaseOp(
-            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip), self._decoded
+            lambda db: claim_due_rows(db, owner, now_s, expires_s, limit, skip, task_types),
+            self._decoded,
         )
         return await self._queue_op(op)
 
@@ -296,7 +304,10 @@ class SQLiteStore(TaskReader, SQLiteRules, Store):
         await self._queue_op(op)
 
     def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
-        return [(c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle)) for c in claimed]
+        return [
+            (c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle, c.data, c.result))
+            for c in claimed
+        ]
 
     def _keep_alive(self, owner: str, now_s: float, expires_s: float) -> int | None:
         writer = self._writer

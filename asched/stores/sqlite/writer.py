@@ -164,7 +164,7 @@ class GroupWriter:
         for call, error in zip(group.inserts, outcome.errors, strict=True):
             call.settle(error)
             if error is None:
-                self.rows_written += len(call.rows)
+                self.rows_written += len(call.rows.tasks)
         self._held.drop(
             s.lease for s in saves if s.lease and s.ends_lease and s.task_id not in outcome.refused
         )
