@@ -8,6 +8,7 @@ a cancel and its cause) into one call on the engine's :class:`AttemptSink`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -52,6 +53,8 @@ class Attempts:
         self._registry = registry
         self._sink = sink
         self._reasons: dict[str, str] = {}
+        #: attempts cancelled before their first step (see cancel)
+        self._cancel_at_start: set[str] = set()
         self._sizes = {"thread": config.thread_pool_size, "process": config.process_pool_size}
         self._create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = _no_loop_yet
         #: told when settling an attempt raises (the engine then fails loudly)
@@ -106,13 +109,27 @@ class Attempts:
         handle = task._handle
         if isinstance(handle, asyncio.Task) and not handle.done():
             self._reasons[task.id] = why
-            handle.cancel()
+            coro = handle.get_coro()
+            if (
+                inspect.iscoroutine(coro)
+                and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+            ):
+                # Not started yet: a cancel now would end it before its first line,
+                # outside its try blocks, and nothing would ever settle the attempt.
+                self._cancel_at_start.add(task.id)
+            else:
+                handle.cancel()
             return True
         return False
 
     async def _run(self, task: Task, attempt: Any) -> None:
         sink = self._sink
         try:
+            if self._cancel_at_start and task.id in self._cancel_at_start:
+                self._cancel_at_start.discard(task.id)
+                _discard(attempt)
+                self._after_cancellation(task, asyncio.CancelledError())
+                return
             try:
                 result = await attempt
             except asyncio.CancelledError as exc:
@@ -161,6 +178,14 @@ class Attempts:
             sink.attempt_failed(task, describe(exc), exc)
         else:
             sink.attempt_interrupted(task)
+
+
+def _discard(attempt: Any) -> None:
+    """Drop an attempt that never ran (no "never awaited" warning, no stray work)."""
+    if inspect.iscoroutine(attempt):
+        attempt.close()
+    elif isinstance(attempt, asyncio.Future):
+        attempt.cancel()
 
 
 def _cancelled_from_outside() -> bool:
