@@ -25,7 +25,8 @@ time is stopped after ``max_retries`` crashes instead of looping forever.
 
 The user's start rules hold for every owner because a store applies them inside
 the start-claim (``claim_start_limited``): concurrency slots, GCRA rate budgets
-and shared circuit breakers, decided by :mod:`asched.core.claims`.
+and shared circuit breakers, decided by :mod:`asched.core.claims`.  Those and
+the other cluster steps are in :mod:`asched.stores.cluster_contract`.
 
 A finished task (COMPLETED, FAILED, CANCELLED) is never written again, by any
 save, fenced or not.  Finished tasks are removed by ``purge_finished``.
@@ -42,10 +43,15 @@ from typing import Any
 
 import orjson
 
-from asched.core.breaker import BreakerSettings, BreakerTransition
-from asched.core.claims import OUTCOMES, BreakerRecord, ClaimNeed
 from asched.errors import TaskValidationError
 from asched.model import Task, TaskLifecycle
+from asched.stores.cluster_contract import (
+    CONTROL_ACTIONS,
+    BreakerReport,
+    ClusterContract,
+    Needs,
+    worker_status,
+)
 from asched.stores.leases import (
     HeldLeases,
     Lease,
@@ -60,16 +66,14 @@ __all__ = [
     "CONTROL_ACTIONS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "LEASE_ENDING_STATES",
+    "BreakerReport",
+    "ClusterContract",
     "Lease",
+    "Needs",
     "StartClaim",
     "Store",
     "worker_status",
 ]
-
-#: What each task of a start-claim needs besides its lease, by task id.
-Needs = Mapping[str, ClaimNeed]
-#: A breaker's record after an outcome, and the state changes the outcome made.
-BreakerReport = tuple[BreakerRecord, list[BreakerTransition]]
 
 #: The default limit on task data and on a result, as JSON: 1 MiB.
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -106,8 +110,11 @@ def result_problem(result: Any, limit: int) -> str | None:
     return None
 
 
-class Store(ABC):
-    """Persistence for tasks.  Methods are called from the scheduler's loop only."""
+class Store(ClusterContract, ABC):
+    """Persistence for tasks.  Methods are called from the scheduler's loop only.
+
+    The cluster steps (start rules, schedules by revision, control requests, the
+    worker registry) are inherited from :class:`ClusterContract`."""
 
     #: True when an acknowledged write survives a crash of this process.
     durable: bool = False
@@ -122,10 +129,10 @@ class Store(ABC):
     def __init__(self) -> None:
         self._held = HeldLeases()
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Connect, create or migrate the schema."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Flush and release resources."""
 
     @abstractmethod
@@ -353,174 +360,6 @@ class Store(ABC):
     @abstractmethod
     async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
         """Remove schedule records; unknown ids are ignored."""
-
-    # -- cluster-wide start rules: concurrency slots, rate budgets, breakers -------------
-    #
-    # The rules themselves are pure (asched.core.claims.plan_claims); a store keeps
-    # their state and applies them atomically inside the start-claim, so they hold
-    # for every worker on the store.  A slot granted with a start is held while the
-    # task is stored RUNNING under that very lease: a save of any other state, the
-    # lease ending (a lease-ending save, ``release``, expiry) or another claim taking
-    # the task over frees it.
-
-    async def claim_start_limited(
-        self, task_ids: Sequence[str], owner: str, now_s: float, lease_s: float, needs: Needs
-    ) -> StartClaim:
-        """:meth:`claim_start`, where each task of ``needs`` starts only if its slots
-        have room, its rate budget allows a call and its breaker admits it -- decided
-        in the same transaction as the lease, best first in ``task_ids`` order.  A
-        free task a rule holds is leased to ``owner`` without being started (nothing
-        else changes; a RUNNING row's lost attempt is counted as a crash as by
-        ``claim_start``) and returned in ``held`` with the reason."""
-        expires_s = now_s + check_lease_s(lease_s)
-        check_owner(owner)
-        if not task_ids:
-            return StartClaim()
-        ids = list(dict.fromkeys(task_ids))
-        if not any(needs.get(task_id) for task_id in ids):
-            granted = await self._claim_start(ids, owner, now_s, expires_s)
-            self._held.grant(granted)
-            return StartClaim(granted)
-        claim = await self._claim_start_limited(ids, owner, now_s, expires_s, needs)
-        self._held.grant(claim.granted)
-        self._held.grant(lease for lease, _ in claim.held)
-        return claim
-
-    @abstractmethod
-    async def _claim_start_limited(
-        self, task_ids: list[str], owner: str, now_s: float, expires_s: float, needs: Needs
-    ) -> StartClaim: ...
-
-    async def slots_held(self, names: Collection[str], now_s: float) -> dict[str, int]:
-        """How many tasks hold each slot name now (names none holds are left out)."""
-        return await self._slots_held(sorted(set(names)), now_s)
-
-    @abstractmethod
-    async def _slots_held(self, names: list[str], now_s: float) -> dict[str, int]: ...
-
-    async def report_breaker(
-        self, name: str, settings: BreakerSettings, generation: int, outcome: str, now_s: float
-    ) -> BreakerReport:
-        """Fold the outcome (``succeeded``, ``failed``, ``abandoned``) of a start the
-        breaker ``name`` admitted in ``generation`` into its shared record, atomically
-        (asched.core.claims.breaker_outcome).  Returns the record as it is now and
-        the state changes this made."""
-        if outcome not in OUTCOMES:
-            raise TaskValidationError("outcome", outcome, f"expected one of {OUTCOMES}")
-        return await self._report_breaker(name, settings, int(generation), outcome, now_s)
-
-    @abstractmethod
-    async def _report_breaker(
-        self, name: str, settings: BreakerSettings, generation: int, outcome: str, now_s: float
-    ) -> BreakerReport: ...
-
-    @abstractmethod
-    async def breaker_records(self) -> list[BreakerRecord]:
-        """Every shared breaker's record, as last written (an OPEN one past its
-        ``open_until_s`` turns HALF_OPEN at the next claim that passes it)."""
-
-    # -- cluster: schedules seen by every worker -------------------------------------------
-    #
-    # A schedule's definition is written once per change (create, update, pause,
-    # resume, remove); each change bumps the record's ``"revision"``.  Workers write
-    # their progress (fires run, counters) only onto the revision they read, so a
-    # late progress write never brings back a removed schedule or undoes a pause.
-
-    @abstractmethod
-    async def create_schedule(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Store ``record`` unless a schedule with its ``"id"`` exists, atomically.
-        Returns None when it was stored, else the stored record (nothing written)."""
-
-    @abstractmethod
-    async def save_schedule_progress(self, records: Sequence[dict[str, Any]]) -> list[str]:
-        """Replace each stored record whose ``"revision"`` equals the given one's.
-        Returns the ids not written (removed, or redefined since they were read)."""
-
-    @abstractmethod
-    async def unfinished_ids(self, prefix: str) -> list[str]:
-        """Ids of the unfinished tasks whose id starts with ``prefix`` (a schedule's
-        fires are ``"<schedule id>@<ms>"``: its instances across the cluster)."""
-
-    # -- cluster: control requests for tasks another worker holds --------------------------
-    #
-    # A cancel, pause or resume of a task leased by another worker is a request
-    # record, one per task (a later request replaces an earlier one, but nothing
-    # replaces a cancel).  The owner's poller takes the requests for the tasks it
-    # leases and carries them out.
-
-    async def request_control(self, task_id: str, request: dict[str, Any]) -> None:
-        """Record a request (``"action"``: ``"cancel"``, ``"pause"`` or ``"resume"``,
-        plus who asked) for ``task_id``, for whichever worker holds its lease."""
-        action = request.get("action")
-        if action not in CONTROL_ACTIONS:
-            raise TaskValidationError("action", action, "expected cancel, pause or resume")
-        await self._request_control(task_id, {**request, "task_id": task_id})
-
-    async def take_control_requests(self, owner: str) -> list[dict[str, Any]]:
-        """Remove and return the requests for tasks ``owner`` leases (valid lease or
-        not); requests for finished or vanished tasks are dropped."""
-        return await self._take_control_requests(check_owner(owner))
-
-    @abstractmethod
-    async def _request_control(self, task_id: str, request: dict[str, Any]) -> None: ...
-
-    @abstractmethod
-    async def _take_control_requests(self, owner: str) -> list[dict[str, Any]]: ...
-
-    # -- cluster: the worker registry --------------------------------------------------------
-    #
-    # Each worker keeps a record (``"id"``, ``"host"``, ``"pid"``, ``"started_s"``,
-    # ``"heartbeat_s"``, ``"running"``, ``"version"``, ``"lease_s"``) and beats with
-    # its lease heartbeat.  Readers call a worker lost when its last beat is older
-    # than its lease (see :func:`worker_status`); its leases expire with it.
-
-    async def register_worker(self, record: dict[str, Any]) -> None:
-        """Insert or replace a worker's record, keyed by its ``"id"``."""
-        check_owner(record.get("id"))
-        await self._put_worker(dict(record))
-
-    async def heartbeat_worker(
-        self,
-        worker_id: str,
-        now_s: float,
-        running: int,
-        figures: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record a beat, and the worker's load ``figures`` (JSON-able; kept as the
-        record's ``"figures"``, replacing the last); False when the worker has no
-        record (it was removed)."""
-        return await self._beat_worker(
-            check_owner(worker_id),
-            float(now_s),
-            int(running),
-            None if figures is None else dict(figures),
-        )
-
-    @abstractmethod
-    async def list_workers(self) -> list[dict[str, Any]]:
-        """Every registered worker's record, oldest start first."""
-
-    @abstractmethod
-    async def remove_worker(self, worker_id: str) -> None:
-        """Forget a worker (it stopped); an unknown id is ignored."""
-
-    @abstractmethod
-    async def _put_worker(self, record: dict[str, Any]) -> None: ...
-
-    @abstractmethod
-    async def _beat_worker(
-        self, worker_id: str, now_s: float, running: int, figures: dict[str, Any] | None
-    ) -> bool: ...
-
-
-#: What a control request may ask of the worker holding a task.
-CONTROL_ACTIONS = frozenset({"cancel", "pause", "resume"})
-
-
-def worker_status(record: Mapping[str, Any], now_s: float) -> str:
-    """``"live"`` while the worker's last beat is within its lease, else ``"lost"``."""
-    lease_s = float(record.get("lease_s") or 30.0)
-    return "live" if now_s - float(record.get("heartbeat_s", 0.0)) <= lease_s else "lost"
 
 
 def check_batch(tasks: Sequence[Task]) -> None:
