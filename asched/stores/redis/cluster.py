@@ -1,5 +1,6 @@
 """RedisStore's side of the cluster rules in the Store contract: schedule records
-written by revision, control requests and the worker registry.
+(saved, loaded, deleted, and written by revision), control requests and the
+worker registry.
 
 Keys (``B`` is the store's hash tag, see :mod:`asched.stores.redis.keys`):
 ``B:sched`` (the schedules hash), ``B:cancel`` HASH task id -> request JSON,
@@ -63,7 +64,34 @@ class RedisCluster(ABC):
     def _workers_key(self) -> str:
         return f"{self.keys.base}:workers"
 
+    @abstractmethod
+    def _report_corrupt(self, kind: str, item_id: str, exc: Exception) -> None: ...
+
     # -- schedules ---------------------------------------------------------------------
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        encoded = encode_schedules(records)
+        if encoded:
+            flat = [part for pair in encoded.items() for part in pair]
+            await self._command("saving schedules", "HSET", self.keys.schedules, *flat)
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        if schedule_ids:
+            await self._command("deleting schedules", "HDEL", self.keys.schedules, *schedule_ids)
+
+    async def load_schedules(self) -> list[dict[str, Any]]:
+        raw = await self._command("loading schedules", "HGETALL", self.keys.schedules)
+        records = []
+        for schedule_id, text in raw.items():
+            try:
+                record = orjson.loads(text)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, not {type(record).__name__}")
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                self._report_corrupt("schedule", schedule_id.decode(), exc)
+                continue
+            records.append(record)
+        return records
 
     async def create_schedule(self, record: dict[str, Any]) -> dict[str, Any] | None:
         ((schedule_id, text),) = encode_schedules([record]).items()

@@ -19,7 +19,8 @@ Durability is Redis's: with AOF and ``appendfsync always`` an acknowledged
 write survives a Redis crash.  A marker (``meta``'s ``epoch``) tells when Redis
 came back without its data; the store then logs at CRITICAL level.
 
-Key layout: see ``keys``.  Records are the :meth:`Task.to_dict` JSON, never
+Reads (one task, listings, counts, decoding) are in ``reads``.  Key layout: see
+``keys``.  Records are the :meth:`Task.to_dict` JSON, never
 pickle, optionally signed with HMAC-SHA256 (``signing_key``).
 """
 
@@ -37,33 +38,30 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from asched.clock import wall_now
-from asched.errors import StoreCorruptError, StoreError, TaskValidationError
-from asched.model import TERMINAL_STATES, Task, TaskLifecycle
+from asched.errors import StoreError, TaskValidationError
+from asched.model import Task
 from asched.stores.base import LEASE_ENDING_STATES, Lease, Store, check_batch
 from asched.stores.redis.calls import ScriptRunner
 from asched.stores.redis.cluster import RedisCluster
-from asched.stores.redis.codec import RecordCodec, encode_schedules
-from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys, member_task_id
+from asched.stores.redis.codec import RecordCodec
+from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
+from asched.stores.redis.reads import RedisReads
 from asched.stores.redis.rules import RedisRules
 from asched.stores.redis.wakeups import ChangeWatch, new_origin
 
 logger = logging.getLogger(__name__)
 
-_UNFINISHED = [s for s in TaskLifecycle if s not in TERMINAL_STATES]
 #: Expired leases one claim_due call ends at most (the rest at the next call).
 _REAP_MAX = 1000
 #: Finished tasks past ``result_ttl_s`` are purged this often, this many per call.
 _SWEEP_EVERY_S = 60.0
 _SWEEP_BATCH = 1000
-#: A task's stored fields, in the order the scripts return them: the record (its
-#: state) and its HMAC, the data and its HMAC, the result and its HMAC.
-STORED_FIELDS = ("r", "h", "D", "hd", "R", "hr")
 #: Arguments per task of the save script.
 _SAVE_FIELDS = 13
 
 
-class RedisStore(RedisRules, RedisCluster, Store):
+class RedisStore(RedisReads, RedisRules, RedisCluster, Store):
     """A durable, shared store in Redis; see the module docstring."""
 
     durable = True
@@ -366,32 +364,6 @@ class RedisStore(RedisRules, RedisCluster, Store):
         args = [repr(before_s), limit, mode, *named]
         return int(await self._require().write("purge", args))
 
-    # -- recurring schedules -----------------------------------------------------------
-
-    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
-        encoded = encode_schedules(records)
-        if encoded:
-            flat = [part for pair in encoded.items() for part in pair]
-            await self._command("saving schedules", "HSET", self.keys.schedules, *flat)
-
-    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
-        if schedule_ids:
-            await self._command("deleting schedules", "HDEL", self.keys.schedules, *schedule_ids)
-
-    async def load_schedules(self) -> list[dict[str, Any]]:
-        raw = await self._command("loading schedules", "HGETALL", self.keys.schedules)
-        records = []
-        for schedule_id, text in raw.items():
-            try:
-                record = orjson.loads(text)
-                if not isinstance(record, dict):
-                    raise TypeError(f"expected a JSON object, not {type(record).__name__}")
-            except (orjson.JSONDecodeError, TypeError) as exc:
-                self._report_corrupt("schedule", schedule_id.decode(), exc)
-                continue
-            records.append(record)
-        return records
-
     async def _command(self, what: str, *command: Any) -> Any:
         """One plain Redis command, after the queued writes, retried while Redis is away."""
         runner, client = self._require(), self._client
@@ -400,68 +372,6 @@ class RedisStore(RedisRules, RedisCluster, Store):
         raw: Any = client  # redis-py's stubs differ between its versions
         await runner.drained()
         return await runner.read(lambda: raw.execute_command(*command), what)
-
-    # -- reading -----------------------------------------------------------------------
-
-    async def get(self, task_id: str) -> Task | None:
-        stored = await self._command(
-            "reading a task", "HMGET", self.keys.task(task_id), *STORED_FIELDS
-        )
-        if stored[0] is None:
-            return None
-        task = self._decode(task_id, stored)
-        if task is None:
-            raise StoreCorruptError(f"redis store {self!r}: task {task_id!r} is unreadable")
-        return task
-
-    async def find_by_idempotency_key(self, key: str) -> str | None:
-        found = await self._command("reading an idempotency key", "HGET", self.keys.idem, key)
-        return None if found is None else bytes(found).decode()
-
-    async def list_tasks(
-        self,
-        status: TaskLifecycle | None = None,
-        task_type: str | None = None,
-        limit: int | None = None,
-    ) -> list[Task]:
-        index = self.keys.all if status is None else self.keys.state(status)
-        wanted = -1 if limit is None else max(0, limit)
-        if wanted == 0:
-            return []
-        return [task for _, task in await self._list(index, task_type or "", wanted)]
-
-    async def load_unfinished(self) -> list[Task]:
-        found: list[tuple[tuple[float, bytes], Task]] = []
-        for state in _UNFINISHED:
-            found += await self._list(self.keys.state(state), "", -1)
-        found.sort(key=lambda pair: pair[0])
-        return [task for _, task in found]
-
-    async def _list(
-        self, index: str, task_type: str, limit: int
-    ) -> list[tuple[tuple[float, bytes], Task]]:
-        reply = await self._require().run("list", [index, task_type, limit])
-        found = []
-        for i in range(0, len(reply), 7):
-            member = reply[i]
-            task = self._decode(member_task_id(member), reply[i + 1 : i + 7])
-            if task is not None:
-                found.append(((task.due_s, member), task))
-        return found
-
-    async def count_by_state(self) -> dict[TaskLifecycle, int]:
-        runner, client = self._require(), self._client
-        assert client is not None
-        await runner.drained()
-
-        async def count() -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                for state in TaskLifecycle:
-                    pipe.zcard(self.keys.state(state))
-                return list(await pipe.execute())
-
-        counts = await runner.read(count, "counting tasks")
-        return {s: int(n) for s, n in zip(TaskLifecycle, counts, strict=True) if n}
 
     async def _sweep_forever(self) -> None:
         """With ``result_ttl_s``: purge finished tasks past it, every minute at most."""
@@ -480,14 +390,3 @@ class RedisStore(RedisRules, RedisCluster, Store):
         # Tasks an older asched indexed by their purge time, then the finish-time index.
         old = int(await self._require().write("sweep", [repr(now), max_tasks]))
         return old + await self.purge_finished(now - self._ttl_ms / 1000, max_tasks - old)
-
-    def _decode(self, task_id: str, stored: Sequence[bytes | None]) -> Task | None:
-        try:
-            return self._codec.decode(task_id, stored)
-        except Exception as exc:
-            self._report_corrupt("task", task_id, exc)
-            return None
-
-    def _report_corrupt(self, kind: str, item_id: str, exc: Exception) -> None:
-        self.corrupt_rows += 1
-        logger.warning("redis store %r: skipping unreadable %s %r: %s", self, kind, item_id, exc)
