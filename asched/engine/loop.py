@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from asched.clock import Clock, WallClock
@@ -30,10 +30,10 @@ from asched.engine.policies import Policies
 from asched.engine.ready import ReadyLine
 from asched.engine.registry import Registry
 from asched.engine.retention import Retention
+from asched.engine.settings import EngineSettings
 from asched.engine.shared import SharedStoreCoordinator
 from asched.engine.timers import ArmedWheel
-from asched.engine.writeback import WriteBack
-from asched.errors import MiddlewareError, SchedulerCrashedError, SchedulerStateError
+from asched.errors import MiddlewareError, SchedulerCrashedError
 from asched.events import EVENT_FOR_STATE
 from asched.middleware.chain import MiddlewareChain
 from asched.model import Task, TaskLifecycle, TaskPriority
@@ -46,7 +46,6 @@ from asched.model.states import (
     SCHEDULED,
 )
 from asched.stores import Store
-from asched.stores.memory import MemoryStore
 from asched.strategies.priority import FairShare, PriorityStrategy
 
 logger = logging.getLogger(__name__)
@@ -59,8 +58,10 @@ _new_event = tuple.__new__
 _NO_PLAN: DependencyPlan = ((), None)
 
 
-class Engine:
-    """Arms, dispatches, runs and settles tasks.  :class:`asched.Scheduler` holds one."""
+class Engine(EngineSettings):
+    """Arms, dispatches, runs and settles tasks.  :class:`asched.Scheduler` holds one.
+
+    Its settings and read-only views are in :mod:`asched.engine.settings`."""
 
     def __init__(
         self,
@@ -110,59 +111,6 @@ class Engine:
         #: this worker's load figures, sent with its registry heartbeat (set by the API)
         self.worker_figures: Callable[[], dict[str, Any]] | None = None
         self._use_store(store)
-
-    # -- configuration (before or while running) ------------------------------------
-
-    def _use_store(self, store: Store) -> None:
-        self.store = store
-        self.memory = store if isinstance(store, MemoryStore) else None
-        self.writeback = None if store.shares_objects else WriteBack(store)
-
-    def use_store(self, store: Store) -> None:
-        if self.is_running or self.is_closing:
-            raise SchedulerStateError("the store can only be replaced before start()")
-        self._use_store(store)
-
-    def set_type_limit(self, task_type: str, limit: int) -> None:
-        self.limits.type_limits[task_type] = limit
-
-    def set_key_limit(self, key: str, limit: int) -> None:
-        self.limits.key_limits[key] = limit
-        if self.is_running:
-            self.request_dispatch()
-
-    def set_max_concurrency(self, limit: int) -> None:
-        self.limits.total_limit = limit
-        if self.is_running:
-            self.request_dispatch()
-
-    def gate_type(self, task_type: str) -> None:
-        """Tasks of this type pass a rate limit or a circuit breaker before starting."""
-        self.line.gated.add(task_type)
-
-    def set_executor_available(self, names: tuple[str, ...], up: bool, reason: str) -> None:
-        """Executors ``names`` went down (their due tasks then wait SCHEDULED, parked,
-        with ``reason``) or came back (the parked tasks go back to the ready line)."""
-        types = {d.name for d in self.registry.definitions.values() if d.executor in names}
-        if self.line.hold_executors(names, types, None if up else reason) and self.is_running:
-            self.request_dispatch()
-
-    def attach(self, service: Service) -> None:
-        self.services.append(service)
-
-    # -- events ----------------------------------------------------------------------
-
-    def subscribe(
-        self, listener: Listener, states: Collection[TaskLifecycle] | None = None
-    ) -> Callable[[], None]:
-        """Hear task events (only those entering ``states``, if given) and, without
-        ``states``, circuit breaker events; ``states=()`` hears the circuit breaker
-        events alone.  Returns the unsubscribe function."""
-        return self.hub.subscribe(listener, states)
-
-    def on_settled(self, hook: Callable[[Task], None]) -> Callable[[], None]:
-        """Call ``hook`` with every task that reaches a terminal state here."""
-        return self.hub.on_settled(hook)
 
     # -- the one door for state changes ------------------------------------------------
 
@@ -339,31 +287,6 @@ class Engine:
                 future.set_result(task)
         if self.deps.has_dependents:
             dependents.settle(self, task)
-
-    # -- views ----------------------------------------------------------------------------
-
-    @property
-    def store_errors(self) -> int:
-        return 0 if self.writeback is None else self.writeback.errors
-
-    def tasks(self) -> Iterable[Task]:
-        """The tasks this process holds (not finished)."""
-        return self.active.values()
-
-    def state_count(self, state: TaskLifecycle) -> int:
-        return self.state_counts[state]
-
-    def timers_pending(self) -> int:
-        return len(self.wheel)
-
-    def require_running(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        if not self.is_running:
-            state = "shutting down" if self.is_closing else "not started"
-            raise SchedulerStateError(
-                f"the scheduler is {state}; use 'async with scheduler:' or await start()"
-            )
 
     # -- the public surface: operations (asched.engine.control) and lifecycle --------------
 
