@@ -12,7 +12,7 @@ it lost.  A loop blocked by a handler cannot do that, so a thread also extends
 the leases every ``lease_s / 3`` (``Store.keep_alive``) -- but only while the
 loop is alive: a watchdog stops the thread renewing once the loop has not ticked
 for ``stall_s`` (``max(3 * lease_s, 10 s)``), so a truly wedged worker loses
-its tasks to the others.
+its tasks to the others (the thread: :mod:`asched.engine.keepalive`).
 
 Polling.  A poller claims due tasks that no process has armed here: tasks other
 processes scheduled, and those a dead owner left behind.  It also reads how
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,7 @@ from asched.core.claims import Hold
 from asched.engine import cluster_deps, dependents, handover
 from asched.engine.cluster import ClusterDuties
 from asched.engine.cluster_rules import ClusterRules
+from asched.engine.keepalive import KeepAlive
 from asched.model import Task
 from asched.model.states import QUEUED, RETRYING, SCHEDULED
 from asched.stores.base import Lease, StartClaim
@@ -373,48 +373,3 @@ def _report_death(task: asyncio.Task[None]) -> None:
             task.get_coro(),
             exc_info=task.exception(),
         )
-
-
-class KeepAlive:
-    """Extends the leases from a thread while the loop is alive (see the module
-    docstring): a handler that blocks the loop for a while does not lose them."""
-
-    def __init__(self, coordinator: SharedStoreCoordinator) -> None:
-        self._coordinator = coordinator
-        self._clock = coordinator._engine.clock
-        self._store = coordinator._engine.store
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="asched-keepalive", daemon=True)
-        self.last_tick_s = monotonic()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10.0)
-
-    async def tick_forever(self) -> None:
-        """The loop's sign of life for the watchdog."""
-        interval_s = min(self._coordinator.lease_s / 6, 1.0)
-        while True:
-            self.last_tick_s = monotonic()
-            await asyncio.sleep(interval_s)
-
-    def _run(self) -> None:
-        coordinator = self._coordinator
-        period_s = coordinator.lease_s / 3
-        while not self._stopped.wait(period_s):
-            stalled_s = monotonic() - self.last_tick_s
-            if stalled_s > coordinator.stall_s:
-                continue  # the loop is wedged: let the leases run out
-            try:
-                extended = self._store.keep_alive(
-                    coordinator.owner, self._clock.now(), coordinator.lease_s
-                )
-            except Exception as exc:
-                logger.warning("lease keep-alive failed: %s", exc)
-                continue
-            if extended is None:
-                return  # this store cannot do it; the loop's heartbeat alone renews
