@@ -1,7 +1,8 @@
-"""SQLiteStore's side of the cluster rules in the Store contract: schedule records
-written by revision, control requests, and the worker registry (the tables of the
-"cluster control" migration).  Each write is one short transaction on the writer
-thread, after the writes queued before it."""
+"""SQLiteStore's side of the cluster rules in the Store contract: schedule records,
+control requests, and the worker registry (the tables of the "cluster control"
+migration).  Saving and deleting schedule records joins the group commit; every
+other write here is one short transaction on the writer thread, after the writes
+queued before it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import orjson
 
 from asched.clock import wall_now
 from asched.stores.sqlite.connection import TERMINAL_SQL, encode_schedules
+from asched.stores.sqlite.writer import GroupWriter
 
 T = TypeVar("T")
 
@@ -57,6 +59,25 @@ class ClusterRows(ABC):
 
     @abstractmethod
     async def _retry_busy(self, attempt: Callable[[], Awaitable[T]]) -> T: ...
+
+    @abstractmethod
+    def _writes(self) -> GroupWriter: ...
+
+    # -- schedule records, saved and deleted in the group commit --------------------
+
+    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
+        if records:
+            await self._queue_schedules(encode_schedules(records))
+
+    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
+        if schedule_ids:
+            await self._queue_schedules(dict.fromkeys(schedule_ids))
+
+    async def _queue_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> None:
+        groups = self._writes()
+        future = groups.open_group.add_schedules(changes)
+        groups.kick()
+        await future
 
     @abstractmethod
     async def _barrier(self) -> None: ...

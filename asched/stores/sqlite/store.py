@@ -21,7 +21,6 @@ from asched.stores.sqlite.connection import (
     MIGRATIONS,
     SCHEMA_VERSION,
     encode_insert,
-    encode_schedules,
     migrate,
 )
 from asched.stores.sqlite.dbthread import DbThread
@@ -345,22 +344,6 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
         if deleted:
             self._commits += 1
         return deleted
-
-    # -- recurring schedules -----------------------------------------------------------
-
-    async def save_schedules(self, records: Sequence[dict[str, Any]]) -> None:
-        if records:
-            await self._queue_schedules(encode_schedules(records))
-
-    async def delete_schedules(self, schedule_ids: Sequence[str]) -> None:
-        if schedule_ids:
-            await self._queue_schedules(dict.fromkeys(schedule_ids))
-
-    async def _queue_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> None:
-        groups = self._writes()
-        future = groups.open_group.add_schedules(changes)
-        groups.kick()
-        await future
 
     # -- reading (the queries are in asched.stores.sqlite.reads) -------------------------
 
