@@ -54,7 +54,10 @@ class Admission:
                 raise DependencyError("dependencies", task.id, "a task cannot depend on itself")
             plan = await self._plan(task, {task.id})
         try:
-            await engine.submit_one(task, now, plan)
+            if engine.memory is not None:
+                engine.submit_now(task, now, plan)
+            else:
+                await engine.submit_one(task, now, plan)
         except TaskValidationError as exc:
             # A concurrent call with the same key won the race: return its task.
             if key is not None and exc.field == "idempotency_key":

@@ -152,11 +152,19 @@ class Engine(EngineSettings):
 
     async def submit_one(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:
         """:meth:`submit` for one task, without the batch's loops."""
-        task.transition(QUEUED, now_s, None)
         if self.memory is not None:
-            self.memory.insert_now((task,))  # no await: the memory store cannot block
-        else:
-            await self._insert((task,))
+            self.submit_now(task, now_s, plan)
+            return
+        task.transition(QUEUED, now_s, None)
+        await self._insert((task,))
+        unmet, failed = _NO_PLAN if plan is None else plan
+        self._admit(task, now_s, unmet, failed)
+
+    def submit_now(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:
+        """:meth:`submit_one` on the memory store, which never blocks: a caller that
+        checked ``memory`` saves a coroutine per task by calling this directly."""
+        task.transition(QUEUED, now_s, None)
+        self.memory.insert_now((task,))  # type: ignore[union-attr]
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
 
