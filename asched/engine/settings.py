@@ -8,6 +8,7 @@ engine's parts and never move a task (that is ``Engine.move``'s job).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
 
 from asched.core.limits import ConcurrencyLimits
@@ -22,7 +23,7 @@ from asched.stores import Store
 from asched.stores.memory import MemoryStore
 
 
-class EngineSettings:
+class EngineSettings(ABC):
     """Mixed into :class:`asched.engine.loop.Engine`, which sets these attributes."""
 
     registry: Registry
@@ -40,9 +41,9 @@ class EngineSettings:
     is_closing: bool
     failure: SchedulerCrashedError | None
 
+    @abstractmethod
     def request_dispatch(self) -> None:
         """Start what may start now (``Engine.request_dispatch``)."""
-        raise NotImplementedError
 
     # -- configuration (before or while running) ------------------------------------
 

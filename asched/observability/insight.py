@@ -167,8 +167,13 @@ def cluster_figures(records: Iterable[Mapping[str, Any]], now_s: float) -> dict[
     """The cluster's figures from the worker registry: counts summed over the live
     workers (each as of its last heartbeat), the worst lateness p99 among them,
     and the ids of the workers that stopped beating."""
-    live = [r for r in records if worker_status(r, now_s) == "live"]
-    lost = [str(r["id"]) for r in records if worker_status(r, now_s) != "live"]
+    live: list[Mapping[str, Any]] = []
+    lost: list[str] = []
+    for record in records:
+        if worker_status(record, now_s) == "live":
+            live.append(record)
+        else:
+            lost.append(str(record["id"]))
     totals = dict.fromkeys(_SUMMED + _QUEUES, 0)
     worst: float | None = None
     for record in live:

@@ -9,6 +9,7 @@ other than RUNNING since.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Mapping
 
@@ -32,11 +33,11 @@ class MemoryRules(Store):
         self._tats: dict[str, float] = {}
         self._breakers: dict[str, BreakerRecord] = {}
 
-    def _grant(self, task_id: str, owner: str, expires_s: float) -> Lease:
-        raise NotImplementedError
+    @abstractmethod
+    def _grant(self, task_id: str, owner: str, expires_s: float) -> Lease: ...
 
-    def _free(self, task_id: str, owner: str, now_s: float) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _free(self, task_id: str, owner: str, now_s: float) -> bool: ...
 
     def _saved_state(self, task: Task) -> None:
         """A save went through: an attempt that left RUNNING gives its slots back."""

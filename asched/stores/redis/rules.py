@@ -9,6 +9,7 @@ and write it back only if no one wrote it meanwhile (retried on a clash).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,11 +29,11 @@ _SWAP_TRIES = 50
 class RedisRules(Store):
     """The rule steps of :class:`asched.stores.redis.store.RedisStore`."""
 
-    def _require(self) -> ScriptRunner:
-        raise NotImplementedError
+    @abstractmethod
+    def _require(self) -> ScriptRunner: ...
 
-    def _lease_args(self, owner: str, now_s: float, expires_s: float) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _lease_args(self, owner: str, now_s: float, expires_s: float) -> list[Any]: ...
 
     async def _claim_start_limited(
         self,

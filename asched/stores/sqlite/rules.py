@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -32,11 +33,11 @@ def _same(value: T) -> T:
 class SQLiteRules(Store):
     """The rule steps of :class:`asched.stores.sqlite.store.SQLiteStore`."""
 
-    def _queue_op(self, op: LeaseOp[Any, T]) -> asyncio.Future[T]:
-        raise NotImplementedError
+    @abstractmethod
+    def _queue_op(self, op: LeaseOp[Any, T]) -> asyncio.Future[T]: ...
 
-    async def _read(self, sql: str, params: Iterable[Any] | Mapping[str, Any]) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    async def _read(self, sql: str, params: Iterable[Any] | Mapping[str, Any]) -> list[Any]: ...
 
     def _op(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         op: LeaseOp[T, T] = LeaseOp(work, _same)
