@@ -12,6 +12,8 @@ from redis_service import RedisService
 from asched import Scheduler
 from asched.testing import FakeClock
 
+pytest_plugins = ["watchdog"]
+
 # No per-example deadline (a busy 2-core machine is not a slow algorithm), and in
 # CI the same examples every run, so a red build always reproduces.
 settings.register_profile("dev", deadline=None)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 import aiormq
 from aiormq.abc import AbstractChannel, AbstractConnection
 
+from asched.background import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.1
@@ -62,9 +64,7 @@ class BrokerLink:
     async def close(self) -> None:
         self._closing = True
         runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
+        await cancel_and_wait(runner)
         await self._drop()
 
     async def _keep_up(self) -> None:
@@ -121,7 +121,8 @@ class BrokerLink:
             self._on_lost()
         if connection is not None and not connection.is_closed:
             try:
-                await asyncio.wait_for(connection.close(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await connection.close()
             except (Exception, asyncio.CancelledError) as exc:
                 if isinstance(exc, asyncio.CancelledError) and not self._closing:
                     raise

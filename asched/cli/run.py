@@ -16,6 +16,7 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from asched.background import cancel_and_wait
 from asched.cli.app import App, describe_store
 from asched.cli.eventloop import new_event_loop
 from asched.cli.format import plural, printable
@@ -143,9 +144,7 @@ async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
 
 
 def banner(app: App, grace_s: float) -> str:

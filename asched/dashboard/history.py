@@ -7,12 +7,12 @@ charted without a change here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asched.background import cancel_and_wait
 from asched.clock import wall_now
 from asched.dashboard.views import numeric_values
 
@@ -46,10 +46,7 @@ class MetricsHistory:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _sample_forever(self, read: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:

@@ -108,7 +108,8 @@ class ClusterDuties:
         ``timeout_s``."""
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
 
     async def after_round(self) -> None:
         """The poller looked at the store: carry out requests, wake the followers."""

@@ -80,7 +80,8 @@ async def wait(engine: Engine, task_id: str, timeout_s: float | None) -> Task:
         else asyncio.ensure_future(_ended_in_store(engine, task_id, future))
     )
     try:
-        return await asyncio.wait_for(future, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await future
     except TimeoutError:
         raise TaskTimeoutError(task_id, timeout_s or 0.0, "wait") from None
     finally:

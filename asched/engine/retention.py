@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from asched.background import cancel_and_wait
 from asched.core.checks import require_number
 from asched.errors import TaskValidationError
 
@@ -108,10 +109,7 @@ class Retention:
         if self._unhook is not None:
             self._unhook()
             self._unhook = None
-        for task in (self._runner, self._pass_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(self._runner, self._pass_task)
         self._runner = self._pass_task = None
 
     def _settled(self, task: Task) -> None:

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from asched.background import cancel_and_wait
 from asched.clock import monotonic
 from asched.core.claims import Hold
 from asched.engine import cluster_deps, dependents, handover
@@ -94,9 +95,7 @@ class SharedStoreCoordinator:
         if self._keeper is not None:
             await asyncio.to_thread(self._keeper.stop)
             self._keeper = None
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
 
     # -- claiming before a start --------------------------------------------------------
@@ -315,7 +314,8 @@ class SharedStoreCoordinator:
         due work than room (True then: claim at once)."""
         self._room.clear()
         try:
-            await asyncio.wait_for(self._room.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._room.wait()
         except TimeoutError:
             return False
         return True

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from asched.background import cancel_and_wait
 from asched.model import Task
 from asched.stores import Lease, Store
 
@@ -52,10 +53,8 @@ class WriteBack:
 
     async def stop(self) -> None:
         """Stop the flusher and write what is still dirty."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
+        await cancel_and_wait(self._flusher)
+        self._flusher = None
         await self.flush()
 
     def touch(self, task: Task) -> None:

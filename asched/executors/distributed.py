@@ -145,7 +145,8 @@ class DistributedExecutor(Executor):
 
     async def wait_connected(self, timeout_s: float) -> bool:
         try:
-            await asyncio.wait_for(self._link.up.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._link.up.wait()
         except TimeoutError:
             return False
         return True

@@ -45,7 +45,8 @@ async def _exited(process: BaseProcess, timeout_s: float) -> bool:
     sentinel = process.sentinel
     loop.add_reader(sentinel, _set_done, exited)
     try:
-        await asyncio.wait_for(exited, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await exited
     except TimeoutError:
         return False
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from asched.background import cancel_and_wait
 from asched.events import Event, TaskEvent
 
 FLUSH_EVERY_S = 0.5
@@ -49,10 +50,8 @@ class AuditFile:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
+        await cancel_and_wait(self._flusher)
+        self._flusher = None
         await self.flush()
 
     async def flush(self) -> None:

@@ -22,6 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from asched.background import cancel_and_wait
 from asched.clock import Clock, TimerHandle
 from asched.core.checks import require_int, require_number
 from asched.errors import ConfigError, SchedulerStateError
@@ -156,9 +157,7 @@ class AlertManager:
         if self._timer is not None:
             self._timer.cancel()
         self._clock = None
-        if self._sampling is not None:
-            self._sampling.cancel()
-            await asyncio.gather(self._sampling, return_exceptions=True)
+        await cancel_and_wait(self._sampling)
         await asyncio.gather(*(outbox.stop() for outbox in self.outboxes))
 
     def _arm(self) -> None:

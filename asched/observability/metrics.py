@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from asched.background import cancel_and_wait
 from asched.core.windows import OutcomeWindow, Samples
 from asched.events import Event
 from asched.model import TaskLifecycle
@@ -62,10 +63,8 @@ class LoadMetrics:
         return [] if self._folder is None else [self._folder]
 
     async def stop(self) -> None:
-        if self._folder is not None:
-            self._folder.cancel()
-            await asyncio.gather(self._folder, return_exceptions=True)
-            self._folder = None
+        await cancel_and_wait(self._folder)
+        self._folder = None
         self.fold()
 
     async def _fold_forever(self) -> None:

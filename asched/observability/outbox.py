@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from asched.background import cancel_and_wait
 from asched.observability.alerts import Alert, Notifier
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,7 @@ class Outbox:
             queue_done = asyncio.ensure_future(self._queue.join())
             await asyncio.wait([queue_done], timeout=flush_s)
             queue_done.cancel()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     def post(self, alert: Alert) -> None:
         queue = self._queue
@@ -57,7 +57,8 @@ class Outbox:
         while True:
             alert = await queue.get()
             try:
-                await asyncio.wait_for(self.notifier.notify(alert), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    await self.notifier.notify(alert)
                 self.sent += 1
             except asyncio.CancelledError:
                 raise

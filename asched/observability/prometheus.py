@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from asched.background import cancel_and_wait
 from asched.core.checks import require_int, require_number
 from asched.errors import ConfigError
 from asched.events import Event
@@ -183,10 +184,8 @@ class PrometheusExporter:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
-            self._refresher = None
+        await cancel_and_wait(self._refresher)
+        self._refresher = None
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(_close, server, self._thread)

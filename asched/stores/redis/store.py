@@ -37,6 +37,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from asched.background import cancel_and_wait
 from asched.clock import wall_now
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
@@ -138,10 +139,8 @@ class RedisStore(RedisReads, RedisRules, RedisCluster, Store):
     async def close(self) -> None:
         if self._runner is None:
             return
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
         if self._watch is not None:
             await self._watch.stop()
             self._watch = None

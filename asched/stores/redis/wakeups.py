@@ -23,6 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from asched.background import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 #: The scripts whose writes can give another worker work (or news) to act on.
@@ -49,10 +51,7 @@ class ChangeWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def take(self) -> bool:
         """Whether another process wrote since the last call (True at first)."""
