@@ -194,8 +194,9 @@ async def test_a_failed_dependency_cancels_its_dependant_elsewhere(any_bench: Be
 
 
 async def test_a_task_paused_elsewhere_is_not_started_by_a_worker_that_had_it_armed(
-    bench: Bench,
+    any_bench: Bench,
 ) -> None:
+    bench = any_bench
     worker, operator = bench.scheduler("job"), bench.scheduler()
     await worker.start()
     await operator.start()

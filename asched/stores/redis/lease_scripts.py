@@ -10,8 +10,9 @@ Lease rules are those of :mod:`asched.stores.base`.
 from __future__ import annotations
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock (0/1), ids...
-#: Returns {expires, id1, token1, id2, token2, ...}.
-CLAIM = r"""
+#: Returns {expires, id1, token1, id2, token2, ...}.  ``claim_start`` (leases for
+#: attempts about to start) also passes over a task someone paused meanwhile.
+_CLAIM = r"""
 local owner = ARGV[2]
 local now, expires = clock(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 local out = {expires}
@@ -20,13 +21,15 @@ for i = 7, #ARGV do
   local k = tkey(id)
   local c = redis.call('HMGET', k, 's', 'o', 'x', 'k', 'p', 'm')
   local s, o = c[1], c[2]
-  if s and not TERMINAL[s] and (not o or o == owner or tonumber(c[3]) <= now) then
+  if s and not TERMINAL[s] and (not o or o == owner or tonumber(c[3]) <= now)%s then
     out[#out + 1] = id
     out[#out + 1] = grant(k, id, owner, expires, s, o, c[4], c[5], c[6])
   end
 end
 return out
 """
+CLAIM = _CLAIM % ""
+CLAIM_START = _CLAIM % "\n      and not (s == 'PAUSED' and user_paused(k))"
 
 #: ARGV: base, owner, now_s, expires_s, lease_s, server clock, limit, reap max,
 #: the task types to claim (a JSON array; '' for every type),
@@ -165,6 +168,7 @@ return 0
 #: The lease scripts by name (the prelude is put in front by ``scripts``).
 LEASE_SCRIPTS: dict[str, str] = {
     "claim": CLAIM,
+    "claim_start": CLAIM_START,
     "claim_due": CLAIM_DUE,
     "next_due": NEXT_DUE,
     "renew": RENEW,

@@ -114,7 +114,8 @@ for _, task in ipairs(tasks) do
   local k = tkey(id)
   local c = redis.call('HMGET', k, 's', 'o', 'x', 'k', 'p', 'm')
   local s, o = c[1], c[2]
-  if s and not TERMINAL[s] and (not o or o == owner or tonumber(c[3]) <= now) then
+  if s and not TERMINAL[s] and (not o or o == owner or tonumber(c[3]) <= now)
+      and not (s == 'PAUSED' and user_paused(k)) then
     local hold = nil
     for _, sl in ipairs(task.slots) do
       if count(sl[1]) >= sl[2] then

@@ -38,6 +38,12 @@ local function tkey(id) return B .. ':t:' .. id end
 local function due_key(p) return B .. ':due:' .. p end
 local function state_key(s) return B .. ':s:' .. s end
 local function owner_key(o) return B .. ':o:' .. o end
+-- Whether a task's stored state says a user paused it (the state record is
+-- small: the data and result are kept apart).
+local function user_paused(k)
+  local r = redis.call('HGET', k, 'r')
+  return r and cjson.decode(r)['user_paused'] == true
+end
 
 -- (now, expiry string) from the caller's clock or from Redis TIME.
 local function clock(now_arg, expires_arg, lease_arg, server)

@@ -49,7 +49,7 @@ from asched.stores.redis.keys import LAYOUT_VERSION, RedisKeys
 from asched.stores.redis.options import RedisOptions, safe_url, split_url
 from asched.stores.redis.reads import RedisReads
 from asched.stores.redis.rules import RedisRules
-from asched.stores.redis.wakeups import ChangeWatch, new_origin
+from asched.stores.redis.wakeups import ChangeWatch, RedisWakeups, new_origin
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ _SWEEP_BATCH = 1000
 _SAVE_FIELDS = 13
 
 
-class RedisStore(RedisReads, RedisRules, RedisCluster, Store):
+class RedisStore(RedisWakeups, RedisReads, RedisRules, RedisCluster, Store):
     """A durable, shared store in Redis; see the module docstring."""
 
     durable = True
@@ -152,19 +152,6 @@ class RedisStore(RedisReads, RedisRules, RedisCluster, Store):
         if client is not None:
             await client.aclose()
             await client.connection_pool.disconnect()
-
-    async def _announce(self) -> None:
-        await self._command("announcing a change", "PUBLISH", self.keys.changed, self._origin)
-
-    async def changed_elsewhere(self) -> bool | None:
-        """Whether another process published a write since the last call (see
-        :mod:`asched.stores.redis.wakeups`); the first call starts listening."""
-        if self._client is None:
-            return None
-        if self._watch is None:
-            self._watch = ChangeWatch(self._client, self.keys.changed, self._origin)
-            self._watch.start()
-        return self._watch.take()
 
     async def _open_marker(self, runner: ScriptRunner) -> None:
         epoch, created, layout = await runner.run("open", [LAYOUT_VERSION, os.urandom(8).hex()])
@@ -272,8 +259,20 @@ class RedisStore(RedisReads, RedisRules, RedisCluster, Store):
     async def _claim(
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
+        return await self._lease("claim", task_ids, owner, now_s, expires_s)
+
+    async def _claim_start(
+        self, task_ids: list[str], owner: str, now_s: float, expires_s: float
+    ) -> list[Lease]:
+        """Lease only (the RUNNING write follows with the attempt's save), passing
+        over tasks a user paused since this worker armed them."""
+        return await self._lease("claim_start", task_ids, owner, now_s, expires_s)
+
+    async def _lease(
+        self, script: str, task_ids: list[str], owner: str, now_s: float, expires_s: float
+    ) -> list[Lease]:
         args = self._lease_args(owner, now_s, expires_s)
-        reply = await self._require().write("claim", [*args, *task_ids])
+        reply = await self._require().write(script, [*args, *task_ids])
         granted_expiry = float(reply[0])
         return [
             Lease(reply[i].decode(), owner, int(reply[i + 1]), granted_expiry)

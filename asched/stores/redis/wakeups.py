@@ -24,6 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from asched.background import cancel_and_wait
+from asched.stores.redis.keys import RedisKeys
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +89,29 @@ class ChangeWatch:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+
+class RedisWakeups:
+    """Mixed into :class:`asched.stores.redis.RedisStore`: announcing this store's
+    writes and hearing other processes'."""
+
+    keys: RedisKeys
+    _client: Redis | None
+    _origin: str
+    _watch: ChangeWatch | None
+
+    async def _command(self, what: str, *command: Any) -> Any:
+        raise NotImplementedError  # RedisStore's
+
+    async def _announce(self) -> None:
+        await self._command("announcing a change", "PUBLISH", self.keys.changed, self._origin)
+
+    async def changed_elsewhere(self) -> bool | None:
+        """Whether another process published a write since the last call; the first
+        call starts listening."""
+        if self._client is None:
+            return None
+        if self._watch is None:
+            self._watch = ChangeWatch(self._client, self.keys.changed, self._origin)
+            self._watch.start()
+        return self._watch.take()
