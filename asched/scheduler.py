@@ -293,7 +293,7 @@ class Scheduler(RecurringMethods, ObservingMethods):
         """
         if not self._engine.is_running:
             self._engine.require_running()
-        if "window" in options or "slot_strategy" in options:
+        if options and ("window" in options or "slot_strategy" in options):
             if execution_time is not None or "delay" in options:
                 window = options.get("window")
                 raise TaskValidationError("window", window, "give a window or a time, not both")
