@@ -293,7 +293,7 @@ class Scheduler(RecurringMethods, ObservingMethods):
         """
         if not self._engine.is_running:
             self._engine.require_running()
-        if "window" in options or "slot_strategy" in options:
+        if options and ("window" in options or "slot_strategy" in options):
             if execution_time is not None or "delay" in options:
                 window = options.get("window")
                 raise TaskValidationError("window", window, "give a window or a time, not both")
@@ -306,12 +306,15 @@ class Scheduler(RecurringMethods, ObservingMethods):
                 options.pop("window", None),
                 options.pop("slot_strategy", None),
             )
-            return await self._admission.schedule(
+            accepted = self._admission.schedule(
                 task_type, task_data, chosen, priority, options, audit=audit
             )
-        return await self._admission.schedule(
-            task_type, task_data, execution_time, priority, options
-        )
+        else:
+            accepted = self._admission.schedule(
+                task_type, task_data, execution_time, priority, options
+            )
+        # The id itself when the task is admitted already (no await, no coroutine).
+        return accepted if isinstance(accepted, str) else await accepted
 
     async def schedule_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Accept a batch of task specs all-or-nothing; return their ids in order."""

@@ -7,14 +7,14 @@ nothing.  A batch (``schedule_many``) is all or nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from asched.core.dependencies import find_cycle
 from asched.engine.intake import SPEC_FIELDS, TaskIntake, refuse_unknown_options
 from asched.engine.loop import DependencyPlan, Engine
-from asched.errors import DependencyError, TaskValidationError
+from asched.errors import AschedError, DependencyError, TaskValidationError
 from asched.model import Task, TaskPriority
 from asched.model.states import COMPLETED
 
@@ -26,7 +26,7 @@ class Admission:
         self._engine = engine
         self._intake = intake
 
-    async def schedule(
+    def schedule(
         self,
         task_type: str,
         task_data: Mapping[str, Any] | None,
@@ -34,14 +34,32 @@ class Admission:
         priority: TaskPriority | int | str,
         options: dict[str, Any],
         audit: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> str | Coroutine[Any, Any, str]:
+        """Accept one task.  Its id at once when nothing needs awaiting (the memory
+        store, no idempotency key, no dependencies): no coroutine per task on the
+        common path; else a coroutine that finishes admitting it, returning the id."""
         engine = self._engine
         now = engine.clock.now()
-        task = self._intake.build_from(now, task_type, task_data, execution_time, priority, options)
+        try:
+            task = self._intake.build(
+                now, task_type, task_data, execution_time, priority, **options
+            )
+        except TypeError as exc:
+            if not isinstance(exc, AschedError):
+                refuse_unknown_options(options)
+            raise
         if engine.middleware.before_schedule:
             engine.middleware.run_before_schedule(task)
         if audit is not None:
             task.metadata.audit_trail.append(audit)
+        if task.idempotency_key is None and not task.dependencies and engine.memory is not None:
+            engine.submit_now(task, now, None)
+            return task.id
+        return self._admit(task, now)
+
+    async def _admit(self, task: Task, now: float) -> str:
+        """The rest of :meth:`schedule`: de-duplicate, check dependencies, submit."""
+        engine = self._engine
         key = task.idempotency_key
         store = engine.store
         if key is not None:
@@ -54,10 +72,7 @@ class Admission:
                 raise DependencyError("dependencies", task.id, "a task cannot depend on itself")
             plan = await self._plan(task, {task.id})
         try:
-            if engine.memory is not None:
-                engine.submit_now(task, now, plan)
-            else:
-                await engine.submit_one(task, now, plan)
+            await engine.submit_one(task, now, plan)
         except TaskValidationError as exc:
             # A concurrent call with the same key won the race: return its task.
             if key is not None and exc.field == "idempotency_key":

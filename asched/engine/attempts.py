@@ -50,7 +50,7 @@ class AttemptSink(Protocol):
 
 class Attempts:
     def __init__(self, config: SchedulerConfig, registry: Registry, sink: AttemptSink) -> None:
-        self._registry = registry
+        self._definitions = registry.definitions
         self._sink = sink
         self._reasons: dict[str, str] = {}
         #: attempts cancelled before their first step (see cancel)
@@ -86,23 +86,27 @@ class Attempts:
 
     def begin(self, task: Task, now_s: float, clock: Clock) -> str | None:
         """Start the handler of a RUNNING task; an error text if it cannot start."""
-        definition = self._registry.definitions.get(task.type)
+        definition = self._definitions.get(task.type)
         if definition is None:
             return f"no handler is registered for task type {task.type!r}"
-        in_loop = task.executor_type == "async"
-        executor = None if in_loop else self.executors.get(task.executor_type)
-        if executor is None and not in_loop:
-            return f"this scheduler has no {task.executor_type!r} executor (no broker set?)"
         raw = task.data_json
         kwargs: dict[str, Any] = {} if raw == _EMPTY else orjson.loads(raw)
+        if task.executor_type == "async":  # in the loop: the common case first
+            task._handle = self._create_task(self._run(task, definition.handler(**kwargs)))
+            if task.timeout_s is not None:
+                self._arm_timeout(task, now_s, clock)
+            return None
+        executor = self.executors.get(task.executor_type)
         if executor is None:
-            attempt = definition.handler(**kwargs)
-        else:
-            attempt = executor.run_task(task, definition.handler, kwargs)
+            return f"this scheduler has no {task.executor_type!r} executor (no broker set?)"
+        attempt = executor.run_task(task, definition.handler, kwargs)
         task._handle = self._create_task(self._run(task, attempt))
-        if task.timeout_s is not None and (executor is None or not executor.owns_timeouts):
-            clock.call_at(now_s + task.timeout_s, lambda: self._time_out(task, now_s, clock))
+        if task.timeout_s is not None and not executor.owns_timeouts:
+            self._arm_timeout(task, now_s, clock)
         return None
+
+    def _arm_timeout(self, task: Task, now_s: float, clock: Clock) -> None:
+        clock.call_at(now_s + (task.timeout_s or 0.0), lambda: self._time_out(task, now_s, clock))
 
     def cancel(self, task: Task, why: str) -> bool:
         """Cancel a running attempt for ``why``; False if none is running."""

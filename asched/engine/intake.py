@@ -20,7 +20,7 @@ from asched.engine.registry import (
     check_retries,
     check_timeout,
 )
-from asched.errors import AschedError, TaskValidationError, UnknownOptionError, UnknownTaskTypeError
+from asched.errors import TaskValidationError, UnknownOptionError, UnknownTaskTypeError
 from asched.model import Task, TaskMetadata, TaskPriority, encode_json, new_task_id
 from asched.model.validation import parse_priority, require_text
 
@@ -96,25 +96,6 @@ class TaskIntake:
                 "executor", executor, f"incompatible with the {task_type!r} handler"
             )
 
-    def build_from(
-        self,
-        now_s: float,
-        task_type: str,
-        task_data: Mapping[str, Any] | None,
-        execution_time: datetime | None,
-        priority: TaskPriority | int | str,
-        options: Mapping[str, Any],
-    ) -> Task:
-        """:meth:`build` with the keyword options in a mapping; an unknown one raises
-        :class:`UnknownOptionError` naming it."""
-        try:
-            return self.build(now_s, task_type, task_data, execution_time, priority, **options)
-        except TypeError as exc:
-            if isinstance(exc, AschedError):
-                raise
-            refuse_unknown_options(options)
-            raise
-
     def build(
         self,
         now_s: float,
@@ -140,14 +121,20 @@ class TaskIntake:
             defaults = self._resolve_defaults(task_type)
         if type(priority) is not TaskPriority:
             priority = parse_priority(priority)
-        data_json = b"{}" if task_data is None else _encode_data(task_data)
-        if execution_time is None and delay is None:
-            due_s = now_s
+        if type(task_data) is dict:
+            data_json = encode_json(task_data, "task_data")
         else:
+            data_json = b"{}" if task_data is None else _encode_data(task_data)
+        if delay is not None:
             due_s = self._due(now_s, execution_time, delay)
-        executor, max_retries, backoff_factor, timeout = self._attempt_options(
-            task_type, defaults, executor, max_retries, backoff_factor, timeout
-        )
+        else:
+            due_s = now_s if execution_time is None else self._due_at(execution_time)
+        if executor is None and max_retries is None and backoff_factor is None and timeout is None:
+            executor, max_retries, backoff_factor, timeout = defaults
+        else:
+            executor, max_retries, backoff_factor, timeout = self._attempt_options(
+                task_type, defaults, executor, max_retries, backoff_factor, timeout
+            )
         task_id = new_task_id() if task_id is None else require_text("task_id", task_id)
         if concurrency_key is not None or idempotency_key is not None:
             _check_keys(concurrency_key, idempotency_key)
@@ -180,8 +167,6 @@ class TaskIntake:
     ) -> _Defaults:
         """The task's executor, max_retries, backoff_factor and timeout: each given one
         checked, the type's default for the rest."""
-        if executor is None and max_retries is None and backoff_factor is None and timeout is None:
-            return defaults
         default_executor, default_retries, default_backoff, default_timeout = defaults
         if executor is None:
             executor = default_executor
@@ -218,13 +203,26 @@ class TaskIntake:
             raise TaskValidationError("window", window, "not_after is before not_before")
         return start, end
 
+    def _due_at(self, execution_time: Any) -> float:
+        """``execution_time`` (no delay given) as epoch seconds, within range."""
+        if type(execution_time) is datetime and execution_time.tzinfo is not None:
+            try:  # the common case of _epoch_s, inline: an aware datetime
+                epoch_s = execution_time.timestamp()
+            except (ValueError, OverflowError, OSError):
+                raise TaskValidationError("execution_time", execution_time, _OUT_OF_RANGE) from None
+        else:
+            epoch_s = self._epoch_s(execution_time)
+        if not MIN_EPOCH_S <= epoch_s <= MAX_EPOCH_S:  # False for NaN too
+            raise TaskValidationError("execution_time", execution_time, _OUT_OF_RANGE)
+        return epoch_s
+
     def _due(
         self, now_s: float, execution_time: datetime | None, delay: timedelta | float | None
     ) -> float:
         if execution_time is not None:
             if delay is not None:
                 raise TaskValidationError("delay", delay, "give execution_time or delay, not both")
-            return _instant("execution_time", execution_time, self._epoch_s(execution_time))
+            return self._due_at(execution_time)
         if delay is None:
             return now_s
         if isinstance(delay, timedelta):

@@ -24,7 +24,8 @@ from asched.core.limits import ConcurrencyLimits
 from asched.core.wheel import Timer
 from asched.engine import control, dependents, lifecycle
 from asched.engine.attempts import Attempts
-from asched.engine.hub import EventHub, Listener, Service, emit
+from asched.engine.hub import EventHub, Service, announce, new_event
+from asched.engine.hub import logger as hub_logger
 from asched.engine.outcomes import Outcomes
 from asched.engine.policies import Policies
 from asched.engine.ready import ReadyLine
@@ -52,9 +53,6 @@ logger = logging.getLogger(__name__)
 
 #: Unmet dependency ids, and the first dependency that ended without completing.
 DependencyPlan = tuple[Sequence[str], str | None]
-# Events are named tuples; building one straight from a tuple skips the keyword
-# handling of the generated constructor (a third of the cost on every transition).
-_new_event = tuple.__new__
 _NO_PLAN: DependencyPlan = ((), None)
 
 
@@ -122,8 +120,24 @@ class Engine(EngineSettings):
         counts[previous] -= 1
         counts[target] += 1
         hears = self._hears[target]
-        if hears:
-            _announce(hears, task, now_s, previous, target, reason)
+        if hears:  # announce() inline: this runs for every transition
+            fields = (
+                task.id,
+                task.type,
+                task.priority,
+                now_s,
+                previous,
+                target,
+                reason,
+                task.started_s,
+                task.due_s,
+            )
+            event = new_event(EVENT_FOR_STATE[target], fields)
+            for listener in hears:  # emit() inline
+                try:
+                    listener(event)
+                except Exception:
+                    hub_logger.exception("event listener %r failed on %r", listener, event)
         # SCHEDULED only says "armed in this process": a store gains nothing from
         # it (a restart re-arms QUEUED tasks), so it rides along with the next write.
         if target is not SCHEDULED and self.writeback is not None:
@@ -164,9 +178,28 @@ class Engine(EngineSettings):
         """:meth:`submit_one` on the memory store, which never blocks: a caller that
         checked ``memory`` saves a coroutine per task by calling this directly."""
         task.transition(QUEUED, now_s, None)
-        self.memory.insert_now((task,))  # type: ignore[union-attr]
-        unmet, failed = _NO_PLAN if plan is None else plan
-        self._admit(task, now_s, unmet, failed)
+        self.memory.insert_one(task)  # type: ignore[union-attr]
+        if plan is not None:
+            self._admit(task, now_s, *plan)
+            return
+        # _admit and place inline for a task with nothing to wait for: one frame
+        # per scheduled task instead of three (tests/engine/test_fast_paths.py)
+        self.active[task.id] = task
+        self.state_counts[QUEUED] += 1
+        hears = self._hears[QUEUED]
+        if hears:
+            announce(hears, task, now_s, CREATED, QUEUED, None)
+        self.move(task, SCHEDULED, now_s, None)
+        if task.due_s <= now_s:
+            line = self.line
+            if line.plain:
+                line.queue.push(task.id, task.priority, task.due_s, task)
+            else:
+                line.push(task, now_s)
+            if not self._dispatch_pending:
+                self.request_dispatch()
+        else:
+            task._handle = self.wheel.insert(task.due_s, task)
 
     async def _insert(self, tasks: Sequence[Task]) -> None:
         """Store new tasks, holding them as arriving until admitted: a claim of this
@@ -185,7 +218,7 @@ class Engine(EngineSettings):
         self.state_counts[QUEUED] += 1
         hears = self._hears[QUEUED]
         if hears:
-            _announce(hears, task, now_s, CREATED, QUEUED, None)
+            announce(hears, task, now_s, CREATED, QUEUED, None)
         if failed is not None:
             self.move(task, CANCELLED, now_s, f"dependency {failed} did not complete")
             self.settle(task)
@@ -277,7 +310,11 @@ class Engine(EngineSettings):
     def release(self, task: Task) -> None:
         task._handle = None
         line = self.line
-        line.release(task)
+        limits = line.limits
+        if task.concurrency_key is None and not limits.type_limits:
+            limits.running -= 1  # ReadyLine.release's common case, inline
+        else:
+            line.release(task)
         if line.queue and not self._dispatch_pending:
             self.request_dispatch()
 
@@ -340,25 +377,3 @@ class Engine(EngineSettings):
 
     def end_grace(self) -> int:
         return lifecycle.end_grace(self)
-
-
-def _announce(
-    hears: list[Listener],
-    task: Task,
-    now_s: float,
-    previous: TaskLifecycle,
-    target: TaskLifecycle,
-    reason: str | None,
-) -> None:
-    fields = (
-        task.id,
-        task.type,
-        task.priority,
-        now_s,
-        previous,
-        target,
-        reason,
-        task.started_s,
-        task.due_s,
-    )
-    emit(hears, _new_event(EVENT_FOR_STATE[target], fields))

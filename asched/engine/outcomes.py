@@ -32,12 +32,12 @@ class Outcomes:
     def attempt_succeeded(self, task: Task, result: Any) -> None:
         engine = self._engine
         now = engine.clock.now()
-        limit = engine.store.max_payload_bytes
-        problem = None if result is None else result_problem(result, limit)
-        if problem is not None:
-            self.report(task, OUTCOME_FAILED, now)
-            self.fail(task, problem, now, None, retry=False)
-            return
+        if result is not None:
+            problem = result_problem(result, engine.store.max_payload_bytes)
+            if problem is not None:
+                self.report(task, OUTCOME_FAILED, now)
+                self.fail(task, problem, now, None, retry=False)
+                return
         if engine.line.gated:
             self.report(task, OUTCOME_SUCCEEDED, now)
         engine.release(task)
@@ -46,7 +46,10 @@ class Outcomes:
         engine.move(task, COMPLETED, now, None)
         if engine.middleware.after_run:
             engine.middleware.run_after_run(task, COMPLETED)
-        engine.settle(task)
+        if engine.hub.settled or engine.waiters or engine.deps.has_dependents:
+            engine.settle(task)
+        else:  # Engine.settle's common case, inline: nobody to tell
+            engine.active.pop(task.id, None)
 
     def attempt_failed(self, task: Task, error: str, exc: BaseException) -> None:
         engine = self._engine

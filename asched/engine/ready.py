@@ -27,13 +27,13 @@ class ReadyLine:
         "_clock",
         "_defer_until",
         "_fair",
-        "_plain",
         "_policies",
         "_ranker",
         "_rerank_timer",
         "executor_holds",
         "gated",
         "limits",
+        "plain",
         "queue",
     )
 
@@ -53,7 +53,8 @@ class ReadyLine:
         self._policies = policies
         self._ranker = ranker
         self._fair = fair
-        self._plain = ranker is None and fair is None
+        #: no ranker, no fair share: due tasks go in by (priority, due time)
+        self.plain = ranker is None and fair is None
         self._clock: Clock | None = None
         self._defer_until = defer_until
         self._rerank_timer: TimerHandle | None = None
@@ -65,7 +66,7 @@ class ReadyLine:
         self._clock = clock
 
     def push(self, task: Task, now_s: float) -> None:
-        if self._plain:
+        if self.plain:
             self.queue.push(task.id, task.priority, task.due_s, task)
             return
         ranker, fair = self._ranker, self._fair

@@ -97,7 +97,14 @@ class Retention:
         return max(min(*known, MAX_PERIOD_S), _MIN_PERIOD_S)
 
     async def start(self) -> None:
-        self._due_s = self._engine.clock.now()
+        now_s = self._engine.clock.now()
+        self._due_s = now_s
+        period_s = self.period_s()
+        if period_s is not None:
+            # What expired while no scheduler ran goes before new work comes in (and
+            # the first pass's scan never runs in the middle of the first tasks).
+            self._due_s = now_s + period_s
+            await self._pass(now_s)
         self._runner = asyncio.get_running_loop().create_task(self._tick())
         if self._engine.clock_override is not None:
             # An injected (virtual) clock jumps without real time passing: look at it

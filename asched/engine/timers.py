@@ -8,7 +8,7 @@ callback for the earliest, hand back everything due when it rings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from asched.clock import Clock, TimerHandle
 from asched.core.wheel import Timer, TimerWheel
@@ -16,28 +16,27 @@ from asched.core.wheel import Timer, TimerWheel
 T = TypeVar("T")
 
 
-class ArmedWheel(Generic[T]):
-    __slots__ = ("_armed_at", "_clock", "_handle", "_on_due", "wheel")
+class ArmedWheel(TimerWheel[T]):
+    """A :class:`TimerWheel` that keeps one clock timer armed for its earliest deadline."""
+
+    __slots__ = ("_armed_at", "_clock", "_handle", "_on_due")
 
     def __init__(self, clock: Clock, on_due: Callable[[list[T], float], None]) -> None:
+        super().__init__(clock.now())
         self._clock = clock
         self._on_due = on_due
-        self.wheel: TimerWheel[T] = TimerWheel(clock.now())
         self._handle: TimerHandle | None = None
         self._armed_at: float | None = None
 
-    def __len__(self) -> int:
-        return len(self.wheel)
-
     def insert(self, due_s: float, item: T) -> Timer[T]:
-        timer = self.wheel.insert(due_s, item)
+        # TimerWheel.insert inline: one frame per armed task, not two
+        timer = Timer(due_s, item)
+        self._place(timer)
+        self._live += 1
         armed = self._armed_at
         if armed is None or due_s < armed:
             self._arm(due_s)
         return timer
-
-    def cancel(self, timer: Timer[T]) -> None:
-        self.wheel.cancel(timer)
 
     def stop(self) -> None:
         """Disarm the clock timer; the deadlines stay in the wheel."""
@@ -54,8 +53,8 @@ class ArmedWheel(Generic[T]):
     def _ring(self) -> None:
         self._handle, self._armed_at = None, None
         now = self._clock.now()
-        due = self.wheel.advance(now)
-        following = self.wheel.next_deadline()
+        due = self.advance(now)
+        following = self.next_deadline()
         if following is not None:
             self._arm(following)
         if due:

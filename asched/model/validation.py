@@ -88,7 +88,7 @@ def encode_json(value: Any, field_name: str) -> bytes:
         where = "" if found is None else f"{found[0]}={_brief(found[1])}: "
         raise TaskValidationError(field_name, value, where + _why_not_json(exc)) from None
     # orjson writes NaN and the infinities as null: look closer only when a null is there.
-    if encoded.find(b"null") >= 0:  # find() is twice as fast as `in` here
+    if encoded.partition(b"null")[1]:  # cheaper than find() (no argument parsing) or `in`
         found = _find(value, field_name, _not_finite)
         if found is not None:
             reason = f"{found[0]}={found[1]!r}: NaN and infinities are not JSON numbers"

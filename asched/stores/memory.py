@@ -45,21 +45,25 @@ class MemoryStore(MemoryRules, MemoryCluster, Store):
     async def insert(self, tasks: Sequence[Task]) -> None:
         self.insert_now(tasks)
 
+    def insert_one(self, task: Task) -> None:
+        """:meth:`insert_now` of one task."""
+        store = self._tasks
+        if len(task.data_json) > self.max_payload_bytes:
+            check_payload("task_data", task.data_json, self.max_payload_bytes)
+        if task.id in store:
+            raise TaskValidationError("task_id", task.id, "already exists")
+        if task.idempotency_key is not None:
+            self._check_key(task)
+            self._by_idempotency_key[task.idempotency_key] = task.id
+        store[task.id] = task
+
     def insert_now(self, tasks: Sequence[Task]) -> None:
         """Synchronous insert: the memory store never waits."""
+        if len(tasks) == 1:
+            self.insert_one(tasks[0])
+            return
         store = self._tasks
         limit = self.max_payload_bytes
-        if len(tasks) == 1:
-            task = tasks[0]
-            if len(task.data_json) > limit:
-                check_payload("task_data", task.data_json, limit)
-            if task.id in store:
-                raise TaskValidationError("task_id", task.id, "already exists")
-            if task.idempotency_key is not None:
-                self._check_key(task)
-                self._by_idempotency_key[task.idempotency_key] = task.id
-            store[task.id] = task
-            return
         seen: set[str] = set()
         keys: set[str] = set()
         for task in tasks:
@@ -253,9 +257,9 @@ class MemoryStore(MemoryRules, MemoryCluster, Store):
         for task in self._tasks.values():
             finished_s = task.finished_s
             if (
-                task.is_terminal
-                and finished_s is not None
+                finished_s is not None
                 and finished_s <= before_s
+                and task.is_terminal
                 and (only is None or task.type in only)
                 and task.type not in skip
             ):
