@@ -13,7 +13,7 @@
    same tasks without keys, in the same run.
 
     python -m benchmarks.durable [--n 20000] [--seq-n 3000] [--aps-n 1000]
-                                 [--io-n 3000] [--keys 200] [--repeat 3] [--only keys]
+                                 [--io-n 3000] [--keys 200] [--repeat 3] [--only keys|e2e]
 
 Needs the ``bench`` extra (APScheduler 3, SQLAlchemy) and uvloop.  Medians of
 --repeat rounds after a discarded warm-up; every round uses a fresh file.
@@ -164,6 +164,23 @@ async def asched_end_to_end(n: int, store: str, keys: int = 0) -> float:
         return n / (time.perf_counter() - start)
 
 
+def e2e_rates(n: int, repeat: int) -> tuple[float, float]:
+    """(sqlite, memory) end to end, rounds interleaved so both see the same load."""
+    sqlite: list[float] = []
+    memory: list[float] = []
+    for _ in range(repeat + 1):
+        sqlite.append(uvloop.run(asched_end_to_end(n, "sqlite")))
+        memory.append(uvloop.run(asched_end_to_end(n, "memory://")))
+    return statistics.median(sqlite[1:]), statistics.median(memory[1:])
+
+
+def print_e2e(n: int, sqlite: float, memory: float) -> None:
+    print(f"3. end to end, {n:,} no-op tasks, tasks/s")
+    print(f"   asched sqlite (leases on)              {sqlite:>10,.0f}")
+    print(f"   asched memory                          {memory:>10,.0f}")
+    print(f"   sqlite / memory                        {sqlite / memory:>10.2f}x")
+
+
 def keyed_rates(n: int, keys: int, repeat: int) -> tuple[float, float]:
     """(without keys, with per-key limits), rounds interleaved so both see the same load."""
     off: list[float] = []
@@ -256,18 +273,20 @@ def main() -> None:
     parser.add_argument("--io-n", type=int, default=3_000)
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["keys"], help="run one section alone")
+    parser.add_argument("--only", choices=["keys", "e2e"], help="run one section alone")
     args = parser.parse_args()
     n, r = args.n, args.repeat
     if args.only == "keys":
         print_keyed(n, args.keys, *keyed_rates(n, args.keys, r))
         return
+    if args.only == "e2e":
+        print_e2e(n, *e2e_rates(n, r))
+        return
     seq = median_rate(lambda: asched_sequential(args.seq_n), r)
     bare = median_rate(lambda: bare_one_hop_per_commit(args.seq_n), r)
     aps = median_rate(lambda: aps_sequential(args.aps_n), r)
     many = median_rate(lambda: asched_batches(n), r)
-    sqlite_e2e = median_rate(lambda: asched_end_to_end(n, "sqlite"), r)
-    memory_e2e = median_rate(lambda: asched_end_to_end(n, "memory://"), r)
+    sqlite_e2e, memory_e2e = e2e_rates(n, r)
     one = median_sync(lambda: workers_rate(args.io_n, 1), r)
     two = median_sync(lambda: workers_rate(args.io_n, 2), r)
     keyed = keyed_rates(n, args.keys, r)
@@ -277,10 +296,7 @@ def main() -> None:
     print(f"   bare sqlite3, one hop per commit       {bare:>10,.0f}   asched {seq / bare:.2f}x")
     print(f"   APScheduler 3 SQLAlchemy add_job       {aps:>10,.0f}   asched {seq / aps:.1f}x")
     print(f"2. schedule_many, 1,000 per call          {many:>10,.0f} tasks/s")
-    print(f"3. end to end, {n:,} no-op tasks, tasks/s")
-    print(f"   asched sqlite (leases on)              {sqlite_e2e:>10,.0f}")
-    print(f"   asched memory                          {memory_e2e:>10,.0f}")
-    print(f"   sqlite / memory                        {sqlite_e2e / memory_e2e:>10.2f}x")
+    print_e2e(n, sqlite_e2e, memory_e2e)
     print(f"4. worker processes, {args.io_n:,} tasks of 10 ms I/O, concurrency 20 each")
     print(f"   one worker                             {one:>10,.0f} tasks/s")
     print(f"   two workers                            {two:>10,.0f} tasks/s   {two / one:.2f}x")
