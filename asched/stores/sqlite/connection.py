@@ -162,22 +162,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
-INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-DATA_SQL = "INSERT INTO task_data (id, data) VALUES (?, ?)"
-#: The same for many rows at once: one JSON array parameter, one statement (see
-#: :mod:`asched.stores.sqlite.saves` for why that beats ``executemany``).
-INSERT_JSON_SQL = (
-    f"INSERT INTO tasks ({_COLUMNS}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS.split(", "))))
-    + " FROM json_each(?)"
-)
-DATA_JSON_SQL = (
-    "INSERT INTO task_data (id, data) SELECT json_extract(value, '$[0]'), "
-    "CAST(json_extract(value, '$[1]') AS BLOB) FROM json_each(?)"
-)
-#: From this many rows on, a group's inserts go as one JSON array.
-BULK_ROWS = 16
-RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES (?, ?)"
+INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES "
+DATA_SQL = "INSERT INTO task_data (id, data) VALUES "
+RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES "
 #: A task row's data and result, as two more columns of a query on ``tasks``.
 PAYLOAD_COLUMNS = (
     "(SELECT data FROM task_data WHERE task_data.id = tasks.id), "

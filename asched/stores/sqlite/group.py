@@ -15,17 +15,13 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
-import orjson
-
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
+from asched.stores.sqlite.bulk import pieces, values
 from asched.stores.sqlite.connection import (
-    BULK_ROWS,
-    DATA_JSON_SQL,
     DATA_SQL,
     DELETE_SCHEDULE_SQL,
-    INSERT_JSON_SQL,
     INSERT_SQL,
     RESULT_SQL,
     UPSERT_SCHEDULE_SQL,
@@ -112,18 +108,11 @@ def insert_calls(
 
 
 def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
-    if len(rows.tasks) < BULK_ROWS:
-        db.executemany(INSERT_SQL, rows.tasks)
-    else:
-        db.execute(INSERT_JSON_SQL, (orjson.dumps(rows.tasks).decode(),))
-    if len(rows.data) < BULK_ROWS:
-        if rows.data:
-            db.executemany(DATA_SQL, rows.data)
-    else:
-        data = [(task_id, payload.decode()) for task_id, payload in rows.data]
-        db.execute(DATA_JSON_SQL, (orjson.dumps(data).decode(),))
-    if rows.results:
-        db.executemany(RESULT_SQL, rows.results)
+    for sql, table in ((INSERT_SQL, rows.tasks), (DATA_SQL, rows.data), (RESULT_SQL, rows.results)):
+        if table:
+            width = len(table[0])
+            for count, params in pieces(table):
+                db.execute(sql + values(count, width), params)
 
 
 def _joined(parts: list[InsertRows]) -> InsertRows:
