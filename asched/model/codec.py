@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from asched.errors import TaskValidationError
+from asched.model.compact import checked_data, decode_compact, is_compact
 from asched.model.metadata import Origin, TaskMetadata
 from asched.model.states import TaskLifecycle, TaskPriority
 from asched.model.validation import (
@@ -96,8 +97,9 @@ def decode_record(record: Any, cls: type[Task]) -> Task:
 def decode_stored(
     state: str | bytes, data: bytes | str | None, result: bytes | str | None, cls: type[Task]
 ) -> Task:
-    """A task from its stored parts: the state record, the data (None: ``{}``) and
-    the result (None: none).  Names the first bad field."""
+    """A task from its stored parts: the state record (the full form of
+    :func:`encode_state`, or the compact one of :mod:`asched.model.compact`), the
+    data (None: ``{}``) and the result (None: none).  Names the first bad field."""
     try:
         record = orjson.loads(state)
     except orjson.JSONDecodeError as exc:
@@ -109,9 +111,12 @@ def decode_stored(
             record["result"] = orjson.loads(result)
         except orjson.JSONDecodeError as exc:
             raise TaskValidationError("result", result, f"not valid JSON ({exc})") from None
-    if data is None:
-        return _RecordReader(record, cls, _EMPTY_OBJECT).read()
-    return _RecordReader(record, cls, data if isinstance(data, bytes) else data.encode()).read()
+    data_json = (
+        _EMPTY_OBJECT if data is None else data if isinstance(data, bytes) else data.encode()
+    )
+    if is_compact(record):
+        return decode_compact(record, checked_data(data_json), cls)
+    return _RecordReader(record, cls, data_json).read()
 
 
 def _jsonable(value: Any) -> Any:

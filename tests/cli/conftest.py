@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from asched.model import Task
+from asched.model.codec import decode_stored
+
 PRODUCER = """\
 import asyncio, json, sys
 from asched import Scheduler
@@ -102,10 +105,7 @@ class Cli:
                 "FROM tasks WHERE id = ?",
                 (task_id,),
             ).fetchone()
-        record: dict[str, Any] = json.loads(text)
-        record["data"] = {} if data is None else json.loads(data)
-        record["result"] = None if result is None else json.loads(result)
-        return record
+        return decode_stored(text, data, result, Task).to_dict()
 
     def integrity(self) -> str:
         with _connect(self.db) as db:

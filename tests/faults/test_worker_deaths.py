@@ -23,7 +23,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
+from asched.model import Task
+from asched.model.codec import decode_stored
 
 WORKER = textwrap.dedent(
     """
@@ -96,7 +97,7 @@ def record(db: Path, task_id: str) -> dict[str, object]:
     found = rows(db, f"SELECT record, lifecycle FROM tasks WHERE id = '{task_id}'")
     if not found:
         return {}
-    value: dict[str, object] = orjson.loads(str(found[0][0]))
+    value = decode_stored(str(found[0][0]), None, None, Task).to_dict()
     value["lifecycle"] = found[0][1]
     return value
 

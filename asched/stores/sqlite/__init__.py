@@ -51,8 +51,9 @@ atomic against every process on the file; fenced saves are checked against the
 lease columns in that transaction too (see :mod:`asched.stores.sqlite.leases`).
 
 Layout: ``tasks`` holds the columns the engine filters and sorts on, plus the
-record as JSON text (the :meth:`Task.to_dict` shape without ``data`` and
-``result``, never pickle) with its ``version``.  The data is in ``task_data``,
+record as JSON text (never pickle) with its ``version``: the compact form of
+:mod:`asched.model.compact` (version 2; rows written before it hold version 1,
+the :meth:`Task.to_dict` shape without ``data`` and ``result``).  The data is in ``task_data``,
 written once at insert (no row for ``{}``), and the result in ``task_results``,
 written once when the task completes: a state save rewrites only the ``tasks``
 row (SQLite rewrites a whole row on any UPDATE), and a trigger deletes both

@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from asched.errors import StoreError, TaskValidationError
-from asched.model import RECORD_VERSION, TERMINAL_STATES, Task, TaskLifecycle
-from asched.model.codec import encode_result, encode_state
+from asched.model import TERMINAL_STATES, Task, TaskLifecycle
+from asched.model.codec import encode_result
+from asched.model.compact import COMPACT_VERSION, encode_compact
 from asched.stores.base import DEFAULT_MAX_PAYLOAD_BYTES, LEASE_ENDING_STATES, Lease, check_payload
 
 logger = logging.getLogger("asched.stores.sqlite")
@@ -272,8 +273,8 @@ def _insert_row(task: Task, now_s: float) -> Row:
         int(task.priority),
         task.idempotency_key,
         now_s,
-        RECORD_VERSION,
-        encode_state(task).decode(),
+        COMPACT_VERSION,
+        encode_compact(task).decode(),
     )
 
 
@@ -288,8 +289,8 @@ def _update_row(task: Task, now_s: float) -> Row:
         task.due_s,
         int(task.priority),
         now_s,
-        RECORD_VERSION,
-        encode_state(task).decode(),
+        COMPACT_VERSION,
+        encode_compact(task).decode(),
         finished,
     )
 

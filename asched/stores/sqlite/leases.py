@@ -38,8 +38,11 @@ CLAIM_SQL = (
 CLAIM_START_SQL = (
     "UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING' AND NOT "
     "(owner IS :owner AND lease_expires > :now)), "
-    # The record learns its start time too, so readers see how long it has run.
-    "record = json_set(record, '$.started_at', :started, '$.lifecycle', 'RUNNING'), "
+    # The record learns its start time too, so readers see how long it has run
+    # (version: 2 is asched.model.compact's form, 1 the full one).
+    "record = CASE version WHEN 2 THEN json_set(record, '$.started_s', :now, "
+    "'$.lifecycle', 'RUNNING') ELSE json_set(record, '$.started_at', :started, "
+    "'$.lifecycle', 'RUNNING') END, "
     f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
     f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
     "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
