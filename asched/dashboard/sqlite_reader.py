@@ -31,9 +31,8 @@ from asched.dashboard.queries import (
     TaskReader,
 )
 from asched.model import Task, TaskLifecycle, TaskPriority
-from asched.model.codec import decode_stored
 from asched.stores.base import Store
-from asched.stores.sqlite.connection import PAYLOAD_COLUMNS
+from asched.stores.sqlite.reads import ROW_COLUMNS, decode_row
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ class SQLiteReader(TaskReader):
         where, params = _filters(query)
         order = _ORDER_SQL[query.order]
         picked = f"SELECT rowid FROM tasks{where}{order} LIMIT ? OFFSET ?"
-        sql = f"SELECT id, record, {PAYLOAD_COLUMNS} FROM tasks WHERE rowid IN ({picked}){order}"
+        sql = f"SELECT id, {ROW_COLUMNS} FROM tasks WHERE rowid IN ({picked}){order}"
         rows = await self._rows(sql, (*params, query.limit + 1, query.offset))
         tasks = [t for t in (_decode(*row) for row in rows[: query.limit]) if t is not None]
         return Page(tasks, len(rows) > query.limit)
@@ -212,9 +211,9 @@ def _priority_rank(name: str) -> int:
     return 99 if member is None else member.value
 
 
-def _decode(task_id: Any, record: Any, data: Any, result: Any) -> Task | None:
+def _decode(task_id: Any, *row: Any) -> Task | None:
     try:
-        return decode_stored(record, data, result, Task)
+        return decode_row(*row)
     except Exception:
         logger.warning("task %r: unreadable record skipped", task_id)
         return None

@@ -829,3 +829,35 @@ async def test_two_processes_claiming_due_work_never_share_a_task(
     assert not set(got[0]) & set(got[1])
     assert got[0] and got[1], "no race: one process took everything"
     assert {row[1] for row in lease_columns(db_path)} == {"p1", "p2"}
+
+
+async def test_a_started_task_reads_back_running_from_its_claim_until_its_record_catches_up(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store()
+    await store.open()
+    task = new_task("a")
+    task.transition(L.SCHEDULED, T0, None)
+    old = new_task("old")
+    old.transition(L.SCHEDULED, T0, None)
+    db = raw_db(db_path)
+    try:
+        insert_version_1(db, [old])  # a row an earlier asched wrote
+    finally:
+        db.close()
+    await store.insert([task])
+    [lease, _] = await store.claim_start(["a", "old"], "p1", T0 + 5, 30)
+    for task_id in ("a", "old"):
+        got = await store.get(task_id)
+        assert got is not None and (got.lifecycle, got.started_s) == (L.RUNNING, T0 + 5)
+    assert [t.started_s for t in await store.list_tasks(L.RUNNING)] == [T0 + 5, T0 + 5]
+    # The worker's own record of the attempt, written later, is what reads see then.
+    task.transition(L.RUNNING, T0 + 5.5, None)
+    task.started_s = T0 + 5.5
+    assert await store.save([task], {"a": lease}) == []
+    got = await store.get("a")
+    assert got is not None and got.started_s == T0 + 5.5
+    # A later claim (the worker died; another took over) starts it again.
+    [again] = await store.claim_start(["a"], "p2", T0 + 60, 30)
+    got = await store.get("a")
+    assert again.crashes == 1 and got is not None and got.started_s == T0 + 60

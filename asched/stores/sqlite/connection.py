@@ -156,6 +156,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE breakers (name TEXT PRIMARY KEY, updated_s REAL NOT NULL, "
         "record TEXT NOT NULL) WITHOUT ROWID",
     ),
+    (
+        # When the last start-claim started the task: a claim writes this, not the
+        # record (rewriting the record cost more than the rest of the claim); a
+        # read takes it when it is newer than the record's start.  Records from
+        # here on may be the compact form (version 2, asched.model.compact).
+        "ALTER TABLE tasks ADD COLUMN started_s REAL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Exactly the text of the ``tasks_claimable`` condition: SQLite uses a partial

@@ -2,8 +2,10 @@
 
 A row's ``lifecycle`` column is the state a read reports: an attempt that
 ``claim_start`` recorded RUNNING is RUNNING here even before the worker saves
-the whole record.  A row that cannot be read is logged, counted in
-``corrupt_rows`` and skipped (``get`` of that one id raises).
+the whole record, started when its ``started_s`` column says (unless the record
+has a later start: it was written after that claim).  A row that cannot be
+read is logged, counted in ``corrupt_rows`` and skipped (``get`` of that one
+id raises).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from asched.stores.sqlite.connection import ORDER_SQL, PAYLOAD_COLUMNS, UNFINISH
 
 logger = logging.getLogger("asched.stores.sqlite")
 
-_TASK_COLUMNS = f"SELECT id, record, lifecycle, {PAYLOAD_COLUMNS} FROM tasks"
+#: The columns :func:`decode_row` reads, after the id.
+ROW_COLUMNS = f"record, lifecycle, started_s, {PAYLOAD_COLUMNS}"
+_TASK_COLUMNS = f"SELECT id, {ROW_COLUMNS} FROM tasks"
 _STATES = TaskLifecycle.__members__
 
 
@@ -102,29 +106,52 @@ class TaskReader(ABC):
 
     def _decode_all(self, rows: list[Any]) -> list[Task]:
         tasks = []
-        for task_id, record, lifecycle, data, result in rows:
-            task = self._decode(task_id, record, lifecycle, data, result)
+        for row in rows:
+            task = self._decode(*row)
             if task is not None:
                 tasks.append(task)
         return tasks
 
     def _decode(
-        self, task_id: str, record: Any, lifecycle: str, data: Any, result: Any
+        self,
+        task_id: str,
+        record: Any,
+        lifecycle: str,
+        started_s: float | None,
+        data: Any,
+        result: Any,
     ) -> Task | None:
         """The task, or None (logged and counted) when the row cannot be read."""
         try:
-            task = decode_stored(record, data, result, Task)
+            task = decode_row(record, lifecycle, started_s, data, result)
             if task.id != task_id:
                 raise TaskValidationError("id", task.id, f"does not match the row id {task_id!r}")
-            state = _STATES.get(lifecycle)
-            if state is None:
-                raise TaskValidationError("lifecycle", lifecycle, "unknown state")
         except Exception as exc:
             self._report_corrupt("task", task_id, exc)
             return None
-        task.lifecycle = state
         return task
 
     def _report_corrupt(self, kind: str, row_id: str, exc: Exception) -> None:
         self.corrupt_rows += 1
         logger.warning("sqlite store %s: skipping corrupt %s %r: %s", self.path, kind, row_id, exc)
+
+
+def decode_row(
+    record: Any, lifecycle: str, started_s: float | None, data: Any, result: Any
+) -> Task:
+    """The task of one ``tasks`` row (:data:`ROW_COLUMNS`); raises when it cannot be read."""
+    task = decode_stored(record, data, result, Task)
+    state = _STATES.get(lifecycle)
+    if state is None:
+        raise TaskValidationError("lifecycle", lifecycle, "unknown state")
+    task.lifecycle = state
+    if (
+        started_s is not None
+        and state is RUNNING
+        and (task.started_s is None or task.started_s < started_s)
+    ):
+        task.started_s = started_s
+    return task
+
+
+RUNNING = TaskLifecycle.RUNNING

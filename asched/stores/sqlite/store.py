@@ -304,7 +304,10 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
 
     def _decoded(self, claimed: list[Claimed]) -> list[tuple[Lease, Task | None]]:
         return [
-            (c.lease, self._decode(c.lease.task_id, c.record, c.lifecycle, c.data, c.result))
+            (
+                c.lease,
+                self._decode(c.lease.task_id, c.record, c.lifecycle, c.started_s, c.data, c.result),
+            )
             for c in claimed
         ]
 
