@@ -33,6 +33,7 @@ from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from asched.stores.sqlite.writer import AHEAD_ROWS
 from asched.testing import FakeClock
 
 L = TaskLifecycle
@@ -861,3 +862,41 @@ async def test_a_started_task_reads_back_running_from_its_claim_until_its_record
     [again] = await store.claim_start(["a"], "p2", T0 + 60, 30)
     got = await store.get("a")
     assert again.crashes == 1 and got is not None and got.started_s == T0 + 60
+
+
+async def test_groups_sent_while_one_waits_on_a_locked_database_commit_in_order(
+    db_path: Path, make_store: Callable[..., SQLiteStore]
+) -> None:
+    store = make_store(busy_timeout_ms=10, busy_deadline_s=10)
+    await store.open()
+    other = raw_db(db_path)
+    other.execute("BEGIN IMMEDIATE")
+    first = asyncio.ensure_future(store.insert([new_task("first")]))
+    await asyncio.sleep(0.05)  # it found the file locked and waits to retry
+    # Big enough to be sent while the first is in flight: it must not overtake it.
+    rest = [new_task(f"later{i}") for i in range(AHEAD_ROWS)]
+    later = asyncio.ensure_future(store.insert(rest))
+    await asyncio.sleep(0.05)
+    assert not first.done() and not later.done()
+    other.execute("ROLLBACK")
+    other.close()
+    await asyncio.gather(first, later)
+    db = raw_db(db_path)
+    try:
+        order = [row[0] for row in db.execute("SELECT id FROM tasks ORDER BY rowid")]
+    finally:
+        db.close()
+    assert order == ["first"] + [t.id for t in rest]
+
+
+async def test_a_big_group_is_sent_while_another_commits(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    calls = [store.insert([new_task(f"c{n}-{i}") for i in range(AHEAD_ROWS)]) for n in range(4)]
+    before = store.commits
+    await asyncio.gather(*calls)
+    # Each call went out on its own instead of waiting to be settled and then joined.
+    assert store.commits - before == 4
+    assert len(await store.list_tasks()) == 4 * AHEAD_ROWS

@@ -193,6 +193,7 @@ class WriteGroup:
         "fences",
         "inserts",
         "lease_ops",
+        "rows",
         "save_calls",
         "saves",
         "schedule_futures",
@@ -211,6 +212,8 @@ class WriteGroup:
         self.schedules: dict[str, tuple[int, str] | None] = {}
         self.schedule_futures: list[asyncio.Future[None]] = []
         self.done_event = asyncio.Event()
+        #: about how many rows the group writes (a lease statement counts as one)
+        self.rows = 0
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.saves or self.lease_ops or self.schedules)
@@ -218,6 +221,7 @@ class WriteGroup:
     def add_insert(self, tasks: Sequence[Task], rows: InsertRows) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inserts.append(InsertCall(tasks, rows, future))
+        self.rows += len(tasks)
         return future
 
     def add_saves(
@@ -235,10 +239,12 @@ class WriteGroup:
                 fences.pop(task.id, None)
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self.save_calls.append((future, fenced))
+        self.rows += len(tasks)
         return future
 
     def add_lease_op(self, op: LeaseOp[R, V]) -> asyncio.Future[V]:
         self.lease_ops.append(op)
+        self.rows += 1
         return op.future
 
     def add_schedules(self, changes: Mapping[str, tuple[int, str] | None]) -> asyncio.Future[None]:

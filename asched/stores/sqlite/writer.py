@@ -1,11 +1,18 @@
-"""SQLiteStore's group-commit writer: at most one group transaction in flight.
+"""SQLiteStore's group-commit writer: group transactions, run in order on the database thread.
 
 A caller queues its rows into the open :class:`WriteGroup` and calls
 :meth:`GroupWriter.kick`.  When nothing is in flight, the group is sent to the
 database thread at once -- no writer coroutine to wake, so a lone
 ``schedule_task`` costs one hop there and one loop wake-up back, like a bare
 commit.  While a group is in flight, everything queued meanwhile gathers in the
-next group, sent as soon as the first one is settled: group commit.
+next group, sent as soon as the first one is settled: group commit.  A group
+that grows to :data:`AHEAD_ROWS` rows meanwhile is sent at once (up to
+:data:`MAX_INFLIGHT` groups in flight): the database thread takes it up as soon
+as the one before commits, so it writes while the loop is still busy (say,
+encoding thousands of new tasks) instead of waiting for the loop to settle the
+group before.  Groups run in the order sent; only a retried one (below) may
+commit after groups sent later, which no caller can tell: a caller's writes are
+queued only after its earlier ones settled.
 
 The writer is callbacks on the loop, not a coroutine, so nothing can end it: a
 group that fails (even with an unexpected error) fails its callers, and the next
@@ -39,6 +46,16 @@ from asched.stores.sqlite.group import GroupOutcome, WriteGroup, run_group
 
 logger = logging.getLogger("asched.stores.sqlite")
 BUSY_CODES = (SQLITE_BUSY, SQLITE_LOCKED)
+#: How many rows an open group needs to be sent while another group is in flight,
+#: and how many groups may be in flight at most.
+AHEAD_ROWS = 512
+MAX_INFLIGHT = 8
+
+
+class _BehindBusy(sqlite3.OperationalError):
+    """Raised instead of running a group sent after one that waits to be retried."""
+
+    sqlite_errorcode = SQLITE_BUSY
 
 
 class _Attempt(NamedTuple):
@@ -59,6 +76,7 @@ class GroupWriter:
         "_loop",
         "_path",
         "_rng",
+        "_stalled",
         "_thread",
         "commits",
         "inflight",
@@ -85,31 +103,41 @@ class GroupWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.open_group = WriteGroup()
-        self.inflight: WriteGroup | None = None
+        #: groups sent to the database thread and not settled yet, oldest first
+        self.inflight: list[WriteGroup] = []
+        #: a group found the database busy: until all in flight settle, only the
+        #: oldest may run (read and set on the database thread too)
+        self._stalled = False
         self.commits = 0
         self.rows_written = 0
 
     def kick(self) -> None:
-        """Send the open group now unless one is in flight (then it goes next)."""
-        if self.inflight is None and self.open_group:
-            group, self.open_group = self.open_group, WriteGroup()
-            self.inflight = group
-            self._idle.clear()
-            try:
-                self._send(group, monotonic() + self._busy_deadline_s, 0.005)
-            except Exception as exc:
-                self._failed(group, exc)
+        """Send the open group now unless one is in flight (then it goes next, or
+        as soon as it holds :data:`AHEAD_ROWS` rows)."""
+        group = self.open_group
+        if not group:
+            return
+        inflight = self.inflight
+        if inflight and (len(inflight) >= MAX_INFLIGHT or group.rows < AHEAD_ROWS):
+            return
+        self.open_group = WriteGroup()
+        inflight.append(group)
+        self._idle.clear()
+        try:
+            self._send(group, monotonic() + self._busy_deadline_s, 0.005)
+        except Exception as exc:
+            self._failed(group, exc)
 
     async def drained(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
-        while self.inflight is not None or self.open_group:
+        while self.inflight or self.open_group:
             self.kick()
             await self._idle.wait()
 
     async def barrier(self) -> None:
         """Wait until every write queued before this call is settled."""
-        group = self.open_group if self.open_group else self.inflight
-        if group is not None:
+        groups = [*self.inflight, self.open_group] if self.open_group else [*self.inflight]
+        for group in groups:
             await group.done_event.wait()
 
     def _send(self, group: WriteGroup, deadline_s: float, delay_s: float) -> None:
@@ -123,7 +151,22 @@ class GroupWriter:
             schedules=group.schedule_rows(now_s),
         )
         attempt = _Attempt(group, saves, deadline_s, delay_s)
-        self._thread.submit(work, partial(self._reply, attempt))
+        self._thread.submit(partial(self._in_order, group, work), partial(self._reply, attempt))
+
+    def _in_order(
+        self, group: WriteGroup, work: Callable[[sqlite3.Connection], Any], db: sqlite3.Connection
+    ) -> Any:
+        """On the database thread: run the group -- unless a group sent before it
+        found the database busy and waits to be retried: then this one counts as
+        busy too, so groups commit in the order they were sent."""
+        if self._stalled and self.inflight and self.inflight[0] is not group:
+            raise _BehindBusy("database is locked (a group before this one waits)")
+        try:
+            return work(db)
+        except sqlite3.Error as exc:
+            if error_code(exc) in BUSY_CODES:
+                self._stalled = True
+            raise
 
     def _reply(self, attempt: _Attempt, outcome: Any, error: BaseException | None) -> None:
         """On the database thread: hand the result to the loop."""
@@ -186,8 +229,10 @@ class GroupWriter:
 
     def _next(self, group: WriteGroup) -> None:
         group.finish()
-        self.inflight = None
+        self.inflight.remove(group)
+        if not self.inflight:
+            self._stalled = False
         if self.open_group:
             self.kick()
-        else:
+        elif not self.inflight:
             self._idle.set()
