@@ -32,6 +32,7 @@ from asched.model import Task
 from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
+from asched.stores.sqlite.bulk import PADDED_ROWS
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.stores.sqlite.writer import AHEAD_ROWS
 from asched.testing import FakeClock
@@ -900,3 +901,61 @@ async def test_a_big_group_is_sent_while_another_commits(
     # Each call went out on its own instead of waiting to be settled and then joined.
     assert store.commits - before == 4
     assert len(await store.list_tasks()) == 4 * AHEAD_ROWS
+
+
+async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    done = [new_task(f"d{i}") for i in range(3)]
+    await store.insert([*done, new_task("next")])
+    leases = {x.task_id: x for x in await store.claim_start([t.id for t in done], "p1", T0, 30)}
+    for task in done:
+        task.transition(L.SCHEDULED, T0, None)
+        task.transition(L.RUNNING, T0, None)
+        task.transition(L.COMPLETED, T0 + 1, None)
+    saved_first: list[bool] = []
+    before = store.commits
+    save = asyncio.ensure_future(store.save(done, leases))
+    claim = asyncio.ensure_future(store.claim_start(["next"], "p1", T0 + 1, 30))
+    claim.add_done_callback(lambda _: saved_first.append(save.done()))
+    assert await save == [] and [x.task_id for x in await claim] == ["next"]
+    # The claim went first, in a group of its own: its task can run while the
+    # saves are written.
+    assert saved_first == [False] and store.commits - before == 2
+
+
+async def test_a_start_claim_stays_behind_a_save_of_its_own_task(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    task = new_task("a")
+    await store.insert([task])
+    [lease] = await store.claim(["a"], "p1", T0, 30)
+    task.transition(L.SCHEDULED, T0, None)
+    task.transition(L.QUEUED, T0, "handed back")  # ends p1's lease
+    handed, taken = await asyncio.gather(
+        store.save([task], {"a": lease}), store.claim_start(["a"], "p2", T0 + 1, 30)
+    )
+    assert handed == [] and [(x.task_id, x.owner) for x in taken] == [("a", "p2")]
+
+
+async def test_saves_of_more_rows_than_a_statement_takes_refuse_exactly_the_stale_ones(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    store = make_store()
+    await store.open()
+    tasks = [new_task(f"t{i}") for i in range(PADDED_ROWS + 300)]
+    await store.insert(tasks)
+    leases = {x.task_id: x for x in await store.claim([t.id for t in tasks], "p1", T0, 30)}
+    stale = {"t5", f"t{PADDED_ROWS + 7}"}
+    for task_id in stale:
+        leases[task_id] = Lease(task_id, "p1", 0, T0 + 30)
+    for task in tasks:
+        task.transition(L.SCHEDULED, T0, None)
+    assert sorted(await store.save(tasks, leases)) == sorted(stale)
+    states = {t.id: t.lifecycle for t in await store.list_tasks()}
+    assert {i for i, state in states.items() if state is L.QUEUED} == stale
+    assert sum(state is L.SCHEDULED for state in states.values()) == len(tasks) - 2

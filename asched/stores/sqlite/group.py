@@ -159,15 +159,18 @@ class LeaseOp(Generic[R, V]):
     """A lease statement queued for the next group: ``run`` inside its transaction,
     ``finish`` on the result once committed (before anything else is written)."""
 
-    __slots__ = ("finish", "future", "run")
+    __slots__ = ("finish", "future", "run", "starts")
 
     def __init__(
         self,
         run: Callable[[sqlite3.Connection], R],
         finish: Callable[[R], V],
+        starts: Sequence[str] | None = None,
     ) -> None:
         self.run = run
         self.finish = finish
+        #: the tasks a start-claim without start rules asks for (None: any other op)
+        self.starts = starts
         self.future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
 
     def settle(self, result: R) -> None:
@@ -241,6 +244,28 @@ class WriteGroup:
         self.save_calls.append((future, fenced))
         self.rows += len(tasks)
         return future
+
+    def take_starts(self) -> WriteGroup | None:
+        """The start-claims queued ahead of any other lease statement, for tasks this
+        group neither inserts nor saves, moved to a group of their own (None if
+        none): committed first, their handlers run while the rest is written."""
+        ops = self.lease_ops
+        if not (self.saves or self.inserts) or not ops or ops[0].starts is None:
+            return None
+        saves = self.saves
+        inserted = {task.id for call in self.inserts for task in call.tasks}
+        count = 0
+        for op in ops:
+            ids = op.starts
+            if ids is None or any(i in saves or i in inserted for i in ids):
+                break
+            count += 1
+        if not count:
+            return None
+        first = WriteGroup()
+        first.lease_ops, self.lease_ops = ops[:count], ops[count:]
+        first.rows, self.rows = count, self.rows - count
+        return first
 
     def add_lease_op(self, op: LeaseOp[R, V]) -> asyncio.Future[V]:
         self.lease_ops.append(op)

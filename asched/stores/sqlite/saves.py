@@ -13,7 +13,7 @@ import sqlite3
 from functools import cache
 
 from asched.model import TERMINAL_STATES
-from asched.stores.sqlite.bulk import pieces, values
+from asched.stores.sqlite.bulk import padded_pieces, values
 from asched.stores.sqlite.connection import SaveRow
 
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
@@ -25,10 +25,11 @@ _APPLIES = (
     f"tasks.lifecycle NOT IN ({_TERMINAL}) AND (s.token IS NULL OR "
     "(tasks.lease_token = s.token AND tasks.owner = s.owner))"
 )
+# Rows with a NULL id pad a piece (bulk.padded_pieces): they match no task.
 _REFUSED = (
     "WITH s({columns}) AS (VALUES {values}) "
-    "SELECT s.id FROM s LEFT JOIN tasks ON tasks.id = s.id "
-    "WHERE tasks.id IS NULL OR tasks.lease_token IS NOT s.token OR tasks.owner IS NOT s.owner"
+    "SELECT s.id FROM s LEFT JOIN tasks ON tasks.id = s.id WHERE s.id IS NOT NULL AND "
+    "(tasks.id IS NULL OR tasks.lease_token IS NOT s.token OR tasks.owner IS NOT s.owner)"
 )
 _RESULTS = (
     "WITH s({columns}, result) AS (VALUES {values}) "
@@ -62,7 +63,7 @@ def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
     ]
     refused: set[str] = set()
     fenced = [fence for fence in fences if fence[1] is not None]
-    for count, params in pieces(fenced):
+    for count, params in padded_pieces(fenced, 3):
         rows = db.execute(_sql(_REFUSED, _FENCE_COLUMNS, count), params).fetchall()
         refused.update(row[0] for row in rows)
     results = [
@@ -70,12 +71,12 @@ def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
         for fence, save in zip(fences, saves, strict=True)
         if save.result is not None
     ]
-    for count, params in pieces(results):
+    for count, params in padded_pieces(results, 4):
         db.execute(_sql(_RESULTS, _FENCE_COLUMNS, count), params)
     entries = [
         (*save.row, 1 if save.ends_lease else 0, fence[1], fence[2])
         for fence, save in zip(fences, saves, strict=True)
     ]
-    for count, params in pieces(entries):
+    for count, params in padded_pieces(entries, 11):
         db.execute(_sql(_SAVES, _SAVE_COLUMNS, count), params)
     return refused

@@ -238,7 +238,7 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
             return []
         groups = self._writes()
         future = groups.open_group.add_saves(tasks, leases)
-        groups.kick()
+        groups.kick_soon()
         return await future
 
     def _writes(self) -> GroupWriter:
@@ -268,7 +268,9 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
         op: LeaseOp[list[Lease], list[Lease]] = LeaseOp(
-            lambda db: claim_rows(db, task_ids, owner, now_s, expires_s, start=True), _same
+            lambda db: claim_rows(db, task_ids, owner, now_s, expires_s, start=True),
+            _same,
+            task_ids,
         )
         return await self._queue_op(op)
 

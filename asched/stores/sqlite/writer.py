@@ -12,7 +12,11 @@ as the one before commits, so it writes while the loop is still busy (say,
 encoding thousands of new tasks) instead of waiting for the loop to settle the
 group before.  Groups run in the order sent; only a retried one (below) may
 commit after groups sent later, which no caller can tell: a caller's writes are
-queued only after its earlier ones settled.
+queued only after its earlier ones settled.  Start-claims leave a group for one
+of their own, sent just before it, unless the group also writes their tasks: the
+next tasks' handlers then run while the saves of the last ones are written (a
+save waits for the loop to run what is ready before its group is sent, so the
+claims that the same attempts made room for can join it).
 
 The writer is callbacks on the loop, not a coroutine, so nothing can end it: a
 group that fails (even with an unexpected error) fails its callers, and the next
@@ -72,6 +76,7 @@ class GroupWriter:
         "_busy_deadline_s",
         "_held",
         "_idle",
+        "_kick_pending",
         "_limit",
         "_loop",
         "_path",
@@ -108,12 +113,14 @@ class GroupWriter:
         #: a group found the database busy: until all in flight settle, only the
         #: oldest may run (read and set on the database thread too)
         self._stalled = False
+        self._kick_pending = False
         self.commits = 0
         self.rows_written = 0
 
     def kick(self) -> None:
         """Send the open group now unless one is in flight (then it goes next, or
-        as soon as it holds :data:`AHEAD_ROWS` rows)."""
+        as soon as it holds :data:`AHEAD_ROWS` rows).  Start-claims in it go first,
+        in a group of their own (``WriteGroup.take_starts``)."""
         group = self.open_group
         if not group:
             return
@@ -121,7 +128,24 @@ class GroupWriter:
         if inflight and (len(inflight) >= MAX_INFLIGHT or group.rows < AHEAD_ROWS):
             return
         self.open_group = WriteGroup()
-        inflight.append(group)
+        starts = group.take_starts()
+        if starts is not None:
+            self._start(starts)
+        self._start(group)
+
+    def kick_soon(self) -> None:
+        """:meth:`kick` once the loop has run what is ready now: a save can wait that
+        long, and a start-claim queued meanwhile then goes ahead of it."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self._loop.call_soon(self._kick_now)
+
+    def _kick_now(self) -> None:
+        self._kick_pending = False
+        self.kick()
+
+    def _start(self, group: WriteGroup) -> None:
+        self.inflight.append(group)
         self._idle.clear()
         try:
             self._send(group, monotonic() + self._busy_deadline_s, 0.005)
