@@ -183,7 +183,8 @@ class GroupWriter:
         """On the database thread: run the group -- unless a group sent before it
         found the database busy and waits to be retried: then this one counts as
         busy too, so groups commit in the order they were sent."""
-        if self._stalled and self.inflight and self.inflight[0] is not group:
+        oldest = self.inflight[:1]  # one step: the loop may change the list meanwhile
+        if self._stalled and oldest and oldest[0] is not group:
             raise _BehindBusy("database is locked (a group before this one waits)")
         try:
             return work(db)
