@@ -22,6 +22,7 @@ from asched.model import (
     TaskPriority,
     encode_json,
 )
+from asched.model.metadata import Origin
 
 _STATES = TaskLifecycle.__members__
 _PRIORITIES = TaskPriority.__members__
@@ -111,6 +112,11 @@ def _read(record: dict[str, Any], data_json: bytes | None) -> Task:
     task.result = record["result"]
     task.error = _optional(record["error"], str)
     task._history = _history(record["history"])
+    origin = record["metadata"].get("origin")
+    if origin is not None:
+        if type(origin) is not list or len(origin) != len(Origin._fields):
+            raise TypeError("metadata.origin")
+        task.origin = Origin(*origin)
     return task
 
 

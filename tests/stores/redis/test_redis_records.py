@@ -10,6 +10,7 @@ import pytest
 from asched import TaskLifecycle, TaskMetadata, TaskPriority, TaskValidationError
 from asched.model import Task
 from asched.model.codec import encode_record
+from asched.model.metadata import Origin
 from asched.stores.redis.records import decode_record
 
 L = TaskLifecycle
@@ -59,6 +60,7 @@ def _full() -> Task:
     task.retries, task.started_s, task.finished_s = 1, 1_700_000_014.5, 1_700_000_015.75
     task.result = {"video_id": "v9", "ok": True}
     task.error, task.user_paused, task.wait_reason = "RuntimeError: boom", True, "rate limit"
+    task.origin = Origin("bot", "app.planner", "plan", "/srv/app/planner.py", 42, "host-1", 4242)
     return task
 
 
