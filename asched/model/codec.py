@@ -224,14 +224,7 @@ def _metadata(task: Task, created: str) -> dict[str, Any]:
             "audit_trail": [],
         }
         if meta is None
-        else {
-            "created_at": meta.created_at,
-            "created_by": meta.created_by,
-            "source_ip": meta.source_ip,
-            "source_component": meta.source_component,
-            "tags": meta.tags,
-            "audit_trail": meta.audit_trail,
-        }
+        else meta.fields()
     )
     if origin is not None:
         record["created_by"] = origin.actor

@@ -87,14 +87,7 @@ def encode_compact(task: Task) -> bytes:
         record["dependencies"] = task.dependencies
     meta = task._metadata
     if meta is not None:
-        record["metadata"] = {
-            "created_at": meta.created_at,
-            "created_by": meta.created_by,
-            "source_ip": meta.source_ip,
-            "source_component": meta.source_component,
-            "tags": meta.tags,
-            "audit_trail": meta.audit_trail,
-        }
+        record["metadata"] = meta.fields()
     if task.origin is not None:
         record["origin"] = list(task.origin)
     try:

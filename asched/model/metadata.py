@@ -20,6 +20,17 @@ class TaskMetadata:
     tags: list[str] = field(default_factory=list)
     audit_trail: list[dict[str, Any]] = field(default_factory=list)
 
+    def fields(self) -> dict[str, Any]:
+        """The fields as a record holds them (the lists themselves, not copies)."""
+        return {
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "source_ip": self.source_ip,
+            "source_component": self.source_component,
+            "tags": self.tags,
+            "audit_trail": self.audit_trail,
+        }
+
 
 class Origin(NamedTuple):
     """Where a task was scheduled from, and by whom."""

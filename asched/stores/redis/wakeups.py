@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from abc import ABC, abstractmethod
 from typing import Any
 
 from redis.asyncio import Redis
@@ -91,7 +92,7 @@ class ChangeWatch:
                 await pubsub.aclose()
 
 
-class RedisWakeups:
+class RedisWakeups(ABC):
     """Mixed into :class:`asched.stores.redis.RedisStore`: announcing this store's
     writes and hearing other processes'."""
 
@@ -100,8 +101,8 @@ class RedisWakeups:
     _origin: str
     _watch: ChangeWatch | None
 
-    async def _command(self, what: str, *command: Any) -> Any:
-        raise NotImplementedError  # RedisStore's
+    @abstractmethod
+    async def _command(self, what: str, *command: Any) -> Any: ...
 
     async def _announce(self) -> None:
         await self._command("announcing a change", "PUBLISH", self.keys.changed, self._origin)
