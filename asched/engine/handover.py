@@ -4,7 +4,7 @@ from the store.  The coordinator in :mod:`asched.engine.shared` calls these."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from asched.engine.attempts import LEASE_LOST
@@ -83,6 +83,23 @@ def lost(engine: Engine, task_id: str) -> None:
         return
     engine.disarm(task)
     engine.forget(task)
+
+
+def outrun(
+    engine: Engine, leases: Mapping[str, Lease], refused: Sequence[str], fences: Mapping[str, Lease]
+) -> set[str]:
+    """Of the fenced saves the store refused, those whose lease this process has
+    itself replaced since they were queued (a start-claim committed first): nobody
+    else took those tasks, so they are written again under the newer lease
+    instead of being given up.  Returns their ids."""
+    again: set[str] = set()
+    for task_id in refused:
+        held, used = leases.get(task_id), fences.get(task_id)
+        task = engine.active.get(task_id)
+        if held is not None and used is not None and held.token > used.token and task is not None:
+            engine.touch(task)
+            again.add(task_id)
+    return again
 
 
 def adopt(engine: Engine, task: Task, lease: Lease, now_s: float) -> None:

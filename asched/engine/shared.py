@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from asched.background import cancel_and_wait
@@ -211,10 +211,17 @@ class SharedStoreCoordinator:
     def fence_for(self, tasks: Sequence[Task]) -> dict[str, Lease]:
         return {t.id: self.leases[t.id] for t in tasks if t.id in self.leases}
 
-    def written(self, tasks: Sequence[Task], refused: Sequence[str]) -> None:
+    def written(
+        self, tasks: Sequence[Task], refused: Sequence[str], fences: Mapping[str, Lease]
+    ) -> None:
         """A fenced save went through: a terminal or handed-back task's lease ended."""
+        again: set[str] = set()
+        if refused:
+            again = handover.outrun(self._engine, self.leases, refused, fences)
+            if again:
+                refused = [task_id for task_id in refused if task_id not in again]
         for task in tasks:
-            if task.is_terminal or task.lifecycle is QUEUED:
+            if (task.is_terminal or task.lifecycle is QUEUED) and task.id not in again:
                 self.leases.pop(task.id, None)
                 if self._backlog:
                     self._room.set()  # slots are free and the store has more due work

@@ -29,7 +29,9 @@ class Fence(Protocol):
 
     def fence_for(self, tasks: Sequence[Task]) -> Mapping[str, Lease]: ...
 
-    def written(self, tasks: Sequence[Task], refused: Sequence[str]) -> None: ...
+    def written(
+        self, tasks: Sequence[Task], refused: Sequence[str], fences: Mapping[str, Lease]
+    ) -> None: ...
 
 
 class WriteBack:
@@ -89,14 +91,15 @@ class WriteBack:
         batch = list(self.dirty.values())
         self.dirty.clear()
         fence = self.fence
+        fences = fence.fence_for(batch) if fence is not None else None
         try:
-            refused = await self.store.save(batch, fence.fence_for(batch) if fence else None)
+            refused = await self.store.save(batch, fences)
         except BaseException:
             for task in batch:
                 self.dirty.setdefault(task.id, task)
             raise
-        if fence is not None:
-            fence.written(batch, refused)
+        if fence is not None and fences is not None:
+            fence.written(batch, refused, fences)
 
 
 def _report_death(task: asyncio.Task[None]) -> None:

@@ -39,6 +39,13 @@ def test_two_workers_run_every_task_once_and_the_store_records_it(
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
     workers = [processes.worker("app:scheduler", log=f"worker{i}.log") for i in range(2)]
+    # Both consume before anything is published: one worker alone clears 300
+    # short tasks in a fraction of a second, before a slow-starting second joins.
+    wait_until(
+        lambda: all(" consuming " in (tmp_path / f"worker{i}.log").read_text() for i in range(2)),
+        60,
+        "both workers to consume",
+    )
     listing = processes.start("-m", "asched.cli", "workers", "--listen", "6", log="workers.log")
     scheduler = _scheduler(processes, delay=0.01)
     try:
