@@ -52,7 +52,9 @@ class Admission:
             engine.middleware.run_before_schedule(task)
         if audit is not None:
             task.metadata.audit_trail.append(audit)
-        if task.idempotency_key is None and not task.dependencies and engine.memory is not None:
+        if task.idempotency_key is None and not task.dependencies:
+            if engine.memory is None:
+                return engine.submit_stored(task, now)
             engine.submit_now(task, now, None)
             return task.id
         return self._admit(task, now)

@@ -174,6 +174,20 @@ class Engine(EngineSettings):
         unmet, failed = _NO_PLAN if plan is None else plan
         self._admit(task, now_s, unmet, failed)
 
+    async def submit_stored(self, task: Task, now_s: float) -> str:
+        """:meth:`submit_one` for a task with nothing to plan, on a store that must be
+        awaited: one coroutine from the caller down to the store's commit, where a
+        thousand calls in flight would otherwise each hold a chain of them."""
+        task.transition(QUEUED, now_s, None)
+        arriving = self.arriving
+        arriving[task.id] = task
+        try:
+            await self.store.insert_soon((task,))
+        finally:
+            arriving.pop(task.id, None)
+        self._admit(task, now_s, (), None)
+        return task.id
+
     def submit_now(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:
         """:meth:`submit_one` on the memory store, which never blocks: a caller that
         checked ``memory`` saves a coroutine per task by calling this directly."""

@@ -38,7 +38,7 @@ are refused with :class:`TaskValidationError`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -138,6 +138,11 @@ class Store(ClusterContract, ABC):
     @abstractmethod
     async def insert(self, tasks: Sequence[Task]) -> None:
         """Add new tasks, all or nothing.  A duplicate id or idempotency key fails the batch."""
+
+    def insert_soon(self, tasks: Sequence[Task]) -> Awaitable[None]:
+        """:meth:`insert`, as an awaitable that a store may hand back without a
+        coroutine of its own: one awaited frame less for every task in flight."""
+        return self.insert(tasks)
 
     @abstractmethod
     async def save(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,10 +114,34 @@ async def test_the_synchronous_admission_does_what_the_general_one_does(
     ]
 
 
-async def test_a_duplicate_id_is_refused_on_the_synchronous_path_too(
-    make_scheduler: Callable[..., Scheduler],
+async def test_the_one_coroutine_durable_admission_does_what_the_general_one_does(
+    make_scheduler: Callable[..., Scheduler], tmp_path: Path
 ) -> None:
-    s = make_scheduler(audit=False)
+    """On a durable store a plain ``schedule_task`` awaits the insert from one
+    coroutine (``Engine.submit_stored``); a keyed one takes the general path."""
+    fast = await _run(make_scheduler, _one_by_one, store=_sqlite(tmp_path, "fast"), audit=False)
+    general = await _run(make_scheduler, _keyed, store=_sqlite(tmp_path, "general"), audit=False)
+
+    # Commits interleave the tasks' events differently, and a start waits for its
+    # claim to commit while the clock moves on: each task's own steps are the same.
+    def steps(trace: Trace) -> list[tuple[Any, ...]]:
+        return sorted((e[:5] for e in trace), key=lambda e: e[0])
+
+    assert steps(fast[0]) == steps(general[0])
+    assert fast[1:] == general[1:]
+    assert {end[0] for end in fast[1]} == {L.COMPLETED}
+
+
+def _sqlite(tmp_path: Path, name: str) -> str:
+    return f"sqlite:///{tmp_path / name}.db"
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+async def test_a_duplicate_id_is_refused_on_the_synchronous_path_too(
+    make_scheduler: Callable[..., Scheduler], tmp_path: Path, durable: bool
+) -> None:
+    store = _sqlite(tmp_path, "dup") if durable else "memory://"
+    s = make_scheduler(store=store, audit=False)
 
     @s.task("job")
     async def job() -> None:
@@ -128,6 +153,7 @@ async def test_a_duplicate_id_is_refused_on_the_synchronous_path_too(
             await s.schedule_task("job", task_id="same")
         with pytest.raises(ValueError, match="already exists"):
             await s.schedule_task("job", task_id="same", idempotency_key="other")
+        assert not s._engine.arriving
 
 
 def test_an_event_built_by_move_equals_the_one_announce_builds() -> None:

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from asched.model import Task
 from asched.model.codec import encode_record
 from asched.stores import open_store
 from asched.stores.base import Lease
+from asched.stores.sqlite import group as group_module
 from asched.stores.sqlite.bulk import PADDED_ROWS
 from asched.stores.sqlite.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from asched.stores.sqlite.writer import AHEAD_ROWS
@@ -904,7 +906,7 @@ async def test_a_big_group_is_sent_while_another_commits(
 
 
 async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
-    make_store: Callable[..., SQLiteStore],
+    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = make_store()
     await store.open()
@@ -915,15 +917,25 @@ async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
         task.transition(L.SCHEDULED, T0, None)
         task.transition(L.RUNNING, T0, None)
         task.transition(L.COMPLETED, T0 + 1, None)
-    saved_first: list[bool] = []
+    # The saves wait on the database thread until told: a claim queued behind
+    # them could not finish meanwhile.
+    gate = threading.Event()
+    write_saves = group_module.write_saves
+
+    def held_saves(db: sqlite3.Connection, saves: Any) -> set[str]:
+        gate.wait(10)
+        return write_saves(db, saves)
+
+    monkeypatch.setattr(group_module, "write_saves", held_saves)
     before = store.commits
     save = asyncio.ensure_future(store.save(done, leases))
     claim = asyncio.ensure_future(store.claim_start(["next"], "p1", T0 + 1, 30))
-    claim.add_done_callback(lambda _: saved_first.append(save.done()))
-    assert await save == [] and [x.task_id for x in await claim] == ["next"]
     # The claim went first, in a group of its own: its task can run while the
     # saves are written.
-    assert saved_first == [False] and store.commits - before == 2
+    assert [x.task_id for x in await asyncio.wait_for(claim, 5)] == ["next"]
+    assert not save.done()
+    gate.set()
+    assert await save == [] and store.commits - before == 2
 
 
 async def test_a_start_claim_stays_behind_a_save_of_its_own_task(

@@ -8,7 +8,7 @@ that inserted it (else the worker would hold two copies and run it twice).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 from asched import Scheduler
@@ -27,8 +27,11 @@ class ClaimsDuringInsert(SQLiteStore):
         self.claimed = asyncio.Event()
         self.found_while_inserting: list[list[str]] = []
 
-    async def insert(self, tasks: Sequence[Task]) -> None:
-        await super().insert(tasks)
+    def insert_soon(self, tasks: Sequence[Task]) -> Awaitable[None]:
+        return self._held_after(super().insert_soon(tasks))
+
+    async def _held_after(self, committed: Awaitable[None]) -> None:
+        await committed
         self.inserted.set()
         await asyncio.wait_for(self.claimed.wait(), 10)
 

@@ -222,14 +222,22 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
     # -- writing ---------------------------------------------------------------------
 
     async def insert(self, tasks: Sequence[Task]) -> None:
+        if tasks:
+            await self.insert_soon(tasks)
+
+    def insert_soon(self, tasks: Sequence[Task]) -> asyncio.Future[None]:
+        """The insert queued now (errors in the tasks raise here), committed when
+        the future is done."""
         if not tasks:
-            return
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         check_batch(tasks)
         rows = encode_insert(tasks, wall_now(), self.max_payload_bytes)
         groups = self._writes()
         future = groups.open_group.add_insert(tasks, rows)
         groups.kick()
-        await future
+        return future
 
     async def save(
         self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None
