@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,28 +23,40 @@ _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
 _PRIORITIES = ", ".join(str(p.value) for p in TaskPriority)
 _LEASE = "owner = :owner, lease_token = lease_token + 1, lease_expires = :expires"
 
-CLAIM_SQL = (
-    f"UPDATE tasks SET {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
-    f"AND lifecycle NOT IN ({_TERMINAL}) AND ({_FREE} OR owner = :owner) "
-    "RETURNING id, lease_token, crashes"
+# Python's sqlite3 takes the GIL back after every row a statement returns: while
+# the loop is busy, each such step waits for it to hand the GIL over.  So a
+# claim returns one row: the grants are read as one JSON array by a SELECT with
+# the UPDATE's very conditions, just before it in the same transaction (the
+# write lock is held, so both see the same rows), then the UPDATE writes them.
+_CLAIMED = "id IN (SELECT value FROM json_each(:ids))"
+_CLAIM_WHERE = f"{_CLAIMED} AND lifecycle NOT IN ({_TERMINAL}) AND ({_FREE} OR owner = :owner)"
+CLAIM_SQL = f"UPDATE tasks SET {_LEASE} WHERE {_CLAIM_WHERE}"
+CLAIM_GRANTS_SQL = (
+    "SELECT json_group_array(json_array(id, lease_token + 1, crashes)) "
+    f"FROM tasks WHERE {_CLAIM_WHERE}"
 )
 # Starting attempts: the lease and RUNNING in one statement.  PAUSED too: a task
 # with dependencies is inserted PAUSED, and only the process that holds it (and
 # found them met) ever asks to start it -- but never one paused by a user: another
 # process that had it armed must not start it.  A row still RUNNING
 # under someone else's (or an expired) lease is an attempt whose worker went
-# away: counted before this one starts.  SET reads the row as it was.
+# away: counted before this one starts.
+_LOST_ATTEMPT = "(lifecycle = 'RUNNING' AND NOT (owner IS :owner AND lease_expires > :now))"
+_CLAIM_START_WHERE = (
+    f"{_CLAIMED} AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
+    "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
+    f"AND ({_FREE} OR owner = :owner)"
+)
 CLAIM_START_SQL = (
-    "UPDATE tasks SET crashes = crashes + (lifecycle = 'RUNNING' AND NOT "
-    "(owner IS :owner AND lease_expires > :now)), "
+    f"UPDATE tasks SET crashes = crashes + {_LOST_ATTEMPT}, "
     # The start time goes to its own column (reads take it from there until the
     # record catches up): rewriting the record would cost more than the rest.
     "started_s = :now, "
-    f"lifecycle = 'RUNNING', {_LEASE} WHERE id IN (SELECT value FROM json_each(:ids)) "
-    f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
-    "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
-    f"AND ({_FREE} OR owner = :owner) "
-    "RETURNING id, lease_token, crashes"
+    f"lifecycle = 'RUNNING', {_LEASE} WHERE {_CLAIM_START_WHERE}"
+)
+CLAIM_START_GRANTS_SQL = (
+    f"SELECT json_group_array(json_array(id, lease_token + 1, crashes + {_LOST_ATTEMPT})) "
+    f"FROM tasks WHERE {_CLAIM_START_WHERE}"
 )
 # ``priority IN (...)`` lets SQLite walk tasks_claimable one priority at a time,
 # each in due order: the rows come out best first, so no sort and it stops at LIMIT.
@@ -81,14 +93,13 @@ SWEEP_SLOTS_SQL = (
     "DELETE FROM slots WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = slots.task_id "
     "AND t.lease_token = slots.token AND t.lifecycle = 'RUNNING')"
 )
-RENEW_SQL = (
-    "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_expires > ? "
-    "RETURNING id, lease_token"
-)
-EXPIRE_SQL = (
-    "UPDATE tasks SET owner = NULL, lease_expires = NULL "
-    "WHERE owner = ? AND lease_expires <= ? RETURNING id"
-)
+# A heartbeat reads what it extends and what ran out as one row each (see above).
+_VALID = "owner = :owner AND lease_expires > :now"
+_RUN_OUT = "owner = :owner AND lease_expires <= :now"
+RENEWED_SQL = f"SELECT json_group_array(json_array(id, lease_token)) FROM tasks WHERE {_VALID}"
+RENEW_SQL = f"UPDATE tasks SET lease_expires = :expires WHERE {_VALID}"
+EXPIRED_SQL = f"SELECT json_group_array(id) FROM tasks WHERE {_RUN_OUT}"
+EXPIRE_SQL = f"UPDATE tasks SET owner = NULL, lease_expires = NULL WHERE {_RUN_OUT}"
 KEEP_ALIVE_SQL = "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_expires > ?"
 _END = "owner = NULL, lease_expires = NULL"
 _FENCE = " AND lease_token = ? AND owner = ?"
@@ -120,8 +131,17 @@ def claim_rows(
     start: bool = False,
 ) -> list[Lease]:
     params = {"ids": _json(ids), "owner": owner, "now": now_s, "expires": expires_s}
-    rows = db.execute(CLAIM_START_SQL if start else CLAIM_SQL, params).fetchall()
+    grants = CLAIM_START_GRANTS_SQL if start else CLAIM_GRANTS_SQL
+    rows = _one_array(db, grants, params)
+    if rows:
+        db.execute(CLAIM_START_SQL if start else CLAIM_SQL, params)
     return [Lease(task_id, owner, token, expires_s, crashes) for task_id, token, crashes in rows]
+
+
+def _one_array(db: sqlite3.Connection, sql: str, params: Any) -> list[Any]:
+    """The JSON array the one row of ``sql`` holds."""
+    row = db.execute(sql, params).fetchone()
+    return orjson.loads(row[0]) if row is not None and row[0] is not None else []
 
 
 def claim_due_rows(
@@ -182,11 +202,16 @@ def renew_rows(
 ) -> tuple[list[tuple[str, int]], list[str]]:
     """(extended (id, token) pairs, ids whose expired lease this ended); with
     ``sweep``, also drops the concurrency slot rows no longer held."""
-    extended = db.execute(RENEW_SQL, (expires_s, owner, now_s)).fetchall()
-    expired = db.execute(EXPIRE_SQL, (owner, now_s)).fetchall()
+    params = {"owner": owner, "now": now_s, "expires": expires_s}
+    extended = _one_array(db, RENEWED_SQL, params)
+    if extended:
+        db.execute(RENEW_SQL, params)
+    expired = _one_array(db, EXPIRED_SQL, params)
+    if expired:
+        db.execute(EXPIRE_SQL, params)
     if sweep:
         db.execute(SWEEP_SLOTS_SQL)
-    return [(i, t) for i, t in extended], [row[0] for row in expired]
+    return [(i, t) for i, t in extended], expired
 
 
 def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
