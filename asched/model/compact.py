@@ -42,23 +42,6 @@ _MEDIUM = TaskPriority.MEDIUM
 _NUMBER = (int, float)
 _EARLIEST_S = datetime.min.replace(tzinfo=UTC).timestamp()
 _LATEST_S = datetime.max.replace(tzinfo=UTC).timestamp()
-#: field -> (record key, default): written only when the task's value differs
-_OPTIONAL = (
-    ("executor_type", "executor_type", "async"),
-    ("retries", "retries", 0),
-    ("max_retries", "max_retries", 3),
-    ("backoff_factor", "backoff_factor", 2.0),
-    ("timeout_s", "timeout", None),
-    ("concurrency_key", "concurrency_key", None),
-    ("idempotency_key", "idempotency_key", None),
-    ("user_paused", "user_paused", False),
-    ("wait_reason", "wait_reason", None),
-    ("error", "error", None),
-    ("started_s", "started_s", None),
-    ("finished_s", "finished_s", None),
-)
-
-
 def encode_compact(task: Task) -> bytes:
     """The task's state (no data, no result) as a compact record.  Raises ValueError
     for a time the full form could not write either (outside years 1-9999, NaN)."""
@@ -79,10 +62,35 @@ def encode_compact(task: Task) -> bytes:
         record["priority"] = _PRIORITY_NAMES[task.priority]
     if task.due_s != task.created_s:
         record["due_s"] = task.due_s
-    for attribute, key, default in _OPTIONAL:
-        value = getattr(task, attribute)
-        if value != default or type(value) is not type(default):
-            record[key] = value
+    # Each field only when it is not at its default (the reader's defaults), spelled
+    # out: a loop of getattr calls cost more than the rest of the encoding.
+    if task.executor_type != "async":
+        record["executor_type"] = task.executor_type
+    value: Any = task.retries
+    if value != 0 or type(value) is not int:
+        record["retries"] = value
+    value = task.max_retries
+    if value != 3 or type(value) is not int:
+        record["max_retries"] = value
+    value = task.backoff_factor
+    if value != 2.0 or type(value) is not float:
+        record["backoff_factor"] = value
+    if task.timeout_s is not None:
+        record["timeout"] = task.timeout_s
+    if task.concurrency_key is not None:
+        record["concurrency_key"] = task.concurrency_key
+    if task.idempotency_key is not None:
+        record["idempotency_key"] = task.idempotency_key
+    if task.user_paused is not False:
+        record["user_paused"] = task.user_paused
+    if task.wait_reason is not None:
+        record["wait_reason"] = task.wait_reason
+    if task.error is not None:
+        record["error"] = task.error
+    if task.started_s is not None:
+        record["started_s"] = task.started_s
+    if task.finished_s is not None:
+        record["finished_s"] = task.finished_s
     if task.dependencies:
         record["dependencies"] = task.dependencies
     meta = task._metadata
