@@ -42,6 +42,8 @@ _MEDIUM = TaskPriority.MEDIUM
 _NUMBER = (int, float)
 _EARLIEST_S = datetime.min.replace(tzinfo=UTC).timestamp()
 _LATEST_S = datetime.max.replace(tzinfo=UTC).timestamp()
+
+
 def encode_compact(task: Task) -> bytes:
     """The task's state (no data, no result) as a compact record.  Raises ValueError
     for a time the full form could not write either (outside years 1-9999, NaN)."""
@@ -62,8 +64,28 @@ def encode_compact(task: Task) -> bytes:
         record["priority"] = _PRIORITY_NAMES[task.priority]
     if task.due_s != task.created_s:
         record["due_s"] = task.due_s
-    # Each field only when it is not at its default (the reader's defaults), spelled
-    # out: a loop of getattr calls cost more than the rest of the encoding.
+    _put_changed_fields(record, task)
+    if task.dependencies:
+        record["dependencies"] = task.dependencies
+    meta = task._metadata
+    if meta is not None:
+        record["metadata"] = meta.fields()
+    if task.origin is not None:
+        record["origin"] = list(task.origin)
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        logger.warning("task %r: a value is not JSON-serialisable; storing its repr", task.id)
+        if meta is not None:
+            record["metadata"]["audit_trail"] = orjson.Fragment(
+                orjson.dumps(meta.audit_trail, default=repr, option=orjson.OPT_NON_STR_KEYS)
+            )
+        return orjson.dumps(record)
+
+
+def _put_changed_fields(record: dict[str, Any], task: Task) -> None:
+    """Each field only when it is not at its default (the reader's defaults), spelled
+    out: a loop of getattr calls over a table cost more than the rest of the encoding."""
     if task.executor_type != "async":
         record["executor_type"] = task.executor_type
     value: Any = task.retries
@@ -91,22 +113,6 @@ def encode_compact(task: Task) -> bytes:
         record["started_s"] = task.started_s
     if task.finished_s is not None:
         record["finished_s"] = task.finished_s
-    if task.dependencies:
-        record["dependencies"] = task.dependencies
-    meta = task._metadata
-    if meta is not None:
-        record["metadata"] = meta.fields()
-    if task.origin is not None:
-        record["origin"] = list(task.origin)
-    try:
-        return orjson.dumps(record)
-    except TypeError:
-        logger.warning("task %r: a value is not JSON-serialisable; storing its repr", task.id)
-        if meta is not None:
-            record["metadata"]["audit_trail"] = orjson.Fragment(
-                orjson.dumps(meta.audit_trail, default=repr, option=orjson.OPT_NON_STR_KEYS)
-            )
-        return orjson.dumps(record)
 
 
 def is_compact(record: dict[str, Any]) -> bool:
