@@ -563,6 +563,20 @@ async def test_release_hands_the_task_back_and_ignores_stale_leases(store: Store
     assert await store.save([task], {task.id: current}) == [task.id]
 
 
+async def test_release_of_many_leases_frees_only_those_still_held(store: Store) -> None:
+    tasks = [make_task(state=L.SCHEDULED) for _ in range(5)]
+    await store.insert(tasks)
+    first = await store.claim([t.id for t in tasks], "p1", T0, LEASE_S)
+    assert len(first) == 5
+    again = [await claim_one(store, t.id, "p1", T0 + 1) for t in tasks[:2]]
+    await store.release(first)  # stale for the first two, current for the rest
+    freed = await store.claim([t.id for t in tasks], "p2", T0 + 2, LEASE_S)
+    assert {lease.task_id for lease in freed} == {t.id for t in tasks[2:]}
+    await store.release(again)
+    taken = await store.claim([t.id for t in tasks], "p3", T0 + 3, LEASE_S)
+    assert {lease.task_id for lease in taken} == {t.id for t in tasks[:2]}
+
+
 async def test_a_fenced_save_by_the_holder_lands_and_finishing_ends_the_lease(
     store: Store,
 ) -> None:

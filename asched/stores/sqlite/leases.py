@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
 from asched.stores.base import Lease
+from asched.stores.sqlite.bulk import padded_pieces, values
 from asched.stores.sqlite.connection import CLAIMABLE_SQL, PAYLOAD_COLUMNS
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
@@ -101,9 +103,13 @@ RENEW_SQL = f"UPDATE tasks SET lease_expires = :expires WHERE {_VALID}"
 EXPIRED_SQL = f"SELECT json_group_array(id) FROM tasks WHERE {_RUN_OUT}"
 EXPIRE_SQL = f"UPDATE tasks SET owner = NULL, lease_expires = NULL WHERE {_RUN_OUT}"
 KEEP_ALIVE_SQL = "UPDATE tasks SET lease_expires = ? WHERE owner = ? AND lease_expires > ?"
-_END = "owner = NULL, lease_expires = NULL"
-_FENCE = " AND lease_token = ? AND owner = ?"
-RELEASE_SQL = f"UPDATE tasks SET {_END} WHERE id = ?{_FENCE}"
+# One statement per piece of leases, not a step per lease (see above); rows with
+# a NULL id pad a piece (bulk.padded_pieces) and match no task.
+_RELEASE = (
+    "WITH r(id, token, owner) AS (VALUES {values}) "
+    "UPDATE tasks SET owner = NULL, lease_expires = NULL FROM r "
+    "WHERE tasks.id = r.id AND tasks.lease_token = r.token AND tasks.owner = r.owner"
+)
 
 
 class Claimed(NamedTuple):
@@ -215,7 +221,14 @@ def renew_rows(
 
 
 def release_rows(db: sqlite3.Connection, leases: Sequence[Lease]) -> None:
-    db.executemany(RELEASE_SQL, [(x.task_id, x.token, x.owner) for x in leases])
+    rows = [(x.task_id, x.token, x.owner) for x in leases]
+    for count, params in padded_pieces(rows, 3):
+        db.execute(_release_sql(count), params)
+
+
+@cache
+def _release_sql(rows: int) -> str:
+    return _RELEASE.format(values=values(rows, 3))
 
 
 def keep_alive_rows(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:
