@@ -8,7 +8,6 @@ import os
 import re
 import sqlite3
 import stat
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -202,66 +201,6 @@ async def test_a_running_row_left_behind_counts_a_crash_at_the_next_claim(
     assert [lease.crashes for lease in again] == [1]
     taken = await store.claim_due("w3", T0 + 5, 1.0, 10)
     assert [lease.crashes for lease, _ in taken] == [2]
-
-
-class ClaimBeforeSave(SQLiteStore):
-    """Commits a start-claim before the save the write-back had already fenced by
-    the lease that claim replaces -- as when the claim's group is in flight first."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.claimed = asyncio.Event()
-        self.granted: dict[str, int] = {}
-        #: saves fenced by a lease older than one a start-claim had granted meanwhile
-        self.outrun: list[str] = []
-        self.outrun_saved = asyncio.Event()
-
-    async def save(self, tasks: Any, leases: Any = None) -> list[str]:
-        if leases and not self.claimed.is_set():
-            await self.claimed.wait()
-        for task_id, lease in (leases or {}).items():
-            if lease.token < self.granted.get(task_id, 0):
-                self.outrun.append(task_id)
-        refused = await super().save(tasks, leases)
-        if self.outrun:
-            self.outrun_saved.set()
-        return refused
-
-    async def _claim_start(self, task_ids: Any, owner: str, now_s: float, expires_s: float) -> Any:
-        try:
-            granted = await super()._claim_start(task_ids, owner, now_s, expires_s)
-            self.granted.update((lease.task_id, lease.token) for lease in granted)
-            return granted
-        finally:
-            self.claimed.set()
-
-
-async def test_a_save_outrun_by_its_own_start_claim_does_not_lose_the_task(
-    db_path: Path, make_store: Callable[..., SQLiteStore]
-) -> None:
-    """Taking over a dead worker's task writes it back QUEUED and claims its start;
-    the claim may commit first.  The save's lease is then stale, but it is this
-    process's own: the attempt still runs and the task ends COMPLETED, not
-    stranded RUNNING under a lease its worker renews for ever."""
-    dead = make_store()
-    await dead.open()
-    await dead.insert([new_task("a", due_s=time.time() - 5)])
-    await dead.claim_start(["a"], "dead", time.time() - 10, 1.0)  # its lease ran out
-    store = ClaimBeforeSave(db_path)
-    scheduler = Scheduler(store=store, lease_s=5.0, poll_interval_s=0.01)
-    ran: list[int] = []
-
-    @scheduler.task("job")
-    async def job(n: int) -> int:
-        await store.outrun_saved.wait()  # running while the stale save is answered
-        ran.append(n)
-        return n
-
-    async with scheduler:
-        assert await scheduler.wait_for("a", timeout=5) == 1
-    assert store.outrun == ["a"], "the save should have been fenced by the replaced lease"
-    assert ran == [1]
-    assert rows(db_path, "SELECT lifecycle, owner FROM tasks") == [("COMPLETED", None)]
 
 
 async def test_a_poison_task_fails_after_max_retries_crashes(
