@@ -54,7 +54,7 @@ class Admission:
             task.metadata.audit_trail.append(audit)
         if task.idempotency_key is None and not task.dependencies:
             if engine.memory is None:
-                return engine.submit_stored(task, now)
+                return engine.submit_one(task, now, None)
             engine.submit_now(task, now, None)
             return task.id
         return self._admit(task, now)

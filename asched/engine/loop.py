@@ -164,28 +164,22 @@ class Engine(EngineSettings):
             unmet, failed = _NO_PLAN if plans is None else plans[index]
             self._admit(task, now_s, unmet, failed)
 
-    async def submit_one(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:
-        """:meth:`submit` for one task, without the batch's loops."""
+    async def submit_one(self, task: Task, now_s: float, plan: DependencyPlan | None) -> str:
+        """:meth:`submit` for one task, without the batch's loops; returns its id.  The
+        store's commit is awaited from this one coroutine (``Store.insert_soon``), where
+        a thousand calls in flight would otherwise each hold a chain of them."""
         if self.memory is not None:
             self.submit_now(task, now_s, plan)
-            return
+            return task.id
         task.transition(QUEUED, now_s, None)
-        await self._insert((task,))
-        unmet, failed = _NO_PLAN if plan is None else plan
-        self._admit(task, now_s, unmet, failed)
-
-    async def submit_stored(self, task: Task, now_s: float) -> str:
-        """:meth:`submit_one` for a task with nothing to plan, on a store that must be
-        awaited: one coroutine from the caller down to the store's commit, where a
-        thousand calls in flight would otherwise each hold a chain of them."""
-        task.transition(QUEUED, now_s, None)
-        arriving = self.arriving
+        arriving = self.arriving  # as in _insert
         arriving[task.id] = task
         try:
             await self.store.insert_soon((task,))
         finally:
             arriving.pop(task.id, None)
-        self._admit(task, now_s, (), None)
+        unmet, failed = _NO_PLAN if plan is None else plan
+        self._admit(task, now_s, unmet, failed)
         return task.id
 
     def submit_now(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:

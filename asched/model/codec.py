@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from asched.errors import TaskValidationError
-from asched.model.compact import checked_data, decode_compact, is_compact
-from asched.model.metadata import Origin, TaskMetadata
+from asched.model.compact import (
+    checked_data,
+    decode_compact,
+    is_compact,
+    read_metadata,
+    read_origin,
+)
+from asched.model.metadata import Origin
 from asched.model.states import TaskLifecycle, TaskPriority
 from asched.model.validation import (
     encode_json,
@@ -245,17 +251,12 @@ class _RecordReader:
         self.data_json = data_json
 
     def _data(self) -> bytes:
-        stored = self.data_json
-        if stored is None:
-            data = self._get("data")
-        else:
-            try:
-                data = orjson.loads(stored)
-            except orjson.JSONDecodeError as exc:
-                raise TaskValidationError("data", stored, f"not valid JSON ({exc})") from None
+        if self.data_json is not None:
+            return checked_data(self.data_json)
+        data = self._get("data")
         if not isinstance(data, dict):
             raise TaskValidationError("data", data, "expected a JSON object")
-        return encode_json(data, "data") if stored is None else stored
+        return encode_json(data, "data")
 
     def _get(self, key: str, default: Any = _MISSING) -> Any:
         value = self.record.get(key, default)
@@ -301,7 +302,7 @@ class _RecordReader:
             dependencies=tuple(self._string_list("dependencies")),
             concurrency_key=self._typed("concurrency_key", str, None),
             idempotency_key=self._typed("idempotency_key", str, None),
-            metadata=self._metadata(created_s),
+            metadata=read_metadata(self.record.get("metadata"), created_s),
         )
         task.lifecycle = parse_lifecycle(self._get("lifecycle"))
         task.started_s = self._optional_time("started_at")
@@ -326,39 +327,11 @@ class _RecordReader:
                 raise TaskValidationError(key, value, "expected a list of strings")
         return list(value)
 
-    def _metadata(self, created_s: float) -> TaskMetadata | None:
-        meta = self.record.get("metadata")
-        if meta is None:
-            return None
-        if not isinstance(meta, dict):
-            raise TaskValidationError("metadata", meta, "expected a JSON object")
-        created = meta.get("created_at")
-        tags = meta.get("tags", [])
-        trail = meta.get("audit_trail", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise TaskValidationError("metadata.tags", tags, "expected a list of strings")
-        if not isinstance(trail, list):
-            raise TaskValidationError("metadata.audit_trail", trail, "expected a list")
-        return TaskMetadata(
-            created_at=datetime.fromtimestamp(
-                created_s if created is None else parse_timestamp(created, "metadata.created_at"),
-                UTC,
-            ),
-            created_by=str(meta.get("created_by", "system")),
-            source_ip=meta.get("source_ip"),
-            source_component=meta.get("source_component"),
-            tags=list(tags),
-            audit_trail=list(trail),
-        )
-
     def _origin(self) -> Origin | None:
         meta = self.record.get("metadata")
-        raw = meta.get("origin") if isinstance(meta, dict) else None
-        if raw is None:
-            return None
-        if not isinstance(raw, list) or len(raw) != len(Origin._fields):
-            raise TaskValidationError("metadata.origin", raw, "expected [actor, module, ...]")
-        return Origin(*raw)
+        return read_origin(
+            meta.get("origin") if isinstance(meta, dict) else None, "metadata.origin"
+        )
 
     def _history(self) -> list[Any]:
         raw = self.record.get("history") or []

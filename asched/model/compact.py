@@ -245,30 +245,41 @@ class _Fields:
         return tuple(flat)
 
     def metadata(self) -> TaskMetadata | None:
-        meta = self.record.get("metadata")
-        if meta is None:
-            return None
-        if type(meta) is not dict:
-            raise TaskValidationError("metadata", meta, "expected a JSON object")
-        tags, trail = meta.get("tags", []), meta.get("audit_trail", [])
-        if type(tags) is not list or not all(type(t) is str for t in tags):
-            raise TaskValidationError("metadata.tags", tags, "expected a list of strings")
-        if type(trail) is not list:
-            raise TaskValidationError("metadata.audit_trail", trail, "expected a list")
-        created = parse_timestamp(meta.get("created_at"), "metadata.created_at")
-        return TaskMetadata(
-            created_at=datetime.fromtimestamp(created, UTC),
-            created_by=str(meta.get("created_by", "system")),
-            source_ip=meta.get("source_ip"),
-            source_component=meta.get("source_component"),
-            tags=tags,
-            audit_trail=trail,
-        )
+        return read_metadata(self.record.get("metadata"), None)
 
     def origin(self) -> Origin | None:
-        raw = self.record.get("origin")
-        if raw is None:
-            return None
-        if type(raw) is not list or len(raw) != len(Origin._fields):
-            raise TaskValidationError("origin", raw, "expected [actor, module, ...]")
-        return Origin(*raw)
+        return read_origin(self.record.get("origin"), "origin")
+
+
+def read_metadata(meta: Any, created_s: float | None) -> TaskMetadata | None:
+    """A record's metadata object (None: the task has none).  Its ``created_at`` is
+    required unless ``created_s`` stands in for it; names the first bad field."""
+    if meta is None:
+        return None
+    if type(meta) is not dict:
+        raise TaskValidationError("metadata", meta, "expected a JSON object")
+    tags, trail = meta.get("tags", []), meta.get("audit_trail", [])
+    if type(tags) is not list or not all(type(t) is str for t in tags):
+        raise TaskValidationError("metadata.tags", tags, "expected a list of strings")
+    if type(trail) is not list:
+        raise TaskValidationError("metadata.audit_trail", trail, "expected a list")
+    created = meta.get("created_at")
+    if created is not None or created_s is None:
+        created_s = parse_timestamp(created, "metadata.created_at")
+    return TaskMetadata(
+        created_at=datetime.fromtimestamp(created_s, UTC),
+        created_by=str(meta.get("created_by", "system")),
+        source_ip=meta.get("source_ip"),
+        source_component=meta.get("source_component"),
+        tags=list(tags),
+        audit_trail=list(trail),
+    )
+
+
+def read_origin(raw: Any, key: str) -> Origin | None:
+    """Who scheduled the task, as stored under ``key`` (None: not recorded)."""
+    if raw is None:
+        return None
+    if type(raw) is not list or len(raw) != len(Origin._fields):
+        raise TaskValidationError(key, raw, "expected [actor, module, ...]")
+    return Origin(*raw)

@@ -118,7 +118,7 @@ async def test_the_one_coroutine_durable_admission_does_what_the_general_one_doe
     make_scheduler: Callable[..., Scheduler], tmp_path: Path
 ) -> None:
     """On a durable store a plain ``schedule_task`` awaits the insert from one
-    coroutine (``Engine.submit_stored``); a keyed one takes the general path."""
+    coroutine (``Engine.submit_one``); a keyed one takes the general path."""
     fast = await _run(make_scheduler, _one_by_one, store=_sqlite(tmp_path, "fast"), audit=False)
     general = await _run(make_scheduler, _keyed, store=_sqlite(tmp_path, "general"), audit=False)
 
