@@ -289,8 +289,7 @@ class Scheduler(RecurringMethods, ObservingMethods):
         ``window=(not_before, not_after)`` lets the scheduler pick the time: the
         least busy slot by the forecast, or the best by ``slot_strategy`` (a
         :data:`asched.strategies.slots.SlotScorer`); the choice and its reason are
-        recorded in the task's audit trail.
-        """
+        recorded in the task's audit trail."""
         if not self._engine.is_running:
             self._engine.require_running()
         if options and ("window" in options or "slot_strategy" in options):
@@ -313,8 +312,18 @@ class Scheduler(RecurringMethods, ObservingMethods):
             accepted = self._admission.schedule(
                 task_type, task_data, execution_time, priority, options
             )
-        # The id itself when the task is admitted already (no await, no coroutine).
-        return accepted if isinstance(accepted, str) else await accepted
+        if isinstance(accepted, str):  # admitted already: no await, no coroutine
+            return accepted
+        if isinstance(accepted, tuple):  # durable: its insert is awaited from this coroutine
+            task, stored = accepted
+            del accepted  # not held while awaiting: thousands may be in flight
+            try:
+                await stored
+            except BaseException:
+                self._engine.stored(task, False)
+                raise
+            return self._engine.stored(task, True)
+        return await accepted
 
     async def schedule_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Accept a batch of task specs all-or-nothing; return their ids in order."""

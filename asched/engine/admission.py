@@ -7,7 +7,7 @@ nothing.  A batch (``schedule_many``) is all or nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,9 @@ from asched.engine.loop import DependencyPlan, Engine
 from asched.errors import AschedError, DependencyError, TaskValidationError
 from asched.model import Task, TaskPriority
 from asched.model.states import COMPLETED
+
+#: A task whose insert is queued, and the insert to await.
+Storing = tuple[Task, Awaitable[None]]
 
 
 class Admission:
@@ -34,10 +37,11 @@ class Admission:
         priority: TaskPriority | int | str,
         options: dict[str, Any],
         audit: dict[str, Any] | None = None,
-    ) -> str | Coroutine[Any, Any, str]:
-        """Accept one task.  Its id at once when nothing needs awaiting (the memory
-        store, no idempotency key, no dependencies): no coroutine per task on the
-        common path; else a coroutine that finishes admitting it, returning the id."""
+    ) -> str | Storing | Coroutine[Any, Any, str]:
+        """Accept one task.  Without an idempotency key or dependencies: on the
+        memory store its id at once; on a durable one the task and its insert to
+        await, then to pass to ``Engine.stored`` (no coroutine per task on the
+        common paths).  Else a coroutine that finishes admitting it, returning the id."""
         engine = self._engine
         now = engine.clock.now()
         try:
@@ -54,7 +58,7 @@ class Admission:
             task.metadata.audit_trail.append(audit)
         if task.idempotency_key is None and not task.dependencies:
             if engine.memory is None:
-                return engine.submit_one(task, now, None)
+                return task, engine.store_lone(task, now)
             engine.submit_now(task, now, None)
             return task.id
         return self._admit(task, now)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asched.clock import Clock, WallClock
@@ -165,21 +165,34 @@ class Engine(EngineSettings):
             self._admit(task, now_s, unmet, failed)
 
     async def submit_one(self, task: Task, now_s: float, plan: DependencyPlan | None) -> str:
-        """:meth:`submit` for one task, without the batch's loops; returns its id.  The
-        store's commit is awaited from this one coroutine (``Store.insert_soon``), where
-        a thousand calls in flight would otherwise each hold a chain of them."""
+        """:meth:`submit` for one task, without the batch's loops; returns its id."""
         if self.memory is not None:
             self.submit_now(task, now_s, plan)
             return task.id
+        stored = self.store_lone(task, now_s)
+        try:
+            await stored
+        finally:
+            self.arriving.pop(task.id, None)
+        self._admit(task, now_s, *(_NO_PLAN if plan is None else plan))
+        return task.id
+
+    def store_lone(self, task: Task, now_s: float) -> Awaitable[None]:
+        """Queue one task's insert (errors raise here); await it, then call :meth:`stored`
+        (``Scheduler.schedule_task`` does, so no engine coroutine per task)."""
         task.transition(QUEUED, now_s, None)
         arriving = self.arriving  # as in _insert
         arriving[task.id] = task
         try:
-            await self.store.insert_soon((task,))
-        finally:
+            return self.store.insert_soon((task,))
+        except BaseException:
             arriving.pop(task.id, None)
-        unmet, failed = _NO_PLAN if plan is None else plan
-        self._admit(task, now_s, unmet, failed)
+            raise
+
+    def stored(self, task: Task, committed: bool) -> str:
+        self.arriving.pop(task.id, None)  # then admitted if its insert committed
+        if committed:
+            self._admit(task, self.clock.now(), (), None)
         return task.id
 
     def submit_now(self, task: Task, now_s: float, plan: DependencyPlan | None) -> None:

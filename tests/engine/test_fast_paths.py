@@ -117,8 +117,9 @@ async def test_the_synchronous_admission_does_what_the_general_one_does(
 async def test_the_one_coroutine_durable_admission_does_what_the_general_one_does(
     make_scheduler: Callable[..., Scheduler], tmp_path: Path
 ) -> None:
-    """On a durable store a plain ``schedule_task`` awaits the insert from one
-    coroutine (``Engine.submit_one``); a keyed one takes the general path."""
+    """On a durable store a plain ``schedule_task`` awaits the insert itself, the
+    engine's half before and after it (``Engine.store_lone``, ``Engine.stored``);
+    a keyed one takes the general path."""
     fast = await _run(make_scheduler, _one_by_one, store=_sqlite(tmp_path, "fast"), audit=False)
     general = await _run(make_scheduler, _keyed, store=_sqlite(tmp_path, "general"), audit=False)
 

@@ -261,6 +261,37 @@ async def test_one_bad_call_in_a_group_fails_alone(make_store: Callable[..., SQL
     assert [t.id for t in await store.list_tasks()] == ["taken", "a1", "a2", "c1"]
 
 
+async def test_lone_inserts_sharing_a_group_fail_alone_and_keep_their_data(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """One-task calls ride a group as rows of their own (no call object each); a
+    clash fails only its caller, whatever else the group holds."""
+    store = make_store()
+    await store.open()
+    await store.insert([new_task("taken", idempotency_key="k")])
+    empty = Task("empty", "job", b"{}", created_s=T0)
+    empty.transition(L.QUEUED, T0, None)
+    before = store.commits
+    results = await asyncio.gather(
+        store.insert([new_task("first")]),  # nothing in flight: it goes at once
+        store.insert([new_task("a")]),
+        store.insert([new_task("taken")]),
+        store.insert([empty]),
+        store.insert([new_task("b", idempotency_key="k")]),
+        store.insert([new_task("c1"), new_task("c2")]),
+        store.insert([new_task("d")]),
+        return_exceptions=True,
+    )
+    clashes = [(r.field, r.value) for r in results if isinstance(r, TaskValidationError)]
+    assert clashes == [("task_id", "taken"), ("idempotency_key", "k")]
+    assert [results[i] for i in (0, 1, 3, 5, 6)] == [None] * 5
+    assert store.commits == before + 2
+    stored = {t.id: t for t in await store.list_tasks()}
+    assert sorted(stored) == sorted(["taken", "first", "a", "empty", "c1", "c2", "d"])
+    assert stored["a"].data == {"n": 1} and stored["empty"].data == {}
+    assert stored["taken"].idempotency_key == "k" and "b" not in stored
+
+
 async def test_a_task_that_cannot_be_stored_fails_only_its_call(
     make_store: Callable[..., SQLiteStore],
 ) -> None:
@@ -936,6 +967,53 @@ async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
     assert not save.done()
     gate.set()
     assert await save == [] and store.commits - before == 2
+
+
+async def test_a_start_claim_is_sent_while_other_writes_are_in_flight(
+    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start-claim does not wait for the groups in flight to be settled: it is
+    queued on the database thread at once, so it commits right after them while
+    smaller writes still gather in the open group."""
+    store = make_store()
+    await store.open()
+    done = [new_task(f"d{i}") for i in range(3)]
+    await store.insert([*done, new_task("next"), new_task("later")])
+    leases = {x.task_id: x for x in await store.claim_start([t.id for t in done], "p1", T0, 30)}
+    for task in done:
+        task.transition(L.SCHEDULED, T0, None)
+        task.transition(L.RUNNING, T0, None)
+        task.transition(L.COMPLETED, T0 + 1, None)
+    gate = threading.Event()
+    write_saves = group_module.write_saves
+
+    def held_saves(db: sqlite3.Connection, saves: Any) -> set[str]:
+        gate.wait(10)
+        return write_saves(db, saves)
+
+    monkeypatch.setattr(group_module, "write_saves", held_saves)
+    groups = store._groups
+    assert groups is not None
+    before = store.commits
+    save = asyncio.ensure_future(store.save(done[:2], leases))
+    await _turns()  # a save's group is sent once the loop has run what is ready
+    assert len(groups.inflight) == 1
+    claim = asyncio.ensure_future(store.claim_start(["next"], "p1", T0 + 1, 30))
+    await _turns()
+    assert len(groups.inflight) == 2 and not groups.open_group
+    late_save = asyncio.ensure_future(store.save(done[2:], leases))
+    await _turns()
+    assert len(groups.inflight) == 2 and groups.open_group  # a save waits its turn
+    gate.set()
+    assert [x.task_id for x in await asyncio.wait_for(claim, 5)] == ["next"]
+    assert await save == [] and await late_save == []
+    assert store.commits - before == 3
+
+
+async def _turns(count: int = 3) -> None:
+    """Let the loop run what is ready, a few rounds over."""
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 async def test_a_start_claim_stays_behind_a_save_of_its_own_task(

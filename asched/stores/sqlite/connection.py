@@ -222,6 +222,18 @@ def encode_insert(
     return InsertRows(tuple(rows), tuple(data_rows), tuple(results))
 
 
+def encode_lone(task: Task, now_s: float, max_payload_bytes: int) -> tuple[Row, Row | None]:
+    """:func:`encode_insert` for one task without a result: its row, and its data
+    row (None for empty data)."""
+    data = task.data_json
+    check_payload("task_data", data, max_payload_bytes)
+    try:
+        row = _insert_row(task, now_s)
+    except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
+        raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
+    return row, None if data == EMPTY_DATA else (task.id, data)
+
+
 EMPTY_DATA = b"{}"
 
 

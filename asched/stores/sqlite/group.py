@@ -40,16 +40,19 @@ V = TypeVar("V")
 def run_group(
     db: sqlite3.Connection,
     calls: list[InsertCall],
+    lone: LoneRows,
     saves: list[SaveRow],
     ops: list[LeaseOp[Any, Any]],
     schedules: tuple[list[Row], list[Row]],
 ) -> GroupOutcome:
     """One group's writes in one transaction; rolled back whole on any error."""
-    if len(calls) == 1 and not (saves or ops or schedules[0] or schedules[1]):
-        return _insert_only(db, calls[0])
+    if not (saves or ops or schedules[0] or schedules[1]):
+        outcome = _inserts_only(db, calls, lone)
+        if outcome is not None:
+            return outcome
     db.execute("BEGIN IMMEDIATE")
     try:
-        errors = insert_calls(db, calls)
+        errors, lone_errors = insert_calls(db, calls, lone)
         refused = write_saves(db, saves) if saves else set()
         results = [op.run(db) for op in ops]
         for sql, rows in ((UPSERT_SCHEDULE_SQL, schedules[0]), (DELETE_SCHEDULE_SQL, schedules[1])):
@@ -59,52 +62,82 @@ def run_group(
     except BaseException:
         rollback(db)
         raise
-    return GroupOutcome(errors, refused, results)
+    return GroupOutcome(errors, lone_errors, refused, results)
 
 
-def _insert_only(db: sqlite3.Connection, call: InsertCall) -> GroupOutcome:
-    """The common lone ``schedule_task``: no savepoint needed, the call is the group."""
+def _inserts_only(
+    db: sqlite3.Connection, calls: list[InsertCall], lone: LoneRows
+) -> GroupOutcome | None:
+    """A group of inserts alone, without savepoints: all rows, then COMMIT.  None
+    after a conflict (rolled back): the group then runs again, call by call."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        _write_inserts(db, call.rows)
+        _write_inserts(db, _all_rows(calls, lone))
         db.execute("COMMIT")
-    except sqlite3.IntegrityError as exc:
+    except sqlite3.IntegrityError:
         rollback(db)
-        return GroupOutcome([name_conflict(db, call.tasks, exc)], set(), [])
+        return None
     except BaseException:
         rollback(db)
         raise
-    return GroupOutcome([None], set(), [])
+    return GroupOutcome([None] * len(calls), _NO_ERRORS, set(), [])
+
+
+class LoneRows(NamedTuple):
+    """A group's one-task insert calls (the common lone ``schedule_task``) as
+    parallel lists (see :class:`LoneInserts`)."""
+
+    tasks: list[Task]
+    rows: list[Row]
+    #: (id, data) of those whose data is not empty
+    data: list[Row]
+
+
+_NO_ERRORS: dict[int, TaskValidationError] = {}
 
 
 class GroupOutcome(NamedTuple):
     """What one group transaction did: per insert call, its error or None; the
-    fenced saves refused; per lease op, its result."""
+    errors of lone inserts, by index; the fenced saves refused; per lease op,
+    its result."""
 
     errors: list[TaskValidationError | None]
+    lone_errors: dict[int, TaskValidationError]
     refused: set[str]
     results: list[Any]
 
 
 def insert_calls(
-    db: sqlite3.Connection, calls: list[InsertCall]
-) -> list[TaskValidationError | None]:
-    """All calls' rows in one executemany; on a conflict, each call alone."""
-    if not calls:
-        return []
+    db: sqlite3.Connection, calls: list[InsertCall], lone: LoneRows
+) -> tuple[list[TaskValidationError | None], dict[int, TaskValidationError]]:
+    """All calls' rows at once; on a conflict, each call alone."""
+    if not (calls or lone.tasks):
+        return [], _NO_ERRORS
     db.execute("SAVEPOINT group_insert")
     try:
-        if len(calls) == 1:
-            _write_inserts(db, calls[0].rows)
-        else:
-            _write_inserts(db, _joined([call.rows for call in calls]))
+        _write_inserts(db, _all_rows(calls, lone))
     except sqlite3.IntegrityError:
         db.execute("ROLLBACK TO group_insert")
     else:
         db.execute("RELEASE group_insert")
-        return [None] * len(calls)
+        return [None] * len(calls), _NO_ERRORS
     db.execute("RELEASE group_insert")
-    return [_insert_alone(db, call.tasks, call.rows) for call in calls]
+    errors = [_insert_alone(db, call.tasks, call.rows) for call in calls]
+    data: dict[str, bytes] = dict(lone.data)
+    lone_errors: dict[int, TaskValidationError] = {}
+    for index, (task, row) in enumerate(zip(lone.tasks, lone.rows, strict=True)):
+        own = ((task.id, data[task.id]),) if task.id in data else ()
+        error = _insert_alone(db, (task,), InsertRows((row,), own, ()))
+        if error is not None:
+            lone_errors[index] = error
+    return errors, lone_errors
+
+
+def _all_rows(calls: list[InsertCall], lone: LoneRows) -> InsertRows:
+    parts = [call.rows for call in calls]
+    if lone.tasks:
+        parts.append(InsertRows(tuple(lone.rows), tuple(lone.data), ()))
+    return _joined(parts)
 
 
 def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
@@ -116,6 +149,8 @@ def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:
 
 
 def _joined(parts: list[InsertRows]) -> InsertRows:
+    if len(parts) == 1:
+        return parts[0]
     return InsertRows(
         tuple(row for rows in parts for row in rows.tasks),
         tuple(row for rows in parts for row in rows.data),
@@ -153,6 +188,46 @@ class InsertCall:
                 self.future.set_result(None)
             else:
                 self.future.set_exception(error)
+
+
+class LoneInserts:
+    """The open group's one-task insert calls.  Thousands of lone ``schedule_task``
+    calls in flight would otherwise hold a call object and a rows object each,
+    which every pass of the garbage collector walks."""
+
+    __slots__ = ("data", "futures", "rows", "tasks")
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self.rows: list[Row] = []
+        self.data: list[Row] = []
+        self.futures: list[asyncio.Future[None]] = []
+
+    def add(self, task: Task, row: Row, data: Row | None) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tasks.append(task)
+        self.rows.append(row)
+        if data is not None:
+            self.data.append(data)
+        self.futures.append(future)
+        return future
+
+    def written(self) -> LoneRows:
+        return LoneRows(self.tasks, self.rows, self.data)
+
+    def settle(self, errors: dict[int, TaskValidationError]) -> None:
+        for index, future in enumerate(self.futures):
+            if not future.done():
+                error = errors.get(index) if errors else None
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    def fail(self, error: StoreError) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(error)
 
 
 class LeaseOp(Generic[R, V]):
@@ -196,6 +271,7 @@ class WriteGroup:
         "fences",
         "inserts",
         "lease_ops",
+        "lone",
         "rows",
         "save_calls",
         "saves",
@@ -205,6 +281,7 @@ class WriteGroup:
 
     def __init__(self) -> None:
         self.inserts: list[InsertCall] = []
+        self.lone = LoneInserts()
         self.saves: dict[str, Task] = {}
         #: task id -> the lease its queued save is fenced by (the last save wins)
         self.fences: dict[str, Lease] = {}
@@ -219,13 +296,20 @@ class WriteGroup:
         self.rows = 0
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.saves or self.lease_ops or self.schedules)
+        return bool(
+            self.inserts or self.lone.tasks or self.saves or self.lease_ops or self.schedules
+        )
 
     def add_insert(self, tasks: Sequence[Task], rows: InsertRows) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.inserts.append(InsertCall(tasks, rows, future))
         self.rows += len(tasks)
         return future
+
+    def add_lone(self, task: Task, row: Row, data: Row | None) -> asyncio.Future[None]:
+        """A one-task insert call (see :class:`LoneInserts`)."""
+        self.rows += 1
+        return self.lone.add(task, row, data)
 
     def add_saves(
         self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None
@@ -245,15 +329,18 @@ class WriteGroup:
         self.rows += len(tasks)
         return future
 
-    def take_starts(self) -> WriteGroup | None:
+    def take_starts(self, alone: bool = False) -> WriteGroup | None:
         """The start-claims queued ahead of any other lease statement, for tasks this
         group neither inserts nor saves, moved to a group of their own (None if
         none): committed first, their handlers run while the rest is written."""
         ops = self.lease_ops
-        if not (self.saves or self.inserts) or not ops or ops[0].starts is None:
+        if not (alone or self.saves or self.inserts or self.lone.tasks):
+            return None
+        if not ops or ops[0].starts is None:
             return None
         saves = self.saves
         inserted = {task.id for call in self.inserts for task in call.tasks}
+        inserted.update(task.id for task in self.lone.tasks)
         count = 0
         for op in ops:
             ids = op.starts
@@ -300,6 +387,7 @@ class WriteGroup:
     def fail(self, error: StoreError) -> None:
         for call in self.inserts:
             call.settle(error)
+        self.lone.fail(error)
         for op in self.lease_ops:
             op.fail(error)
         futures: list[asyncio.Future[Any]] = [f for f, _ in self.save_calls]

@@ -12,17 +12,12 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from functools import partial
 from typing import Any, TypeVar
 
-from asched.clock import monotonic, wall_now
+from asched.clock import monotonic
 from asched.errors import ConfigError, StoreBusyError, StoreError
 from asched.model import Task
-from asched.stores.base import Lease, Store, check_batch
+from asched.stores.base import Lease, Store
 from asched.stores.sqlite.cluster import ClusterRows
-from asched.stores.sqlite.connection import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    encode_insert,
-    migrate,
-)
+from asched.stores.sqlite.connection import MIGRATIONS, SCHEMA_VERSION, migrate
 from asched.stores.sqlite.dbthread import DbThread
 from asched.stores.sqlite.files import (
     SQLITE_BUSY,
@@ -232,12 +227,7 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        check_batch(tasks)
-        rows = encode_insert(tasks, wall_now(), self.max_payload_bytes)
-        groups = self._writes()
-        future = groups.open_group.add_insert(tasks, rows)
-        groups.kick()
-        return future
+        return self._writes().insert(tasks, self.max_payload_bytes)
 
     async def save(
         self, tasks: Sequence[Task], leases: Mapping[str, Lease] | None = None

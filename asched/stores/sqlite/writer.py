@@ -30,14 +30,16 @@ import asyncio
 import logging
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
 from asched.clock import monotonic, wall_now
 from asched.errors import StoreBusyError, StoreError
+from asched.model import Task
+from asched.stores.base import check_batch
 from asched.stores.leases import HeldLeases
-from asched.stores.sqlite.connection import encode_saves
+from asched.stores.sqlite.connection import encode_insert, encode_lone, encode_saves
 from asched.stores.sqlite.dbthread import DbThread
 from asched.stores.sqlite.files import (
     SQLITE_BUSY,
@@ -126,12 +128,28 @@ class GroupWriter:
             return
         inflight = self.inflight
         if inflight and (len(inflight) >= MAX_INFLIGHT or group.rows < AHEAD_ROWS):
+            if len(inflight) < MAX_INFLIGHT:
+                starts = group.take_starts(alone=True)
+                if starts is not None:
+                    self._start(starts)
             return
         self.open_group = WriteGroup()
         starts = group.take_starts()
         if starts is not None:
             self._start(starts)
         self._start(group)
+
+    def insert(self, tasks: Sequence[Task], max_payload_bytes: int) -> asyncio.Future[None]:
+        """Queue one insert call (a task that cannot be stored raises here), and kick."""
+        now_s, group = wall_now(), self.open_group
+        if len(tasks) == 1 and tasks[0].result is None:  # no call object (LoneInserts)
+            row, data = encode_lone(tasks[0], now_s, max_payload_bytes)
+            future = group.add_lone(tasks[0], row, data)
+        else:
+            check_batch(tasks)
+            future = group.add_insert(tasks, encode_insert(tasks, now_s, max_payload_bytes))
+        self.kick()
+        return future
 
     def kick_soon(self) -> None:
         """:meth:`kick` once the loop has run what is ready now: a save can wait that
@@ -170,6 +188,7 @@ class GroupWriter:
         work = partial(
             run_group,
             calls=group.inserts,
+            lone=group.lone.written(),
             saves=saves,
             ops=group.lease_ops,
             schedules=group.schedule_rows(now_s),
@@ -233,6 +252,10 @@ class GroupWriter:
             call.settle(error)
             if error is None:
                 self.rows_written += len(call.rows.tasks)
+        lone = group.lone
+        if lone.tasks:
+            lone.settle(outcome.lone_errors)
+            self.rows_written += len(lone.tasks) - len(outcome.lone_errors)
         self._held.drop(
             s.lease for s in saves if s.lease and s.ends_lease and s.task_id not in outcome.refused
         )
