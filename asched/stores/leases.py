@@ -81,6 +81,13 @@ class HeldLeases:
         """The tasks this store granted ``owner`` and it still holds, as far as known."""
         return set(self._by_owner.get(owner, ()))
 
+    def tokens(self, owner: str, task_ids: Iterable[str]) -> dict[str, int]:
+        """The token of each of ``task_ids`` whose lease ``owner`` holds here."""
+        held = self._by_owner.get(owner)
+        if not held:
+            return {}
+        return {task_id: held[task_id][0] for task_id in task_ids if task_id in held}
+
     def grant(self, leases: Iterable[Lease]) -> None:
         stamp = self.mark()
         for lease in leases:

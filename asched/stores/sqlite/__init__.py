@@ -7,16 +7,17 @@ commits before a power loss or OS crash may be lost (SQLite fsyncs only at
 checkpoints).  ``synchronous="FULL"`` fsyncs every commit and survives power
 loss too, at the cost of one fsync per group.
 
-Group commit.  ``insert`` and ``save`` only queue their rows and wait.  One
-writer coroutine takes everything queued since its last commit and writes it
-in a single ``BEGIN IMMEDIATE … COMMIT``, so thousands of concurrent
-``schedule_task`` calls cost a handful of commits.  The whole transaction is
-one call on the writer's own thread (:mod:`asched.stores.sqlite.dbthread`,
-stdlib ``sqlite3``): one thread hop per group, not one per statement.  Inside
-it, a group's saves (and inserts from 16 rows on) are one statement over a JSON
-array, not ``executemany``: ``sqlite3`` takes the GIL back after every step,
-and while the event loop is busy each of those waits for it (see
-:mod:`asched.stores.sqlite.saves`).  Each ``insert`` call stays
+Group commit.  ``insert`` and ``save`` only queue their rows and wait.  The
+writer (:mod:`asched.stores.sqlite.writer`) takes everything queued since its
+last commit and writes it in a single ``BEGIN IMMEDIATE … COMMIT``, so
+thousands of concurrent ``schedule_task`` calls cost a handful of commits; a
+one-task call is kept as a row and a future (:mod:`asched.stores.sqlite.lone`).
+The whole transaction is one call on the writer's own thread
+(:mod:`asched.stores.sqlite.dbthread`, stdlib ``sqlite3``): one thread hop per
+group, not one per statement.  Inside it, rows go as multi-row ``VALUES``
+lists, one statement per piece, not ``executemany``: ``sqlite3`` takes the GIL
+back after every step, and while the event loop is busy each of those waits
+for it (see :mod:`asched.stores.sqlite.bulk`).  Each ``insert`` call stays
 all-or-nothing: a duplicate id or idempotency key fails that call only (it is
 retried alone inside a SAVEPOINT), never its neighbours in the group.
 
@@ -49,6 +50,8 @@ Leases.  ``claim``, ``claim_due``, ``renew`` and ``release`` queue like saves
 and run inside the same group transaction, so the write lock makes each one
 atomic against every process on the file; fenced saves are checked against the
 lease columns in that transaction too (see :mod:`asched.stores.sqlite.leases`).
+A start-claim goes ahead of the groups in flight, in a group of its own; where
+the tokens it expects hold, it is one UPDATE, committed on its own.
 
 Layout: ``tasks`` holds the columns the engine filters and sorts on, plus the
 record as JSON text (never pickle) with its ``version``: the compact form of
@@ -63,9 +66,11 @@ files on open.  A row that cannot be read is logged, counted in
 ``corrupt_rows`` and skipped, never fatal.
 
 Modules: ``store`` (SQLiteStore), ``writer`` (group commit), ``group`` (one
-transaction), ``saves``, ``leases`` and ``retention`` (their SQL), ``reads``, ``connection``
-(schema and rows), ``files`` (the file and its errors), ``settings``,
-``dbthread`` (a connection on its own thread).
+transaction), ``lone`` (one-task inserts), ``bulk`` (multi-row statements),
+``saves``, ``leases``, ``slots`` and ``retention`` (their SQL), ``rules`` and
+``cluster`` (cluster-wide rules and records), ``reads``, ``connection`` (schema
+and rows), ``files`` (the file and its errors), ``settings``, ``dbthread`` (a
+connection on its own thread).
 """
 
 from __future__ import annotations

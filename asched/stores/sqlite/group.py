@@ -31,6 +31,7 @@ from asched.stores.sqlite.connection import (
     name_conflict,
     rollback,
 )
+from asched.stores.sqlite.lone import LoneInserts, LoneRows
 from asched.stores.sqlite.saves import write_saves
 
 R = TypeVar("R")
@@ -50,6 +51,8 @@ def run_group(
         outcome = _inserts_only(db, calls, lone)
         if outcome is not None:
             return outcome
+    elif len(ops) == 1 and ops[0].alone and not (saves or calls or lone.tasks or any(schedules)):
+        return GroupOutcome([], _NO_ERRORS, set(), [ops[0].alone(db)])
     db.execute("BEGIN IMMEDIATE")
     try:
         errors, lone_errors = insert_calls(db, calls, lone)
@@ -81,16 +84,6 @@ def _inserts_only(
         rollback(db)
         raise
     return GroupOutcome([None] * len(calls), _NO_ERRORS, set(), [])
-
-
-class LoneRows(NamedTuple):
-    """A group's one-task insert calls (the common lone ``schedule_task``) as
-    parallel lists (see :class:`LoneInserts`)."""
-
-    tasks: list[Task]
-    rows: list[Row]
-    #: (id, data) of those whose data is not empty
-    data: list[Row]
 
 
 _NO_ERRORS: dict[int, TaskValidationError] = {}
@@ -190,59 +183,23 @@ class InsertCall:
                 self.future.set_exception(error)
 
 
-class LoneInserts:
-    """The open group's one-task insert calls.  Thousands of lone ``schedule_task``
-    calls in flight would otherwise hold a call object and a rows object each,
-    which every pass of the garbage collector walks."""
-
-    __slots__ = ("data", "futures", "rows", "tasks")
-
-    def __init__(self) -> None:
-        self.tasks: list[Task] = []
-        self.rows: list[Row] = []
-        self.data: list[Row] = []
-        self.futures: list[asyncio.Future[None]] = []
-
-    def add(self, task: Task, row: Row, data: Row | None) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.tasks.append(task)
-        self.rows.append(row)
-        if data is not None:
-            self.data.append(data)
-        self.futures.append(future)
-        return future
-
-    def written(self) -> LoneRows:
-        return LoneRows(self.tasks, self.rows, self.data)
-
-    def settle(self, errors: dict[int, TaskValidationError]) -> None:
-        for index, future in enumerate(self.futures):
-            if not future.done():
-                error = errors.get(index) if errors else None
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
-
-    def fail(self, error: StoreError) -> None:
-        for future in self.futures:
-            if not future.done():
-                future.set_exception(error)
-
-
 class LeaseOp(Generic[R, V]):
     """A lease statement queued for the next group: ``run`` inside its transaction,
-    ``finish`` on the result once committed (before anything else is written)."""
+    ``finish`` on the result once committed (before anything else is written);
+    ``alone``, if given, instead of ``run`` when the group holds nothing else: it
+    makes its own transaction, if it needs one."""
 
-    __slots__ = ("finish", "future", "run", "starts")
+    __slots__ = ("alone", "finish", "future", "run", "starts")
 
     def __init__(
         self,
         run: Callable[[sqlite3.Connection], R],
         finish: Callable[[R], V],
         starts: Sequence[str] | None = None,
+        alone: Callable[[sqlite3.Connection], R] | None = None,
     ) -> None:
         self.run = run
+        self.alone = alone
         self.finish = finish
         #: the tasks a start-claim without start rules asks for (None: any other op)
         self.starts = starts

@@ -39,6 +39,7 @@ from asched.stores.sqlite.leases import (
     keep_alive_rows,
     release_rows,
     renew_rows,
+    start_rows,
 )
 from asched.stores.sqlite.reads import TaskReader
 from asched.stores.sqlite.retention import purge_rows
@@ -265,10 +266,12 @@ class SQLiteStore(ClusterRows, TaskReader, SQLiteRules, Store):
     async def _claim_start(
         self, task_ids: list[str], owner: str, now_s: float, expires_s: float
     ) -> list[Lease]:
+        tokens = self._held.tokens(owner, task_ids)
         op: LeaseOp[list[Lease], list[Lease]] = LeaseOp(
-            lambda db: claim_rows(db, task_ids, owner, now_s, expires_s, start=True),
+            lambda db: start_rows(db, task_ids, tokens, owner, now_s, expires_s, alone=False),
             _same,
             task_ids,
+            lambda db: start_rows(db, task_ids, tokens, owner, now_s, expires_s, alone=True),
         )
         return await self._queue_op(op)
 
