@@ -1032,6 +1032,42 @@ async def test_a_start_claim_stays_behind_a_save_of_its_own_task(
     assert handed == [] and [(x.task_id, x.owner) for x in taken] == [("a", "p2")]
 
 
+async def test_only_saves_left_unwritten_for_their_lease_are_refused(
+    make_store: Callable[..., SQLiteStore],
+) -> None:
+    """A save that ends its lease is written and not refused, though its row no
+    longer names the owner; one left unwritten because its row is finished is not
+    refused either; a stale lease and a vanished row are."""
+    store = make_store()
+    await store.open()
+    ids = ["ends", "finished", "stale", "unfenced", "gone"]
+    tasks = {i: new_task(i) for i in ids}
+    await store.insert(list(tasks.values()))
+    leases = {x.task_id: x for x in await store.claim(ids, "p1", T0, 30)}
+    raw = raw_db(store.path)
+    try:  # finished by another writer, its lease left as it was; and one row gone
+        raw.execute("UPDATE tasks SET lifecycle = 'COMPLETED' WHERE id = 'finished'")
+        raw.execute("DELETE FROM tasks WHERE id = 'gone'")
+    finally:
+        raw.close()
+    leases["stale"] = Lease("stale", "p1", 0, T0 + 30)
+    for task_id in ("ends", "finished"):
+        task = tasks[task_id]
+        for step in (L.SCHEDULED, L.RUNNING, L.COMPLETED):
+            task.transition(step, T0 + 2, None)
+    for task_id in ("stale", "unfenced", "gone"):
+        tasks[task_id].transition(L.SCHEDULED, T0 + 2, None)
+    fences = {i: leases[i] for i in ("ends", "finished", "stale", "gone")}
+    assert sorted(await store.save(list(tasks.values()), fences)) == ["gone", "stale"]
+    states = {t.id: t.lifecycle for t in await store.list_tasks()}
+    assert states == {
+        "ends": L.COMPLETED,
+        "finished": L.COMPLETED,
+        "stale": L.QUEUED,
+        "unfenced": L.SCHEDULED,
+    }
+
+
 async def test_saves_of_more_rows_than_a_statement_takes_refuse_exactly_the_stale_ones(
     make_store: Callable[..., SQLiteStore],
 ) -> None:

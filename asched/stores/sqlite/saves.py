@@ -1,10 +1,11 @@
 """SQLiteStore's saves: a group's state changes as a few statements, whatever their number.
 
-The rows go as multi-row ``VALUES`` lists (see :mod:`asched.stores.sqlite.bulk`),
-to three statements: which fenced saves are refused (only those come back), the
-results, and the UPDATE.  The results go first, under exactly the UPDATE's
+The rows go as multi-row ``VALUES`` lists (see :mod:`asched.stores.sqlite.bulk`):
+the results, then the UPDATE.  The results go first, under exactly the UPDATE's
 conditions, so a save the guard refuses (its row is finished already, or
-another process holds its lease) writes no result either.
+another process holds its lease) writes no result either.  Only when the UPDATE
+changed fewer rows than it was given does a third statement ask which fenced
+saves were refused: those left unwritten whose lease is not the one they name.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ _APPLIES = (
     f"tasks.lifecycle NOT IN ({_TERMINAL}) AND (s.token IS NULL OR "
     "(tasks.lease_token = s.token AND tasks.owner = s.owner))"
 )
-# Rows with a NULL id pad a piece (bulk.padded_pieces): they match no task.
+# Rows with a NULL id pad a piece (bulk.padded_pieces): they match no task.  A
+# save that was written has this group's updated_s and its record (nothing else
+# writes in the transaction); one that was not is as it was, so its fence decides.
 _REFUSED = (
     "WITH s({columns}) AS (VALUES {values}) "
-    "SELECT s.id FROM s LEFT JOIN tasks ON tasks.id = s.id WHERE s.id IS NOT NULL AND "
-    "(tasks.id IS NULL OR tasks.lease_token IS NOT s.token OR tasks.owner IS NOT s.owner)"
+    "SELECT s.id FROM s LEFT JOIN tasks ON tasks.id = s.id WHERE s.id IS NOT NULL "
+    "AND s.token IS NOT NULL AND NOT (tasks.updated_s IS s.updated_s AND tasks.record IS s.record) "
+    "AND (tasks.id IS NULL OR tasks.lease_token IS NOT s.token OR tasks.owner IS NOT s.owner)"
 )
 _RESULTS = (
     "WITH s({columns}, result) AS (VALUES {values}) "
@@ -38,21 +42,24 @@ _RESULTS = (
 )
 _ENDS = "CASE WHEN s.ends THEN NULL ELSE tasks.{0} END"
 # A finished row is never written again: a late save cannot overwrite COMPLETED,
-# FAILED or CANCELLED, whoever sends it.
+# FAILED or CANCELLED, whoever sends it.  UPDATE comes first (the rows in a FROM
+# subquery), not WITH: Python's sqlite3 before 3.12 counts no changed rows otherwise.
 _SAVES = (
-    "WITH s({columns}) AS (VALUES {values}) "
     "UPDATE tasks SET lifecycle = s.lifecycle, due_s = s.due_s, priority = s.priority, "
     "updated_s = s.updated_s, version = s.version, record = s.record, "
     f"finished_s = s.finished_s, owner = {_ENDS.format('owner')}, "
     f"lease_expires = {_ENDS.format('lease_expires')} "
-    f"FROM s WHERE tasks.id = s.id AND {_APPLIES}"
+    "FROM (SELECT {named} FROM (VALUES {values})) AS s "
+    f"WHERE tasks.id = s.id AND {_APPLIES}"
 )
 
 
 @cache
 def _sql(template: str, columns: str, rows: int) -> str:
-    width = len(columns.split(", ")) + (1 if template is _RESULTS else 0)
-    return template.format(columns=columns, values=values(rows, width))
+    names = columns.split(", ")
+    width = len(names) + (1 if template is _RESULTS else 0)
+    named = ", ".join(f"column{n} AS {name}" for n, name in enumerate(names, 1))
+    return template.format(columns=columns, values=values(rows, width), named=named)
 
 
 def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
@@ -61,11 +68,6 @@ def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
         (s.task_id, None, None) if s.lease is None else (s.task_id, s.lease.token, s.lease.owner)
         for s in saves
     ]
-    refused: set[str] = set()
-    fenced = [fence for fence in fences if fence[1] is not None]
-    for count, params in padded_pieces(fenced, 3):
-        rows = db.execute(_sql(_REFUSED, _FENCE_COLUMNS, count), params).fetchall()
-        refused.update(row[0] for row in rows)
     results = [
         (*fence, save.result)
         for fence, save in zip(fences, saves, strict=True)
@@ -77,6 +79,12 @@ def write_saves(db: sqlite3.Connection, saves: list[SaveRow]) -> set[str]:
         (*save.row, 1 if save.ends_lease else 0, fence[1], fence[2])
         for fence, save in zip(fences, saves, strict=True)
     ]
+    written = 0
     for count, params in padded_pieces(entries, 11):
-        db.execute(_sql(_SAVES, _SAVE_COLUMNS, count), params)
+        written += db.execute(_sql(_SAVES, _SAVE_COLUMNS, count), params).rowcount
+    refused: set[str] = set()
+    if written < len(entries):
+        for count, params in padded_pieces(entries, 11):
+            rows = db.execute(_sql(_REFUSED, _SAVE_COLUMNS, count), params).fetchall()
+            refused.update(row[0] for row in rows)
     return refused
