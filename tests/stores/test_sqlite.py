@@ -292,6 +292,41 @@ async def test_lone_inserts_sharing_a_group_fail_alone_and_keep_their_data(
     assert stored["taken"].idempotency_key == "k" and "b" not in stored
 
 
+@pytest.mark.parametrize("count", [1, 3, 300, PADDED_ROWS])
+async def test_rows_without_data_go_as_one_statement_and_a_clash_still_fails_alone(
+    make_store: Callable[..., SQLiteStore], count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Task rows alone (no data, no result) are one INSERT padded with rows of
+    NULLs, committed on its own: exactly the rows are written, and a clash
+    rolls that back and fails only its caller."""
+
+    def bare(task_id: str) -> Task:
+        task = Task(task_id, "job", b"{}", created_s=T0)
+        task.transition(L.QUEUED, T0, None)
+        return task
+
+    def no_statement_per_piece(*args: Any) -> None:
+        raise AssertionError("the rows went the general way")
+
+    store = make_store()
+    await store.open()
+    with monkeypatch.context() as patched:
+        patched.setattr(group_module, "_write_inserts", no_statement_per_piece)
+        await store.insert([bare("taken")])
+        await store.insert([bare(f"x{i}") for i in range(count)])
+    names = [f"y{i}" for i in range(count)]
+    results = await asyncio.gather(
+        store.insert([bare("first")]),  # nothing in flight: it goes at once
+        *(store.insert([bare(name)]) for name in names),
+        store.insert([bare("taken")]),
+        return_exceptions=True,
+    )
+    assert results[:-1] == [None] * (count + 1)
+    assert isinstance(results[-1], TaskValidationError) and results[-1].value == "taken"
+    stored = sorted(t.id for t in await store.list_tasks())
+    assert stored == sorted(["taken", "first", *names, *(f"x{i}" for i in range(count))])
+
+
 async def test_a_task_that_cannot_be_stored_fails_only_its_call(
     make_store: Callable[..., SQLiteStore],
 ) -> None:

@@ -171,6 +171,10 @@ CLAIMABLE_SQL = "lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING')"
 
 _COLUMNS = "id, type, lifecycle, due_s, priority, idempotency_key, updated_s, version, record"
 INSERT_SQL = f"INSERT INTO tasks ({_COLUMNS}) VALUES "
+#: Task rows padded with rows of NULLs (bulk.padded_pieces), which it leaves out.
+PADDED_INSERT_SQL = (
+    f"INSERT INTO tasks ({_COLUMNS}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL"
+)
 DATA_SQL = "INSERT INTO task_data (id, data) VALUES "
 RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES "
 #: A task row's data and result, as two more columns of a query on ``tasks``.
@@ -212,7 +216,7 @@ def encode_insert(
         data = task.data_json
         check_payload("task_data", data, max_payload_bytes)
         try:
-            rows.append(_insert_row(task, now_s))
+            rows.append(insert_row(task, now_s))
             if task.result is not None:
                 results.append((task.id, _result(task, max_payload_bytes)))
         except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
@@ -220,18 +224,6 @@ def encode_insert(
         if data != EMPTY_DATA:
             data_rows.append((task.id, data))
     return InsertRows(tuple(rows), tuple(data_rows), tuple(results))
-
-
-def encode_lone(task: Task, now_s: float, max_payload_bytes: int) -> tuple[Row, Row | None]:
-    """:func:`encode_insert` for one task without a result: its row, and its data
-    row (None for empty data)."""
-    data = task.data_json
-    check_payload("task_data", data, max_payload_bytes)
-    try:
-        row = _insert_row(task, now_s)
-    except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
-        raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
-    return row, None if data == EMPTY_DATA else (task.id, data)
 
 
 EMPTY_DATA = b"{}"
@@ -280,7 +272,7 @@ def _result(task: Task, max_payload_bytes: int) -> bytes | None:
     return result
 
 
-def _insert_row(task: Task, now_s: float) -> Row:
+def insert_row(task: Task, now_s: float) -> Row:
     # A task with dependencies goes in held (PAUSED): no other process may claim it
     # before the one that scheduled it has checked them.  Its own start-claim may.
     held = task.dependencies and task.lifecycle is TaskLifecycle.QUEUED

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
 from asched.stores.base import Lease
-from asched.stores.sqlite.bulk import pieces, values
+from asched.stores.sqlite.bulk import PADDED_ROWS, padded_pieces, pieces, values
 from asched.stores.sqlite.connection import (
     DATA_SQL,
     DELETE_SCHEDULE_SQL,
     INSERT_SQL,
+    PADDED_INSERT_SQL,
     RESULT_SQL,
     UPSERT_SCHEDULE_SQL,
     InsertRows,
@@ -71,11 +73,15 @@ def run_group(
 def _inserts_only(
     db: sqlite3.Connection, calls: list[InsertCall], lone: LoneRows
 ) -> GroupOutcome | None:
-    """A group of inserts alone, without savepoints: all rows, then COMMIT.  None
-    after a conflict (rolled back): the group then runs again, call by call."""
+    """A group of inserts alone, without savepoints: all rows, then COMMIT (or one
+    statement, see :func:`_one_insert`).  None after a conflict (nothing written):
+    the group then runs again, call by call."""
+    rows = _all_rows(calls, lone)
+    if len(rows.tasks) <= PADDED_ROWS and not (rows.data or rows.results):
+        return _one_insert(db, rows.tasks, len(calls))
     db.execute("BEGIN IMMEDIATE")
     try:
-        _write_inserts(db, _all_rows(calls, lone))
+        _write_inserts(db, rows)
         db.execute("COMMIT")
     except sqlite3.IntegrityError:
         rollback(db)
@@ -131,6 +137,22 @@ def _all_rows(calls: list[InsertCall], lone: LoneRows) -> InsertRows:
     if lone.tasks:
         parts.append(InsertRows(tuple(lone.rows), tuple(lone.data), ()))
     return _joined(parts)
+
+
+def _one_insert(db: sqlite3.Connection, rows: Sequence[Row], calls: int) -> GroupOutcome | None:
+    """Task rows without data or results, as one statement: atomic on its own, so
+    no BEGIN nor COMMIT -- one step, where the loop is busy one wait for the GIL."""
+    count, params = next(padded_pieces(rows, len(rows[0])))
+    try:
+        db.execute(_padded_insert(count, len(rows[0])), params)
+    except sqlite3.IntegrityError:
+        return None
+    return GroupOutcome([None] * calls, _NO_ERRORS, set(), [])
+
+
+@cache
+def _padded_insert(count: int, width: int) -> str:
+    return PADDED_INSERT_SQL.format(values=values(count, width))
 
 
 def _write_inserts(db: sqlite3.Connection, rows: InsertRows) -> None:

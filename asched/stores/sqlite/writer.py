@@ -39,7 +39,7 @@ from asched.errors import StoreBusyError, StoreError
 from asched.model import Task
 from asched.stores.base import check_batch
 from asched.stores.leases import HeldLeases
-from asched.stores.sqlite.connection import encode_insert, encode_lone, encode_saves
+from asched.stores.sqlite.connection import encode_insert, encode_saves
 from asched.stores.sqlite.dbthread import DbThread
 from asched.stores.sqlite.files import (
     SQLITE_BUSY,
@@ -49,13 +49,15 @@ from asched.stores.sqlite.files import (
     unexpected_error,
 )
 from asched.stores.sqlite.group import GroupOutcome, WriteGroup, run_group
+from asched.stores.sqlite.lone import encode_lone
 
 logger = logging.getLogger("asched.stores.sqlite")
 BUSY_CODES = (SQLITE_BUSY, SQLITE_LOCKED)
 #: How many rows an open group needs to be sent while another group is in flight,
-#: and how many groups may be in flight at most.
+#: and how many groups may be in flight at most: enough for a loop busy accepting
+#: thousands of tasks to have them all written meanwhile, not after.
 AHEAD_ROWS = 512
-MAX_INFLIGHT = 8
+MAX_INFLIGHT = 64
 
 
 class _BehindBusy(sqlite3.OperationalError):
