@@ -1,11 +1,13 @@
 """SQLiteStore's group commit: what one transaction writes, and who waits on it.
 
-Callers queue into the open :class:`WriteGroup`; the writer coroutine swaps it
-for a fresh one and runs it with :func:`run_group` -- one call on the database
-thread, so one hop -- in one ``BEGIN IMMEDIATE``:
-inserts, then saves (fenced ones checked against the leases held), then lease
-statements, then schedule records.  Concurrent callers have no order among
-themselves, so any order inside a group is a valid one.
+Callers queue into the open :class:`WriteGroup`; the writer swaps it for a
+fresh one and runs it with :func:`run_group` -- one call on the database
+thread, so one hop -- in one ``BEGIN IMMEDIATE``: inserts, then saves (fenced
+ones checked against the leases held), then lease statements, then schedule
+records.  A group that one statement writes whole (task rows alone, a
+start-claim alone) is that statement, atomic on its own: no BEGIN, no COMMIT.
+Concurrent callers have no order among themselves, so any order inside a group
+is a valid one.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def run_group(
     ops: list[LeaseOp[Any, Any]],
     schedules: tuple[list[Row], list[Row]],
 ) -> GroupOutcome:
-    """One group's writes in one transaction; rolled back whole on any error."""
+    """One group's writes in one transaction (or one statement); rolled back whole
+    on any error."""
     if not (saves or ops or schedules[0] or schedules[1]):
         outcome = _inserts_only(db, calls, lone)
         if outcome is not None:
@@ -311,7 +314,9 @@ class WriteGroup:
     def take_starts(self, alone: bool = False) -> WriteGroup | None:
         """The start-claims queued ahead of any other lease statement, for tasks this
         group neither inserts nor saves, moved to a group of their own (None if
-        none): committed first, their handlers run while the rest is written."""
+        none): committed first, their handlers run while the rest is written.
+        ``alone``: taken even from a group of lease statements only, to be sent
+        while other groups are in flight (the rest waits its turn)."""
         ops = self.lease_ops
         if not (alone or self.saves or self.inserts or self.lone.tasks):
             return None

@@ -13,10 +13,11 @@ encoding thousands of new tasks) instead of waiting for the loop to settle the
 group before.  Groups run in the order sent; only a retried one (below) may
 commit after groups sent later, which no caller can tell: a caller's writes are
 queued only after its earlier ones settled.  Start-claims leave a group for one
-of their own, sent just before it, unless the group also writes their tasks: the
-next tasks' handlers then run while the saves of the last ones are written (a
-save waits for the loop to run what is ready before its group is sent, so the
-claims that the same attempts made room for can join it).
+of their own, sent at once -- even while other groups are in flight -- unless
+the group also writes their tasks: the next tasks' handlers then run while the
+saves of the last ones are written (a save waits for the loop to run what is
+ready before its group is sent, so the claims that the same attempts made room
+for go ahead of it).
 
 The writer is callbacks on the loop, not a coroutine, so nothing can end it: a
 group that fails (even with an unexpected error) fails its callers, and the next
@@ -124,7 +125,8 @@ class GroupWriter:
     def kick(self) -> None:
         """Send the open group now unless one is in flight (then it goes next, or
         as soon as it holds :data:`AHEAD_ROWS` rows).  Start-claims in it go first,
-        in a group of their own (``WriteGroup.take_starts``)."""
+        in a group of their own (``WriteGroup.take_starts``), sent at once even
+        while others are in flight: a handler waits on them."""
         group = self.open_group
         if not group:
             return
