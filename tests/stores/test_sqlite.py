@@ -971,11 +971,12 @@ async def test_a_big_group_is_sent_while_another_commits(
     assert len(await store.list_tasks()) == 4 * AHEAD_ROWS
 
 
-async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
-    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = make_store()
-    await store.open()
+async def _three_done_saves_held(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Task], dict[str, Lease], threading.Event]:
+    """Three tasks started and completed under p1's leases (their saves to come),
+    a fourth, "next", waiting; saves then wait on the database thread until the
+    returned event is set."""
     done = [new_task(f"d{i}") for i in range(3)]
     await store.insert([*done, new_task("next")])
     leases = {x.task_id: x for x in await store.claim_start([t.id for t in done], "p1", T0, 30)}
@@ -983,8 +984,6 @@ async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
         task.transition(L.SCHEDULED, T0, None)
         task.transition(L.RUNNING, T0, None)
         task.transition(L.COMPLETED, T0 + 1, None)
-    # The saves wait on the database thread until told: a claim queued behind
-    # them could not finish meanwhile.
     gate = threading.Event()
     write_saves = group_module.write_saves
 
@@ -993,6 +992,17 @@ async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
         return write_saves(db, saves)
 
     monkeypatch.setattr(group_module, "write_saves", held_saves)
+    return done, leases, gate
+
+
+async def test_a_start_claim_commits_ahead_of_saves_queued_with_it(
+    make_store: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store()
+    await store.open()
+    # The saves wait on the database thread until told: a claim queued behind
+    # them could not finish meanwhile.
+    done, leases, gate = await _three_done_saves_held(store, monkeypatch)
     before = store.commits
     save = asyncio.ensure_future(store.save(done, leases))
     claim = asyncio.ensure_future(store.claim_start(["next"], "p1", T0 + 1, 30))
@@ -1012,21 +1022,7 @@ async def test_a_start_claim_is_sent_while_other_writes_are_in_flight(
     smaller writes still gather in the open group."""
     store = make_store()
     await store.open()
-    done = [new_task(f"d{i}") for i in range(3)]
-    await store.insert([*done, new_task("next"), new_task("later")])
-    leases = {x.task_id: x for x in await store.claim_start([t.id for t in done], "p1", T0, 30)}
-    for task in done:
-        task.transition(L.SCHEDULED, T0, None)
-        task.transition(L.RUNNING, T0, None)
-        task.transition(L.COMPLETED, T0 + 1, None)
-    gate = threading.Event()
-    write_saves = group_module.write_saves
-
-    def held_saves(db: sqlite3.Connection, saves: Any) -> set[str]:
-        gate.wait(10)
-        return write_saves(db, saves)
-
-    monkeypatch.setattr(group_module, "write_saves", held_saves)
+    done, leases, gate = await _three_done_saves_held(store, monkeypatch)
     groups = store._groups
     assert groups is not None
     before = store.commits
