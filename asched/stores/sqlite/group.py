@@ -311,14 +311,14 @@ class WriteGroup:
         self.rows += len(tasks)
         return future
 
-    def take_starts(self, alone: bool = False) -> WriteGroup | None:
+    def take_starts(self, ahead: bool = False) -> WriteGroup | None:
         """The start-claims queued ahead of any other lease statement, for tasks this
         group neither inserts nor saves, moved to a group of their own (None if
         none): committed first, their handlers run while the rest is written.
-        ``alone``: taken even from a group of lease statements only, to be sent
+        ``ahead``: taken even from a group of lease statements only, to be sent
         while other groups are in flight (the rest waits its turn)."""
         ops = self.lease_ops
-        if not (alone or self.saves or self.inserts or self.lone.tasks):
+        if not (ahead or self.saves or self.inserts or self.lone.tasks):
             return None
         if not ops or ops[0].starts is None:
             return None

@@ -133,7 +133,7 @@ class GroupWriter:
         inflight = self.inflight
         if inflight and (len(inflight) >= MAX_INFLIGHT or group.rows < AHEAD_ROWS):
             if len(inflight) < MAX_INFLIGHT:
-                starts = group.take_starts(alone=True)
+                starts = group.take_starts(ahead=True)
                 if starts is not None:
                     self._start(starts)
             return
