@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -20,6 +20,7 @@ from asched.model.compact import COMPACT_VERSION, encode_compact
 from asched.stores.base import DEFAULT_MAX_PAYLOAD_BYTES, LEASE_ENDING_STATES, Lease, check_payload
 
 logger = logging.getLogger("asched.stores.sqlite")
+T = TypeVar("T")
 
 Row = tuple[Any, ...]
 
@@ -176,6 +177,7 @@ PADDED_INSERT_SQL = (
     f"INSERT INTO tasks ({_COLUMNS}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL"
 )
 DATA_SQL = "INSERT INTO task_data (id, data) VALUES "
+EMPTY_DATA = b"{}"  # data with no task_data row
 RESULT_SQL = "INSERT OR REPLACE INTO task_results (id, result) VALUES "
 #: A task row's data and result, as two more columns of a query on ``tasks``.
 PAYLOAD_COLUMNS = (
@@ -213,20 +215,28 @@ def encode_insert(
     data_rows: list[Row] = []
     results: list[Row] = []
     for task in tasks:
-        data = task.data_json
-        check_payload("task_data", data, max_payload_bytes)
-        try:
-            rows.append(insert_row(task, now_s))
-            if task.result is not None:
-                results.append((task.id, _result(task, max_payload_bytes)))
-        except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
-            raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
-        if data != EMPTY_DATA:
-            data_rows.append((task.id, data))
+        row, data = encode_one(task, now_s, max_payload_bytes)
+        rows.append(row)
+        if data is not None:
+            data_rows.append(data)
+        if task.result is not None:
+            results.append((task.id, _encoded(task, _result, max_payload_bytes)))
     return InsertRows(tuple(rows), tuple(data_rows), tuple(results))
 
 
-EMPTY_DATA = b"{}"
+def encode_one(task: Task, now_s: float, max_payload_bytes: int) -> tuple[Row, Row | None]:
+    """One task's row, and its data row (None for empty data); not its result."""
+    data = task.data_json
+    check_payload("task_data", data, max_payload_bytes)
+    return _encoded(task, insert_row, now_s), None if data == EMPTY_DATA else (task.id, data)
+
+
+def _encoded(task: Task, encode: Callable[[Task, Any], T], arg: Any) -> T:
+    """``encode(task, arg)``; a value JSON cannot hold fails with the task named."""
+    try:
+        return encode(task, arg)
+    except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
+        raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
 
 
 class SaveRow(NamedTuple):

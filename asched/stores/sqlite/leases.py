@@ -11,14 +11,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
 from asched.model import TERMINAL_STATES, TaskPriority
 from asched.stores.base import Lease
 from asched.stores.sqlite.bulk import PADDED_ROWS, padded_pieces, values
-from asched.stores.sqlite.connection import CLAIMABLE_SQL, PAYLOAD_COLUMNS
+from asched.stores.sqlite.connection import CLAIMABLE_SQL, PAYLOAD_COLUMNS, rollback
+
+T = TypeVar("T")
 
 _FREE = "(lease_expires IS NULL OR lease_expires <= :now)"
 _TERMINAL = ", ".join(f"'{s.name}'" for s in TERMINAL_STATES)
@@ -44,10 +46,12 @@ CLAIM_GRANTS_SQL = (
 # under someone else's (or an expired) lease is an attempt whose worker went
 # away: counted before this one starts.
 _LOST_ATTEMPT = "(lifecycle = 'RUNNING' AND NOT (owner IS :owner AND lease_expires > :now))"
+_NOT_USER_PAUSED = (
+    "NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0))"
+)
 _CLAIM_START_WHERE = (
     f"{_CLAIMED} AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'RUNNING', 'PAUSED') "
-    "AND NOT (lifecycle = 'PAUSED' AND coalesce(json_extract(record, '$.user_paused'), 0)) "
-    f"AND ({_FREE} OR owner = :owner)"
+    f"AND {_NOT_USER_PAUSED} AND ({_FREE} OR owner = :owner)"
 )
 CLAIM_START_SQL = (
     f"UPDATE tasks SET crashes = crashes + {_LOST_ATTEMPT}, "
@@ -70,10 +74,8 @@ _START_KNOWN = (
     "UPDATE tasks SET started_s = ?, lifecycle = 'RUNNING', owner = ?, "
     "lease_token = c.column2 + 1, lease_expires = ? FROM (VALUES {values}) AS c "
     "WHERE tasks.id = c.column1 AND tasks.lease_token = c.column2 AND tasks.crashes = 0 "
-    "AND tasks.lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'PAUSED') "
-    "AND NOT (tasks.lifecycle = 'PAUSED' AND "
-    "coalesce(json_extract(tasks.record, '$.user_paused'), 0)) "
-    "AND (tasks.lease_expires IS NULL OR tasks.lease_expires <= ? OR tasks.owner = ?)"
+    f"AND lifecycle IN ('QUEUED', 'SCHEDULED', 'RETRYING', 'PAUSED') AND {_NOT_USER_PAUSED} "
+    "AND (lease_expires IS NULL OR lease_expires <= ? OR owner = ?)"
 )
 # Which of them that statement started (when it did not start them all).
 _STARTED_KNOWN = (
@@ -208,20 +210,18 @@ def _start_rest(
     return leases + claim_rows(db, rest, owner, now_s, expires_s, start=True) if rest else leases
 
 
-def _in_transaction(
-    db: sqlite3.Connection, alone: bool, work: Callable[..., list[Lease]], *args: Any
-) -> list[Lease]:
+def _in_transaction(db: sqlite3.Connection, alone: bool, work: Callable[..., T], *args: Any) -> T:
+    """``work(db, *args)``, in a transaction of its own if ``alone``."""
     if not alone:
         return work(db, *args)
     db.execute("BEGIN IMMEDIATE")
     try:
-        leases = work(db, *args)
+        done = work(db, *args)
         db.execute("COMMIT")
     except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+        rollback(db)
         raise
-    return leases
+    return done
 
 
 @cache
@@ -318,12 +318,8 @@ def _release_sql(rows: int) -> str:
 
 def keep_alive_rows(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:
     """Extend ``owner``'s valid leases in a transaction of their own."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        count = db.execute(KEEP_ALIVE_SQL, (expires_s, owner, now_s)).rowcount
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return int(count)
+    return _in_transaction(db, True, _kept_alive, owner, now_s, expires_s)
+
+
+def _kept_alive(db: sqlite3.Connection, owner: str, now_s: float, expires_s: float) -> int:
+    return int(db.execute(KEEP_ALIVE_SQL, (expires_s, owner, now_s)).rowcount)

@@ -10,8 +10,7 @@ from typing import NamedTuple
 
 from asched.errors import StoreError, TaskValidationError
 from asched.model import Task
-from asched.stores.base import check_payload
-from asched.stores.sqlite.connection import EMPTY_DATA, Row, insert_row
+from asched.stores.sqlite.connection import Row
 
 
 class LoneRows(NamedTuple):
@@ -59,15 +58,3 @@ class LoneInserts:
         for future in self.futures:
             if not future.done():
                 future.set_exception(error)
-
-
-def encode_lone(task: Task, now_s: float, max_payload_bytes: int) -> tuple[Row, Row | None]:
-    """:func:`encode_insert` for one task without a result: its row, and its data
-    row (None for empty data)."""
-    data = task.data_json
-    check_payload("task_data", data, max_payload_bytes)
-    try:
-        row = insert_row(task, now_s)
-    except (ValueError, OverflowError, OSError, TypeError, RecursionError) as exc:
-        raise TaskValidationError("task", task.id, f"cannot be stored: {exc}") from exc
-    return row, None if data == EMPTY_DATA else (task.id, data)

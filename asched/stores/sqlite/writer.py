@@ -40,7 +40,7 @@ from asched.errors import StoreBusyError, StoreError
 from asched.model import Task
 from asched.stores.base import check_batch
 from asched.stores.leases import HeldLeases
-from asched.stores.sqlite.connection import encode_insert, encode_saves
+from asched.stores.sqlite.connection import encode_insert, encode_one, encode_saves
 from asched.stores.sqlite.dbthread import DbThread
 from asched.stores.sqlite.files import (
     SQLITE_BUSY,
@@ -50,7 +50,6 @@ from asched.stores.sqlite.files import (
     unexpected_error,
 )
 from asched.stores.sqlite.group import GroupOutcome, WriteGroup, run_group
-from asched.stores.sqlite.lone import encode_lone
 
 logger = logging.getLogger("asched.stores.sqlite")
 BUSY_CODES = (SQLITE_BUSY, SQLITE_LOCKED)
@@ -147,7 +146,7 @@ class GroupWriter:
         """Queue one insert call (a task that cannot be stored raises here), and kick."""
         now_s, group = wall_now(), self.open_group
         if len(tasks) == 1 and tasks[0].result is None:  # no call object (LoneInserts)
-            row, data = encode_lone(tasks[0], now_s, max_payload_bytes)
+            row, data = encode_one(tasks[0], now_s, max_payload_bytes)
             future = group.add_lone(tasks[0], row, data)
         else:
             check_batch(tasks)
